@@ -1,0 +1,41 @@
+# Two commands for a fresh machine:
+#   make quickstart   set up .venv, install Fashion-MNIST, train a convnet teacher and
+#                     distil a DeiT⚗ student from it, print the table
+#   make test         set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DISTILL := $(VENV)/bin/distill
+FMNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: quickstart test install data lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Fashion-MNIST from Debian's package dataset-fashion-mnist, where apt is available.
+data:
+	@if [ -e $(FMNIST)/train-images-idx3-ubyte.gz ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -q >/dev/null 2>&1 && \
+	    $(SUDO) apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"; \
+	else echo "no apt-get: put the Fashion-MNIST IDX files somewhere and use --set data.root=DIR"; fi
+
+quickstart: install data
+	$(DISTILL) train recipes/fmnist/teacher_resnet.yaml --resume
+	$(DISTILL) train recipes/fmnist/deit_token.yaml --resume
+	$(DISTILL) report runs/fmnist/teacher_resnet runs/fmnist/deit_token
+
+test: install data
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check distill teachers students tests

@@ -1,0 +1,45 @@
+"""The `distill` command: one module per subcommand, one console script.
+
+Bad input (a recipe field, a registry name, a path) ends with one line per problem on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from distill.errors import DistillError
+
+from . import eval as eval_cmd
+from . import ls, recipe, report, train
+from ._common import err_console
+
+app = typer.Typer(
+    name="distill",
+    help="Train data-efficient image transformers (DeiT) by distillation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("train")(train.train)
+app.command("eval")(eval_cmd.evaluate)
+app.command("list")(ls.list_parts)
+app.command("report")(report.report)
+app.add_typer(recipe.app, name="recipe")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="distill")
+    except DistillError as exc:
+        for line in exc.lines:
+            err_console.print(f"[bold red]error:[/bold red] {line}", markup=True,
+                              highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; the last checkpoint is intact (use --resume)")
+        sys.exit(130)

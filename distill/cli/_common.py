@@ -1,0 +1,95 @@
+"""Pieces the subcommands share: the recipe options, the console, the rich reporter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from distill.recipe import Recipe, load_recipe
+
+console = Console()
+err_console = Console(stderr=True)
+
+SetOption = typer.Option(
+    None, "--set", "-s", metavar="KEY=VALUE",
+    help="Override a recipe field by its dotted path, e.g. --set optim.lr=1e-3 (repeatable).")
+TeacherOption = typer.Option(
+    None, "--teacher", "-t",
+    help="Teacher spec: timm:<model>, torchvision:<model>, checkpoint:<run dir>, "
+         "python:<module>:<callable>, or 'none'.")
+StudentOption = typer.Option(
+    None, "--student", help="Student name (see `distill list students`) or timm:<model>.")
+LossOption = typer.Option(None, "--loss", "-l", help="Distillation strategy: none|soft|hard|token.")
+
+
+def resolve(recipe: Path | None, sets: list[str] | None, teacher: str | None,
+            student: str | None, loss: str | None, out: Path | None = None) -> Recipe:
+    """Load a recipe with the command line's overrides; `--out` wins over run.out."""
+    extra = list(sets or [])
+    if out is not None:
+        extra.append(f"run.out={out}")
+    return load_recipe(recipe, extra, teacher=teacher, student=student, loss=loss)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class RichReporter:
+    """Progress bar with steps/s, images/s, loss parts and ETA; a line per epoch."""
+
+    def __init__(self, console: Console = err_console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[parts]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+        self.task: Any = None
+        self.t0 = time.perf_counter()
+        self.epochs = 0
+
+    def start(self, *, epochs: int, start_epoch: int, steps_per_epoch: int,
+              info: dict[str, Any]) -> None:
+        self.epochs = epochs
+        desc = ", ".join(f"{k}={_fmt(v)}" for k, v in info.items())
+        self.console.print(f"[dim]{desc}[/dim]")
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=(epochs - start_epoch) * steps_per_epoch,
+            epoch=f"{start_epoch + 1}/{epochs}", rate="", parts="")
+        self.t0 = time.perf_counter()
+
+    def advance(self, epoch: int, step_in_epoch: int) -> None:
+        self.progress.update(self.task, advance=1, epoch=f"{epoch + 1}/{self.epochs}")
+
+    def step(self, metrics: dict[str, Any]) -> None:
+        parts = " ".join(f"{k}={metrics[k]:.3f}" for k in ("loss", "base", "distill")
+                         if k in metrics)
+        done = self.progress.tasks[0].completed
+        steps_s = done / max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, rate=f"{steps_s:.1f} step/s "
+                             f"{metrics['images_per_s']:.0f} img/s", parts=parts)
+
+    def epoch(self, metrics: dict[str, Any]) -> None:
+        keys = ("train_loss", "top1", "top1_cls", "top1_dist", "ema_top1", "train_images_per_s")
+        text = "  ".join(f"{k}={_fmt(metrics[k])}" for k in keys if k in metrics)
+        self.progress.console.print(f"epoch {metrics['epoch'] + 1}/{self.epochs}  {text}")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]{text}[/dim]")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.task is not None:
+            self.progress.stop()

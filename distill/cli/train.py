@@ -1,0 +1,34 @@
+"""`distill train RECIPE`: train a student (or a teacher) into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from distill.engine import train as run_training
+
+from ._common import LossOption, RichReporter, SetOption, StudentOption, TeacherOption, resolve
+from .report import print_runs
+
+
+def train(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    teacher: str = TeacherOption,
+    student: str = StudentOption,
+    loss: str = LossOption,
+    sets: list[str] = SetOption,
+    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default: run.out, "
+                             "else runs/<recipe path>)."),
+    init: Path = typer.Option(None, "--init", help="Start the student from these weights "
+                              "(a model.safetensors of this toolkit or a timm deit_* checkpoint)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output "
+                                "directory from its last checkpoint (a fresh start if none)."),
+) -> None:
+    """Train RECIPE; writes model.safetensors, metrics.jsonl and summary.json."""
+    extra = list(sets or [])
+    if init is not None:
+        extra.append(f"student.init={init}")
+    r = resolve(recipe, extra, teacher, student, loss, out)
+    result = run_training(r, resume=resume, reporter=RichReporter())
+    print_runs([result.out])

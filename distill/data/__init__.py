@@ -1,0 +1,171 @@
+"""Data: datasets from the registry, timm transforms made replayable, loaders, mixup.
+
+`build_data(data, augment, seed)` returns the train and val datasets (wrapped for replay)
+and the loaders the engine iterates; mixup/cutmix run on the batch, seeded per step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from distill.errors import UsageError
+from distill.registry import DATASETS
+
+from .replay import ReplayDataset, ReplaySampler, derive_seed, seeded
+
+if TYPE_CHECKING:
+    from distill.recipe import AugmentConfig, DataConfig
+
+__all__ = [
+    "Data",
+    "Mixer",
+    "ReplayDataset",
+    "ReplaySampler",
+    "build_data",
+    "build_dataset",
+    "build_val_loader",
+    "derive_seed",
+    "eval_transform",
+    "seeded",
+    "train_transform",
+]
+
+
+def build_dataset(data: DataConfig, split: str) -> Dataset:
+    """The raw dataset of `split` ("train"/"val"), checked against the recipe."""
+    fn = DATASETS.get(data.name)
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = dict(data.options)
+    for key in ("num_classes", "in_chans", "img_size"):
+        if key in params:
+            kwargs[key] = getattr(data, key)
+    ds = fn(split=split, root=data.root, **kwargs)
+    n_cls = getattr(ds, "num_classes", None)
+    if n_cls is not None and n_cls != data.num_classes:
+        raise UsageError(f"data.num_classes: {data.num_classes} but dataset '{data.name}' "
+                         f"({split}) has {n_cls} classes")
+    limit = data.train_limit if split == "train" else data.val_limit
+    if limit is not None and limit < len(ds):
+        ds = _Limited(ds, range(limit))
+    return ds
+
+
+class _Limited(Subset):
+    """The first N samples, keeping the base dataset's attributes visible."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dataset", "indices"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def train_transform(data: DataConfig, augment: AugmentConfig) -> Any:
+    from timm.data import create_transform
+
+    return create_transform(
+        (data.in_chans, data.img_size, data.img_size),
+        is_training=True,
+        scale=tuple(augment.scale),
+        ratio=tuple(augment.ratio),
+        hflip=augment.hflip,
+        vflip=augment.vflip,
+        color_jitter=augment.color_jitter or None,  # 0/None: no ColorJitter at all
+        auto_augment=augment.auto_augment,
+        interpolation=data.interpolation,
+        mean=tuple(data.mean),
+        std=tuple(data.std),
+        re_prob=augment.re_prob,
+        re_mode=augment.re_mode,
+        re_count=augment.re_count,
+    )
+
+
+def eval_transform(data: DataConfig) -> Any:
+    from timm.data import create_transform
+
+    return create_transform(
+        (data.in_chans, data.img_size, data.img_size),
+        is_training=False,
+        crop_pct=data.crop_pct,
+        interpolation=data.interpolation,
+        mean=tuple(data.mean),
+        std=tuple(data.std),
+    )
+
+
+@dataclass
+class Data:
+    """What the engine needs: replayable datasets, the sampler and the two loaders."""
+
+    train: ReplayDataset
+    val: ReplayDataset
+    sampler: ReplaySampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+    def epoch(self, epoch: int) -> Iterator[Any]:
+        self.sampler.set_epoch(epoch)
+        return iter(self.train_loader)
+
+
+def _collate(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, ...]:
+    xs, ys, idx = zip(*batch)
+    return torch.stack(xs), torch.tensor(ys), torch.tensor(idx)
+
+
+def _loader_args(data: DataConfig, pin_memory: bool) -> dict[str, Any]:
+    args: dict[str, Any] = dict(num_workers=data.num_workers, pin_memory=pin_memory,
+                                collate_fn=_collate, persistent_workers=data.num_workers > 0)
+    if data.num_workers > 0:
+        args["prefetch_factor"] = 4
+    return args
+
+
+def _mode(data: DataConfig) -> str:
+    return "L" if data.in_chans == 1 else "RGB"
+
+
+def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False) -> DataLoader:
+    """The validation split with the evaluation transform, in order."""
+    val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, _mode(data))
+    return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
+                      shuffle=False, drop_last=False, **_loader_args(data, pin_memory))
+
+
+def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,
+               num_replicas: int = 1, rank: int = 0) -> Data:
+    train = ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
+                          _mode(data))
+    if len(train) < data.batch_size * num_replicas:
+        raise UsageError(f"data.batch_size: {data.batch_size} exceeds the {len(train)} training "
+                         f"images of '{data.name}'")
+    sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
+                            num_replicas=num_replicas, rank=rank)
+    train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
+                              **_loader_args(data, pin_memory))
+    val_loader = build_val_loader(data, seed, pin_memory=pin_memory)
+    return Data(train, val_loader.dataset, sampler, train_loader, val_loader)
+
+
+class Mixer:
+    """timm's Mixup/CutMix with its draws seeded from (seed, epoch, step)."""
+
+    def __init__(self, augment: AugmentConfig, num_classes: int, smoothing: float, seed: int):
+        from timm.data import Mixup
+
+        self.seed = seed
+        self.mixup = Mixup(
+            mixup_alpha=augment.mixup, cutmix_alpha=augment.cutmix, prob=augment.mixup_prob,
+            switch_prob=augment.switch_prob, mode=augment.mixup_mode,
+            label_smoothing=smoothing, num_classes=num_classes)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        with seeded(self.seed, "mix", epoch, step):
+            return self.mixup(x, y)

@@ -1,0 +1,140 @@
+"""Replayable augmentation: every random choice derives from (seed, epoch, index, repeat).
+
+timm's transforms draw from Python's `random`, NumPy's global generator and torch. Inside
+`ReplayDataset.__getitem__` all three are seeded from the sample's key, torch under
+`torch.random.fork_rng`, and restored afterwards, so the augmented image depends on the
+key alone: not on the worker count, the batch size, or what ran before. The logit cache
+relies on this to show a student the very image its teacher saw.
+
+The sampler yields keys `(epoch, index, repeat)`, so the epoch reaches persistent workers
+without any shared state; `repeat` tells apart the copies of repeated augmentation.
+Mixup/cutmix draw in the main process; `seeded(...)` gives them the same treatment per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+__all__ = ["ReplayDataset", "ReplaySampler", "derive_seed", "preserved_rngs", "reseed", "seeded"]
+
+Key = tuple[int, int, int]
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 63-bit seed from any mix of ints and strings (stable across runs and machines)."""
+    h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") >> 1
+
+
+@contextlib.contextmanager
+def preserved_rngs() -> Iterator[None]:
+    """Restore `random`, NumPy's global generator and torch's CPU generator on exit.
+
+    Saving NumPy's state costs ~0.2 ms, so the dataset does it once per batch, not per sample.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def reseed(seed: int) -> None:
+    """Seed `random`, NumPy's global generator and torch's CPU generator from `seed`."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.default_generator.manual_seed(seed)  # torch.manual_seed also touches CUDA: slow
+
+
+@contextlib.contextmanager
+def seeded(*parts: int | str) -> Iterator[None]:
+    """Seed `random`, NumPy and torch (CPU) from `parts`; restore all three afterwards."""
+    with preserved_rngs():
+        reseed(derive_seed(*parts))
+        yield
+
+
+class ReplayDataset(Dataset):
+    """Applies `transform` to `base[index]` under seeds derived from (seed, epoch, index, repeat).
+
+    Items are `(image_tensor, label, index)`; keys are `(epoch, index, repeat)` tuples (from
+    `ReplaySampler`) or plain indices (epoch 0, repeat 0, for evaluation).
+    """
+
+    def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
+                 mode: str | None = None):
+        self.base = base
+        self.transform = transform
+        self.seed = seed
+        self.mode = mode  # PIL mode to convert to ("L" or "RGB"), matching the recipe
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def _item(self, key: Key | int) -> tuple[torch.Tensor, int, int]:
+        epoch, index, repeat = (0, key, 0) if isinstance(key, int) else key
+        img, label = self.base[index]
+        if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
+            img = img.convert(self.mode)
+        reseed(derive_seed(self.seed, epoch, index, repeat))
+        return self.transform(img), label, index
+
+    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int, int]:
+        with preserved_rngs():
+            return self._item(key)
+
+    def __getitems__(self, keys: list[Key | int]) -> list[tuple[torch.Tensor, int, int]]:
+        """A whole batch under one save/restore of the generators (DataLoader calls this)."""
+        with preserved_rngs():
+            return [self._item(key) for key in keys]
+
+
+class ReplaySampler(Sampler[Key]):
+    """Shuffled keys `(epoch, index, repeat)` for one rank of `num_replicas`.
+
+    The permutation of epoch e is a function of (seed, e). With `repeats` > 1 (DeiT's
+    repeated augmentation) each index appears `repeats` times in a row in the global order,
+    which is then dealt to ranks in turn and cut to `len(dataset)` keys per epoch overall,
+    as the official RASampler does.
+    """
+
+    def __init__(self, size: int, seed: int, *, shuffle: bool = True, repeats: int = 1,
+                 num_replicas: int = 1, rank: int = 0, epoch: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        self.size, self.seed, self.shuffle, self.repeats = size, seed, shuffle, repeats
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.repeats > 1:
+            return self.size // self.num_replicas
+        return math.ceil(self.size / self.num_replicas)
+
+    def keys(self) -> list[Key]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "sampler", self.epoch))
+            order = torch.randperm(self.size, generator=g).tolist()
+        else:
+            order = list(range(self.size))
+        keys = [(self.epoch, i, r) for i in order for r in range(self.repeats)]
+        total = math.ceil(len(keys) / self.num_replicas) * self.num_replicas
+        keys += keys[: total - len(keys)]  # pad so every rank gets the same count
+        return keys[self.rank:total:self.num_replicas][: len(self)]
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.keys())

@@ -1,0 +1,84 @@
+"""Evaluation: top-1 of the combined prediction and of each head; teacher top-1."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+__all__ = ["autocast", "evaluate_model", "evaluate_teacher", "split_heads"]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """bf16 autocast where asked for; a no-op in fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def split_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(class-head logits, distillation-head logits or None) in eval mode."""
+    heads = getattr(model, "forward_heads", None)
+    if heads is not None:
+        return heads(x)
+    out = model(x)
+    if isinstance(out, (tuple, list)):
+        return out[0], out[1]
+    return out, None
+
+
+def _accumulate(batches: Iterable, device: torch.device,
+                predict: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, float]:
+    correct: dict[str, torch.Tensor] = {}
+    total, start = 0, time.perf_counter()
+    for x, y, *_ in batches:
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        for key, logits in predict(x).items():
+            hit = (logits.argmax(dim=-1) == y).sum()
+            correct[key] = correct[key] + hit if key in correct else hit
+        total += y.shape[0]
+    seconds = time.perf_counter() - start
+    out = {k: 100.0 * v.item() / max(total, 1) for k, v in correct.items()}
+    out["images"] = total
+    out["images_per_s"] = total / seconds if seconds > 0 else 0.0
+    return out
+
+
+@torch.inference_mode()
+def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
+                   dtype: torch.dtype | None = None, channels_last: bool = False
+                   ) -> dict[str, float]:
+    """`top1` of the model's eval output (the heads' average for DeiT⚗), `top1_cls` and
+    `top1_dist` where there is a distillation head."""
+    was_training = model.training
+    model.eval()
+
+    def predict(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            cls, dist = split_heads(model, x)
+        if dist is None:
+            return {"top1": cls}
+        return {"top1": (cls + dist) / 2, "top1_cls": cls, "top1_dist": dist}
+
+    try:
+        return _accumulate(batches, device, predict)
+    finally:
+        model.train(was_training)
+
+
+@torch.inference_mode()
+def evaluate_teacher(teacher, batches: Iterable, device: torch.device,
+                     dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Top-1 of a teacher through its own `targets` path (student-normalised inputs)."""
+
+    def predict(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(device, dtype):
+            return {"top1": teacher.targets(x)}
+
+    return _accumulate(batches, device, predict)

@@ -1,0 +1,98 @@
+"""Optimizer, learning-rate schedule and EMA, built from the recipe.
+
+- Weight decay skips norms, biases and the model's `no_weight_decay()` (tokens, pos_embed).
+- The LR is `optim.lr × global_batch / 512` when `scale_lr` (DeiT's rule), warmed up
+  linearly from `warmup_lr`, then cosine to `min_lr`, updated every step.
+- AdamW is fused on CUDA unless the recipe says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from distill.recipe import OptimConfig, ScheduleConfig
+
+__all__ = ["EMA", "LRSchedule", "build_optimizer", "param_groups", "peak_lr"]
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    skip = set(getattr(model, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim <= 1 or name.endswith(".bias") or name in skip:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def peak_lr(optim: OptimConfig, global_batch: int) -> float:
+    return optim.lr * global_batch / 512 if optim.scale_lr else optim.lr
+
+
+def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float,
+                    device: torch.device) -> torch.optim.Optimizer:
+    groups = param_groups(model, optim.weight_decay)
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=True)
+    fused = optim.fused if optim.fused is not None else device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(optim.betas), eps=optim.eps,
+                             fused=fused or None)
+
+
+class LRSchedule:
+    """Per-step LR: linear warm-up from `warmup_lr` to `peak`, then cosine (or flat)."""
+
+    def __init__(self, schedule: ScheduleConfig, peak: float, steps_per_epoch: int):
+        self.peak = peak
+        self.name = schedule.name
+        self.warmup_lr = schedule.warmup_lr
+        self.min_lr = min(schedule.min_lr, peak)
+        self.total = schedule.epochs * steps_per_epoch
+        self.warmup = round(schedule.warmup_epochs * steps_per_epoch)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.warmup_lr + (self.peak - self.warmup_lr) * step / self.warmup
+        if self.name == "constant":
+            return self.peak
+        t = (step - self.warmup) / max(1, self.total - self.warmup)
+        return self.min_lr + 0.5 * (self.peak - self.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        lr = self(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_p = [p for p in self.module.parameters()]
+        src_p = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_p, src_p, 1.0 - self.decay)
+        for eb, b in zip(self.module.buffers(), model.buffers()):
+            eb.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)

@@ -1,0 +1,116 @@
+"""Assembling a run's parts from a recipe: device and precision, student, teacher."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.checkpoint import load_weights
+from distill.errors import UsageError
+from distill.recipe import Recipe
+
+__all__ = ["Runtime", "build_student_for", "build_teacher_for", "is_convnet", "resolve_runtime"]
+
+
+@dataclass
+class Runtime:
+    """Where and how a run computes."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype; None for fp32
+    channels_last: bool
+    world_size: int = 1
+    rank: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        name = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
+                else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)")
+        return {"device": self.device.type, "device_name": name,
+                "precision": "bf16" if self.dtype == torch.bfloat16 else "fp32",
+                "torch": torch.__version__}
+
+
+def is_convnet(model: nn.Module) -> bool:
+    """More than one 2-D convolution: a convnet (a ViT has just its patch embedding)."""
+    return sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1
+
+
+def resolve_runtime(recipe: Recipe) -> Runtime:
+    run = recipe.run
+    if run.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("run.device: 'cuda' requested but no CUDA device is available")
+    device = torch.device("cuda" if run.device == "cuda" or (
+        run.device == "auto" and torch.cuda.is_available()) else "cpu")
+    if run.precision == "bf16" or (run.precision == "auto" and device.type == "cuda"):
+        dtype = torch.bfloat16
+    else:
+        dtype = None
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return Runtime(device=device, dtype=dtype, channels_last=False)
+
+
+def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:
+    """The recipe's student on the run's device, initialised from `student.init` if set."""
+    from students import adapt_deit_state, build_student
+
+    s, d = recipe.student, recipe.data
+    kwargs = dict(s.kwargs, num_classes=d.num_classes, in_chans=d.in_chans, img_size=d.img_size)
+    if s.drop_path_rate is not None:
+        kwargs["drop_path_rate"] = s.drop_path_rate
+    torch.manual_seed(recipe.run.seed)
+    model = build_student(s.name, **kwargs)
+    if s.init is not None:
+        state = load_weights(s.init)
+        notes: list[str] = []
+        if hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens"):
+            state, notes = adapt_deit_state(state, model)
+        result = model.load_state_dict(state, strict=False)
+        fresh = [k for k in result.missing_keys if not k.startswith(("head.", "head_dist."))]
+        if fresh or result.unexpected_keys:
+            raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' (missing "
+                             f"{fresh[:3]}, unexpected {result.unexpected_keys[:3]})")
+        if reporter is not None:
+            reporter.note(f"student initialised from {s.init}" +
+                          (f" ({'; '.join(notes)})" if notes else ""))
+    channels_last = recipe.run.channels_last
+    if channels_last is None:
+        channels_last = rt.device.type == "cuda" and is_convnet(model)
+    rt.channels_last = bool(channels_last)
+    model = model.to(rt.device)
+    if rt.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_teacher_for(recipe: Recipe, rt: Runtime):
+    """The recipe's teacher on the run's device (channels_last for convnets on CUDA)."""
+    from teachers import StudentInput, build_teacher
+
+    t, d = recipe.teacher, recipe.data
+    student = StudentInput(mean=tuple(d.mean), std=tuple(d.std), in_chans=d.in_chans,
+                           img_size=d.img_size, num_classes=d.num_classes)
+    from distill.data import derive_seed
+
+    torch.manual_seed(derive_seed(recipe.run.seed, "teacher"))  # a random teacher is reproducible
+    teacher = build_teacher(t.name, student=student, pretrained=t.pretrained, weights=t.weights,
+                            kwargs=t.kwargs, mean=t.mean, std=t.std, input_size=t.input_size,
+                            interpolation=t.interpolation)
+    if isinstance(teacher, nn.Module):
+        teacher = teacher.to(rt.device)
+        model = getattr(teacher, "model", None)
+        wants_cl = recipe.run.channels_last
+        if model is not None and (wants_cl or (wants_cl is None and rt.device.type == "cuda"
+                                              and is_convnet(model))):
+            teacher.use_channels_last()
+        if recipe.run.compile and model is not None:
+            teacher.model = torch.compile(model)
+    return teacher

@@ -1,0 +1,312 @@
+"""The training engine: one recipe in, one run directory out.
+
+Run directory: `recipe.yaml` (resolved), `metrics.jsonl`, `state.pt` (optimizer, EMA, step;
+for `--resume`), `model.safetensors` (student, timm key names and rebuild metadata),
+`ema.safetensors` with EMA on, and at the end `summary.json`. Every file is written
+atomically; a checkpoint is taken after each epoch. Epoch e's data order, augmentation,
+mixing and dropout draw from seeds derived from (seed, e), so a run resumed after a kill
+reaches on CPU the same weights as one never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from distill.checkpoint import (
+    atomic_write_text,
+    load_state,
+    save_state,
+    save_weights,
+)
+from distill.data import Data, Mixer, build_data, derive_seed
+from distill.errors import RunError, UsageError
+from distill.losses import build as build_loss
+from distill.recipe import Recipe, check_paths, dump_recipe
+from distill.registry import LOSSES
+
+from .evaluate import autocast, evaluate_model, evaluate_teacher
+from .optim import EMA, LRSchedule, build_optimizer, peak_lr
+from .report import LogReporter, MetricsLog, Reporter
+from .setup import Runtime, build_student_for, build_teacher_for, resolve_runtime
+
+__all__ = ["RESUME_FREE_FIELDS", "TrainResult", "recipe_diff", "train", "weights_metadata"]
+
+# Fields a resumed run may change: they do not alter what is computed.
+RESUME_FREE_FIELDS = {
+    "run.out", "run.log_every", "run.threads", "run.compile", "data.num_workers",
+    "data.eval_batch_size",
+}
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    summary: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def recipe_diff(a: Recipe, b: Recipe) -> list[str]:
+    """Dotted fields whose values differ between two recipes."""
+    fa, fb = _flatten(a.model_dump(mode="json")), _flatten(b.model_dump(mode="json"))
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+
+
+def weights_metadata(model: nn.Module, recipe: Recipe, epoch: int) -> dict[str, Any]:
+    """What the safetensors file says about itself: how to rebuild it, what it eats."""
+    meta: dict[str, Any] = {
+        "format": "deit-distill/1",
+        "distill_model": getattr(model, "distill_model", recipe.student.name),
+        "distill_kwargs": getattr(model, "distill_kwargs", {}),
+        "mean": list(recipe.data.mean),
+        "std": list(recipe.data.std),
+        "img_size": str(recipe.data.img_size),
+        "in_chans": str(recipe.data.in_chans),
+        "num_classes": str(recipe.data.num_classes),
+        "interpolation": recipe.data.interpolation,
+        "epoch": str(epoch),
+    }
+    if getattr(model, "timm_model", ""):
+        meta["timm_model"] = model.timm_model
+        meta["timm_kwargs"] = model.timm_kwargs
+    return meta
+
+
+class _Trainer:
+    def __init__(self, recipe: Recipe, out: Path, rt: Runtime, reporter: Reporter):
+        self.recipe, self.out, self.rt, self.reporter = recipe, out, rt, reporter
+        r = recipe
+        self.data: Data = build_data(r.data, r.augment, r.run.seed, pin_memory=rt.device.type == "cuda")
+        self.steps_per_epoch = len(self.data.train_loader)
+        if self.steps_per_epoch == 0:
+            raise UsageError(f"data.batch_size: {r.data.batch_size} leaves no full batch")
+        self.model = build_student_for(r, rt, reporter)
+        self.teacher = None
+        needs_teacher = LOSSES.tags(r.loss.name).get("needs_teacher", True)
+        if r.teacher.name is not None and needs_teacher:
+            self.teacher = build_teacher_for(r, rt)
+        elif r.teacher.name is not None:
+            reporter.note(f"loss '{r.loss.name}' uses no teacher: '{r.teacher.name}' is not built")
+        self.loss_fn = build_loss(r.loss.name, alpha=r.loss.alpha, tau=r.loss.tau,
+                                  smoothing=0.0 if r.augment.mixing else r.loss.smoothing,
+                                  target=r.loss.target, kl_reduction=r.loss.kl_reduction)
+        self.mixer = (Mixer(r.augment, r.data.num_classes, r.loss.smoothing, r.run.seed)
+                      if r.augment.mixing else None)
+        self.lr_peak = peak_lr(r.optim, r.data.batch_size * rt.world_size)
+        self.optimizer = build_optimizer(self.model, r.optim, self.lr_peak, rt.device)
+        self.schedule = LRSchedule(r.schedule, self.lr_peak, self.steps_per_epoch)
+        self.ema = EMA(self.model, r.run.ema_decay) if r.run.ema else None
+        self.step_model: nn.Module = torch.compile(self.model) if r.run.compile else self.model
+        self.metrics = MetricsLog(out / "metrics.jsonl")
+        self.epoch = 0  # next epoch to run
+        self.step = 0  # optimizer steps done
+        self.history: list[dict[str, Any]] = []
+
+    # -- checkpoint --------------------------------------------------------------------
+    def save(self) -> None:
+        state = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "history": json.dumps(self.history),
+        }
+        meta = weights_metadata(self.model, self.recipe, self.epoch)
+        save_weights(self.out / "model.safetensors", self.model.state_dict(), meta)
+        if self.ema is not None:
+            save_weights(self.out / "ema.safetensors", self.ema.state_dict(), meta)
+        save_state(self.out / "state.pt", state)  # last: it marks the epoch as done
+
+    def load(self, path: Path) -> None:
+        state = load_state(path)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.epoch, self.step = int(state["epoch"]), int(state["step"])
+            self.history = json.loads(state.get("history", "[]"))
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"{path}: does not match this recipe's model ({exc})") from None
+        self.metrics.truncate_after(self.epoch - 1)
+
+    # -- loop --------------------------------------------------------------------------
+    def train_epoch(self) -> dict[str, Any]:
+        rt, r, epoch = self.rt, self.recipe, self.epoch
+        torch.manual_seed(derive_seed(r.run.seed, "epoch", epoch))  # dropout, drop path
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        count, seen, window_start = 0, 0, time.perf_counter()
+        epoch_start, check_every = window_start, 1 if rt.device.type == "cpu" else r.run.log_every
+        nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)
+        for i, (x, y, _idx) in enumerate(self.data.epoch(epoch)):
+            x = x.to(rt.device, non_blocking=True)
+            y = y.to(rt.device, non_blocking=True)
+            if self.mixer is not None:
+                x, y = self.mixer(x, y, epoch, i)
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            lr = self.schedule.apply(self.optimizer, self.step)
+            with autocast(rt.device, rt.dtype):
+                t_logits = self.teacher.targets(x) if self.teacher is not None else None
+                parts = self.loss_fn.parts(self.step_model(x), y, t_logits)
+            self.optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            if r.optim.clip_grad is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.clip_grad)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+            count += 1
+            seen += x.shape[0]
+            for key, value in parts.items():
+                value = value.detach()
+                sums[key] = sums[key] + value if key in sums else value
+            nonfinite |= ~torch.isfinite(parts["loss"].detach())
+            if (i + 1) % check_every == 0:
+                self._check_finite(nonfinite, parts["loss"], i)
+            if (i + 1) % r.run.log_every == 0:
+                now = time.perf_counter()
+                row = {"kind": "step", "epoch": epoch, "step": self.step, "lr": lr,
+                       **{k: v.item() / count for k, v in sums.items()},
+                       "images_per_s": seen / (now - window_start)}
+                self.metrics.write(row)
+                self.reporter.step(row)
+            self.reporter.advance(epoch, i + 1)
+        self._check_finite(nonfinite, parts["loss"], self.steps_per_epoch - 1)
+        if rt.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - epoch_start
+        return {"train_" + k: v.item() / max(count, 1) for k, v in sums.items()} | {
+            "lr": lr, "train_images": seen, "train_seconds": seconds,
+            "train_images_per_s": seen * self.rt.world_size / seconds}
+
+    def _check_finite(self, flag: torch.Tensor, loss: torch.Tensor, i: int) -> None:
+        if bool(flag):
+            raise RunError(
+                f"loss became {loss.item()} in epoch {self.epoch} (step {i + 1} of the epoch); "
+                f"the run stopped. The last good checkpoint (after epoch {self.epoch - 1}) is "
+                f"intact in {self.out}; lower optim.lr or set optim.clip_grad and --resume"
+                if self.epoch > 0 else
+                f"loss became {loss.item()} in epoch 0 (step {i + 1}); the run stopped before "
+                "any checkpoint. Lower optim.lr or set optim.clip_grad")
+
+    def evaluate(self) -> dict[str, Any]:
+        res = evaluate_model(self.model, self.data.val_loader, self.rt.device, self.rt.dtype,
+                             self.rt.channels_last)
+        out = {k: v for k, v in res.items() if k.startswith("top1")}
+        out["eval_images_per_s"] = res["images_per_s"]
+        if self.ema is not None:
+            ema = evaluate_model(self.ema.module, self.data.val_loader, self.rt.device,
+                                 self.rt.dtype, self.rt.channels_last)
+            out["ema_top1"] = ema["top1"]
+        return out
+
+    def run(self) -> dict[str, Any]:
+        r = self.recipe
+        self.reporter.start(epochs=r.schedule.epochs, start_epoch=self.epoch,
+                            steps_per_epoch=self.steps_per_epoch,
+                            info=self.rt.describe() | {"lr": self.lr_peak})
+        start = time.perf_counter()
+        train_images, train_seconds = 0, 0.0
+        while self.epoch < r.schedule.epochs:
+            row = {"kind": "epoch", "epoch": self.epoch} | self.train_epoch()
+            train_images += row["train_images"]
+            train_seconds += row["train_seconds"]
+            last = self.epoch + 1 == r.schedule.epochs
+            if last or (self.epoch + 1) % r.run.eval_every == 0:
+                row |= self.evaluate()
+            self.metrics.write(row)
+            self.history.append(row)
+            self.reporter.epoch(row)
+            self.epoch += 1
+            self.save()
+        return self.summarize(time.perf_counter() - start, train_images, train_seconds)
+
+    def summarize(self, wall: float, images: int, seconds: float) -> dict[str, Any]:
+        final = self.evaluate()
+        summary: dict[str, Any] = dict(final)
+        summary["teacher"] = self.recipe.teacher.name if self.teacher is not None else None
+        if self.teacher is not None:
+            t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype)
+            summary["teacher_top1"] = t["top1"]
+        summary |= {
+            "student": self.recipe.student.name,
+            "loss": self.recipe.loss.name,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "epochs": self.recipe.schedule.epochs,
+            "train_images_per_s": (images * self.rt.world_size / seconds) if seconds
+            else _mean_rate(self.history),
+            "wall_time_s": wall,
+            "world_size": self.rt.world_size,
+        } | self.rt.describe()
+        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return summary
+
+
+def _mean_rate(history: list[dict[str, Any]]) -> float:
+    rates = [h["train_images_per_s"] for h in history if "train_images_per_s" in h]
+    return sum(rates) / len(rates) if rates else math.nan
+
+
+def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = None,
+          check_files: bool = True) -> TrainResult:
+    """Train `recipe` into `recipe.run.out`. With `resume`, continue the run found there."""
+    reporter = reporter or LogReporter()
+    if recipe.run.out is None:
+        raise UsageError("run.out: no output directory (pass --out or set run.out)")
+    if check_files:
+        check_paths(recipe)
+    out = Path(recipe.run.out)
+    state_path = out / "state.pt"
+    prior = out / "recipe.yaml"
+    if (state_path.exists() or (out / "model.safetensors").exists()) and not resume:
+        raise UsageError(f"--out: '{out}' already holds a run; pass --resume to continue it "
+                         "or choose another --out")
+    if resume and prior.exists():
+        from distill.recipe import recipe_from_dict
+
+        before = recipe_from_dict(yaml.safe_load(prior.read_text()), str(prior))
+        changed = [f for f in recipe_diff(before, recipe) if f not in RESUME_FREE_FIELDS]
+        if changed:
+            raise UsageError(f"--resume: the recipe differs from the run in '{out}' at "
+                             f"{', '.join(changed)}; resume with the same recipe or use "
+                             "another --out")
+    rt = resolve_runtime(recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(recipe, out, rt, reporter)
+    if resume and state_path.exists():
+        trainer.load(state_path)
+        reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
+        if trainer.epoch >= recipe.schedule.epochs and (out / "summary.json").exists():
+            summary = json.loads((out / "summary.json").read_text())
+            reporter.finish(summary)
+            return TrainResult(out, summary, trainer.history)
+    elif resume:
+        reporter.note(f"no checkpoint in {out}; starting a new run")
+    atomic_write_text(prior, dump_recipe(recipe))
+    summary = trainer.run()
+    reporter.finish(summary)
+    return TrainResult(out, summary, trainer.history)
+

@@ -1,0 +1,69 @@
+"""Shared steps of the model-backed adapters: load weights, settle the input facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.checkpoint import file_sha256, load_weights
+from distill.errors import UsageError
+
+from .base import LiveTeacher, StudentInput, model_io
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_into(model: nn.Module, path: Path, what: str) -> str:
+    """Load a weights file into `model` with strict key matching; return its sha256."""
+    state = load_weights(path)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"missing {_few(result.missing_keys)}")
+        if result.unexpected_keys:
+            parts.append(f"unexpected {_few(result.unexpected_keys)}")
+        raise UsageError(f"teacher.weights: '{path}' does not fit {what} ({'; '.join(parts)})")
+    return file_sha256(path)
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def probe_classes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
+    """Number of outputs of `model`, from one forward pass on a zero image."""
+    with torch.inference_mode():
+        out = model.eval()(torch.zeros(1, *input_size))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return int(out.shape[-1])
+
+
+def live(model: nn.Module, *, adapter: str, target: str, student: StudentInput,
+         defaults: dict[str, Any], mean: Any = None, std: Any = None,
+         input_size: int | None = None, interpolation: str | None = None,
+         weights_sha256: str | None = None) -> LiveTeacher:
+    """Wrap `model` as a live teacher. Recipe overrides win over the model's own config
+    (`model_io`), which wins over the adapter's `defaults`."""
+    io = {**defaults, **model_io(model)}
+    chans, *hw = tuple(io.get("input_size", (student.in_chans, student.img_size,
+                                             student.img_size)))
+    chans = int(defaults.get("in_chans", chans))
+    size = (chans, input_size, input_size) if input_size else (chans, *hw)
+    t_mean = tuple(mean) if mean is not None else tuple(io.get("mean", IMAGENET_MEAN))
+    t_std = tuple(std) if std is not None else tuple(io.get("std", IMAGENET_STD))
+    if len(t_mean) != chans and len(t_mean) == 1:
+        t_mean, t_std = t_mean * chans, t_std * chans
+    n_cls = getattr(model, "num_classes", None)
+    if not isinstance(n_cls, int) or n_cls <= 0:
+        n_cls = probe_classes(model, size)
+    return LiveTeacher(model, adapter=adapter, name=target, student=student, mean=t_mean,
+                       std=t_std, input_size=size,
+                       interpolation=interpolation or io.get("interpolation", "bicubic"),
+                       num_classes=n_cls, weights_sha256=weights_sha256)

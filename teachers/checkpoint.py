@@ -1,0 +1,69 @@
+"""`checkpoint:<run dir | model.safetensors>` teachers: a model this toolkit trained.
+
+The safetensors file carries what it takes to rebuild the model (`distill_model`,
+`distill_kwargs`) and its input facts (`mean`, `std`, `img_size`, `in_chans`,
+`num_classes`), written by the engine at the end of every epoch. A run directory means its
+`model.safetensors`; name `ema.safetensors` explicitly to use the EMA weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distill.checkpoint import file_sha256, load_weights, read_metadata
+from distill.errors import UsageError
+from distill.registry import TEACHERS
+
+from .base import LiveTeacher, StudentInput
+from ._live import live
+
+REQUIRED = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
+
+
+def resolve(target: str) -> Path:
+    """The weights file a checkpoint target names."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise UsageError(f"no trained model at '{target}' (expected a run directory holding "
+                         "model.safetensors, or the file itself)")
+    return path
+
+
+def check(target: str) -> None:
+    if not target:
+        raise UsageError("checkpoint: needs a run directory or a .safetensors file")
+
+
+def check_paths(target: str) -> None:
+    path = resolve(target)
+    meta = read_metadata(path)
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise UsageError(f"'{path}' was not written by `distill train` (metadata lacks "
+                         f"{', '.join(missing)})")
+
+
+@TEACHERS.register(name="checkpoint", check=check, check_paths=check_paths)
+def checkpoint_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
+                       weights: Path | None = None, kwargs: dict[str, Any] | None = None,
+                       **io: Any) -> LiveTeacher:
+    from students import build_student
+
+    if weights is not None or kwargs:
+        raise UsageError("teacher: 'checkpoint:' teachers take their weights and builder "
+                         "arguments from the run; remove teacher.weights/teacher.kwargs")
+    check_paths(target)
+    path = resolve(target)
+    meta = read_metadata(path)
+    model = build_student(meta["distill_model"], **json.loads(meta["distill_kwargs"]))
+    model.load_state_dict(load_weights(path), strict=True)
+    chans, size = int(meta["in_chans"]), int(meta["img_size"])
+    defaults = {"input_size": (chans, size, size), "mean": tuple(json.loads(meta["mean"])),
+                "std": tuple(json.loads(meta["std"])),
+                "interpolation": meta.get("interpolation", "bicubic")}
+    return live(model, adapter="checkpoint", target=target, student=student, defaults=defaults,
+                weights_sha256=file_sha256(path), **io)

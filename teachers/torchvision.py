@@ -1,0 +1,55 @@
+"""`torchvision:<model>` teachers: torchvision's classification models.
+
+`pretrained: true` asks torchvision for the model's default weights (downloaded or from the
+torch hub cache); `weights: PATH` loads a local file. Inputs are ImageNet-normalised at
+the crop size of the chosen weights (224 when unknown), unless the recipe says otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill.errors import UsageError
+from distill.registry import TEACHERS, suggest
+
+from ._live import live, load_into
+from .base import LiveTeacher, StudentInput
+
+
+def _classification_models() -> list[str]:
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def check(target: str) -> None:
+    names = _classification_models()
+    if target not in names:
+        close = suggest(target, names)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UsageError(f"unknown torchvision model '{target}'{hint}")
+
+
+@TEACHERS.register(name="torchvision", check=check)
+def torchvision_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
+                        weights: Path | None = None, kwargs: dict[str, Any] | None = None,
+                        **io: Any) -> LiveTeacher:
+    import torchvision.models as tvm
+
+    check(target)
+    use_default = pretrained and weights is None
+    try:
+        model = tvm.get_model(target, weights="DEFAULT" if use_default else None,
+                              **dict(kwargs or {}))
+    except (RuntimeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"teacher: cannot build 'torchvision:{target}' ({first})") from None
+    sha = load_into(model, weights, f"torchvision:{target}") if weights is not None else None
+    crop = 224
+    if use_default:
+        tfm = tvm.get_model_weights(target).DEFAULT.transforms()
+        crop = int(getattr(tfm, "crop_size", [224])[0])
+    defaults = {"input_size": (3, crop, crop), "interpolation": "bilinear"}
+    return live(model, adapter="torchvision", target=target, student=student, defaults=defaults,
+                weights_sha256=sha, **io)

@@ -1,0 +1,105 @@
+"""The CLI: each command, and bad input of each kind ending in one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.conftest import FAST, run_distill
+
+
+def sets(*items: str) -> list[str]:
+    return [a for s in items for a in ("--set", s)]
+
+
+def one_error(res) -> str:
+    assert res.code == 2, (res.code, res.out, res.err)
+    lines = [ln for ln in res.err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.err
+    assert "Traceback" not in res.err
+    return lines[0]
+
+
+def test_recipe_show_applies_overrides_and_shortcuts(cli, smoke):
+    res = cli("recipe", "show", smoke, "--set", "optim.lr=0.01", "--teacher",
+              "timm:resnet18", "--loss", "token")
+    assert res.code == 0, res.err
+    shown = yaml.safe_load(res.out)
+    assert shown["optim"]["lr"] == 0.01 and shown["teacher"]["name"] == "timm:resnet18"
+    assert shown["run"]["out"] == "runs/smoke"
+
+
+def test_recipe_validate_many_and_schema(cli, smoke, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss: {name: tokn}\n")
+    res = cli("recipe", "validate", smoke, bad)
+    assert res.code == 2 and f"ok  {smoke}" in res.err
+    assert "loss.name: unknown loss 'tokn'; did you mean 'token'?" in res.err
+    res = cli("recipe", "schema")
+    assert res.code == 0 and json.loads(res.out)["title"] == "Recipe"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["recipe", "show", "{smoke}", "--set", "optim.lr=abc"], "optim.lr: Input should be a valid"),
+    (["recipe", "show", "{smoke}", "--set", "optim.lrr=1"], "optim.lrr: unknown field (got 1)"),
+    (["recipe", "show", "{smoke}", "--teacher", "timm:regnety160"],
+     "teacher.name: unknown timm model 'regnety160'; did you mean 'regnety_160'"),
+    (["recipe", "show", "{smoke}", "--student", "deit_tiny"], "student.name: unknown student"),
+    (["recipe", "show", "{tmp}/missing.yaml"], "recipe file not found"),
+    (["recipe", "show", "{smoke}", "--set", "nonsense"], "expected KEY=VALUE"),
+    (["train", "{smoke}", "--teacher", "checkpoint:{tmp}/no_run", "--out", "{tmp}/o"],
+     "teacher.name: no trained model at '{tmp}/no_run'"),
+    (["train", "{smoke}", "--init", "{tmp}/nothing.safetensors", "--out", "{tmp}/o"],
+     "student.init: file not found"),
+    (["train", "{smoke}", "--set", "data.name=fashion_mnist", "--set", "data.options={{}}",
+      "--set", "data.root={tmp}/nope", "--out", "{tmp}/o"],
+     "data.root: folder not found (got '{tmp}/nope')"),
+    (["eval", "{tmp}"], "not a run directory"),
+    (["list", "students", "zzzz_no_match"], "no students match 'zzzz_no_match'"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, smoke, tmp_path, args, needle):
+    args = [a.format(smoke=smoke, tmp=tmp_path) for a in args]
+    line = one_error(cli(*args))
+    assert needle.format(tmp=tmp_path) in line
+
+
+def test_list_commands(cli):
+    res = cli("list", "students")
+    assert res.code == 0 and "deit_base_distilled_patch16_224" in res.out
+    assert "distilled" in res.out
+    res = cli("list", "teachers", "regnety_16")
+    assert "timm:regnety_160" in res.out and "checkpoint:<...>" not in res.out
+    res = cli("list", "teachers")
+    assert "checkpoint:<...>" in res.out and "python:<...>" in res.out
+    res = cli("list", "teachers", "resnet18", "--source", "torchvision")
+    assert "torchvision:resnet18" in res.out and "timm:" not in res.out
+    res = cli("list", "losses")
+    assert all(n in res.out for n in ("none", "soft", "hard", "token"))
+    res = cli("list", "datasets")
+    assert "fashion_mnist" in res.out
+
+
+@pytest.mark.integration
+def test_train_then_refuse_overwrite_then_eval_and_report(cli, smoke, tmp_path):
+    out = tmp_path / "run"
+    res = cli("train", smoke, "--out", out, *sets(*FAST, "schedule.epochs=1"))
+    assert res.code == 0, res.err
+    assert "top1" in res.out  # the summary table
+    again = cli("train", smoke, "--out", out, *sets(*FAST, "schedule.epochs=1"))
+    assert "already holds a run; pass --resume" in one_error(again)
+    ev = cli("eval", out, "--json")
+    assert ev.code == 0, ev.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert json.loads(ev.out)["top1"] == pytest.approx(summary["top1"])
+    rep = cli("report", out, out)
+    assert rep.code == 0 and rep.out.count("deit_tiny_distilled") == 2
+
+
+@pytest.mark.integration
+def test_console_script_exit_code_from_outside(tmp_path):
+    res = run_distill("recipe", "show", "recipes/smoke.yaml", "--set", "loss.alpha=2")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "loss.alpha" in res.stderr
+    assert "Traceback" not in res.stderr

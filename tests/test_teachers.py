@@ -1,0 +1,163 @@
+"""Teachers: each adapter, input re-normalisation, class-count checks, weights files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from distill.checkpoint import file_sha256, save_weights
+from distill.errors import UsageError
+from distill.registry import TEACHERS
+from teachers import LiveTeacher, StudentInput, Teacher, build_teacher
+
+RGB32 = StudentInput(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), in_chans=3, img_size=32,
+                     num_classes=10)
+GRAY28 = StudentInput(mean=(0.286,), std=(0.353,), in_chans=1, img_size=28, num_classes=10)
+
+
+class Probe(nn.Module):
+    """Records what the teacher model receives; predicts from the channel means."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.num_classes = num_classes
+        self.seen: torch.Tensor | None = None
+        self.grad_enabled = None
+        self.lin = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        self.seen = x.clone()
+        self.grad_enabled = torch.is_grad_enabled()
+        return self.lin(x.mean(dim=(2, 3)))
+
+
+def test_live_teacher_renormalises_resizes_and_runs_frozen():
+    probe = Probe()
+    t = LiveTeacher(probe, adapter="python", name="probe", student=GRAY28,
+                    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                    input_size=(3, 56, 56))
+    x = torch.randn(2, 1, 28, 28)
+    logits = t.targets(x)
+    assert logits.shape == (2, 10) and logits.dtype == torch.float32
+    assert probe.grad_enabled is False and not probe.training
+    seen = probe.seen
+    assert seen.shape == (2, 3, 56, 56)
+    # Undo the student's normalisation, apply the teacher's, then resize: compare one channel.
+    pixels = x * 0.353 + 0.286
+    expected = torch.nn.functional.interpolate((pixels - 0.456) / 0.224, size=(56, 56),
+                                               mode="bicubic", align_corners=False)
+    assert torch.allclose(seen[:, 1:2], expected, atol=1e-5)
+    t.train()
+    assert not t.model.training  # a teacher never leaves eval mode
+
+
+def test_identity_normalisation_is_skipped_exactly():
+    probe = Probe()
+    t = LiveTeacher(probe, adapter="python", name="p", student=RGB32, mean=RGB32.mean,
+                    std=RGB32.std, input_size=(3, 32, 32))
+    x = torch.randn(2, 3, 32, 32)
+    t.targets(x)
+    assert torch.equal(probe.seen, x)
+
+
+def test_class_count_mismatch_is_a_clear_error():
+    with pytest.raises(UsageError, match="predicts 1000 classes but data.num_classes is 10"):
+        LiveTeacher(Probe(1000), adapter="timm", name="x", student=RGB32, mean=RGB32.mean,
+                    std=RGB32.std, input_size=(3, 32, 32))
+
+
+def test_timm_teacher_with_local_weights(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    src = timm.create_model("test_resnet", num_classes=10)
+    path = tmp_path / "w.pth"
+    torch.save({"model": src.state_dict(), "epoch": 3}, path)  # official layout
+    t = build_teacher("timm:test_resnet", student=GRAY28, weights=path,
+                      kwargs={"num_classes": 10}, input_size=32)
+    assert isinstance(t, Teacher)
+    assert t.spec.weights_sha256 == file_sha256(path)
+    assert t.spec.input_size == (3, 32, 32) and t.spec.mean == tuple(src.pretrained_cfg["mean"])
+    x = torch.randn(2, 1, 28, 28)
+    src.eval()
+    with torch.no_grad():
+        assert torch.allclose(t.targets(x), src(t.adapt(x)), atol=1e-5)
+
+
+def test_timm_teacher_refuses_weights_that_do_not_fit(tmp_path):
+    path = tmp_path / "w.safetensors"
+    save_weights(path, {"not.a.key": torch.zeros(2)})
+    with pytest.raises(UsageError, match="does not fit timm:test_resnet"):
+        build_teacher("timm:test_resnet", student=RGB32, weights=path,
+                      kwargs={"num_classes": 10})
+
+
+def test_unknown_timm_model_suggests():
+    with pytest.raises(UsageError, match="did you mean 'regnety_160'"):
+        TEACHERS.tags("timm")["check"]("regnety160")
+
+
+def test_torchvision_teacher():
+    t = build_teacher("torchvision:resnet18", student=RGB32, kwargs={"num_classes": 10},
+                      input_size=64)
+    assert t.spec.num_classes == 10 and t.spec.input_size == (3, 64, 64)
+    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(UsageError, match="did you mean"):
+        TEACHERS.tags("torchvision")["check"]("resnet_18")
+
+
+def test_python_teacher_and_its_errors():
+    t = build_teacher("python:tests.plugins.user_teacher:make", student=RGB32)
+    assert t.spec.input_size == (3, 32, 32) and t.spec.mean == RGB32.mean
+    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(UsageError, match="not an nn.Module"):
+        build_teacher("python:tests.plugins.user_teacher:not_a_model", student=RGB32)
+    with pytest.raises(UsageError, match="no callable 'missing'"):
+        build_teacher("python:tests.plugins.user_teacher:missing", student=RGB32)
+    with pytest.raises(UsageError, match="not importable"):
+        build_teacher("python:no_such_module_xyz:make", student=RGB32)
+
+
+def test_checkpoint_teacher_from_a_run(tmp_path):
+    from distill.engine.train import weights_metadata
+    from distill.recipe import load_recipe
+    from students import build_student
+
+    recipe = load_recipe(None, ["data.in_chans=1", "data.mean=[0.3]", "data.std=[0.4]",
+                                "data.img_size=28", "data.num_classes=10",
+                                "student.name=cifar_resnet8", "loss.name=none"])
+    model = build_student("cifar_resnet8", num_classes=10, in_chans=1, img_size=28).eval()
+    save_weights(tmp_path / "model.safetensors", model.state_dict(),
+                 weights_metadata(model, recipe, epoch=1))
+    t = build_teacher(f"checkpoint:{tmp_path}", student=GRAY28)
+    assert t.spec.mean == (0.3,) and t.spec.input_size == (1, 28, 28)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(t.targets(x), model(t.adapt(x)), atol=1e-5)
+    with pytest.raises(UsageError, match="no trained model"):
+        build_teacher(f"checkpoint:{tmp_path / 'nope'}", student=GRAY28)
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"model": Evil()}))
+    with pytest.raises(UsageError, match="weights_only=True"):
+        build_teacher("timm:test_resnet", student=RGB32, weights=path,
+                      kwargs={"num_classes": 10})
+
+
+def test_spec_hash_is_stable_and_weight_sensitive():
+    torch.manual_seed(0)
+    a = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
+    torch.manual_seed(0)
+    b = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
+    torch.manual_seed(1)
+    c = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
+    assert a.spec == b.spec and a.spec.weights_sha256 != c.spec.weights_sha256
