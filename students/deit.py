@@ -177,7 +177,7 @@ def adapt_deit_state(state: dict[str, torch.Tensor], model: DeiT) -> tuple[dict,
         src = state["pos_embed"]
         src_prefix = 2 if "dist_token" in state else 1
         prefix, grid = src[:, :src_prefix], src[:, src_prefix:]
-        old = int(math.isqrt(grid.shape[1]))
+        old = math.isqrt(grid.shape[1])
         new = model.patch_embed.grid
         if old != new:
             grid = grid.reshape(1, old, old, -1).permute(0, 3, 1, 2)

@@ -16,8 +16,8 @@ from distill.checkpoint import file_sha256, load_weights, read_metadata
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 
-from .base import LiveTeacher, StudentInput
 from ._live import live
+from .base import LiveTeacher, StudentInput
 
 REQUIRED = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
 

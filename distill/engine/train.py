@@ -245,7 +245,9 @@ class _Trainer:
         return self.summarize(time.perf_counter() - start, train_images, train_seconds)
 
     def summarize(self, wall: float, images: int, seconds: float) -> dict[str, Any]:
-        final = self.evaluate()
+        last = self.history[-1] if self.history else {}
+        final = ({k: v for k, v in last.items() if k.startswith(("top1", "ema_top1", "eval_"))}
+                 if "top1" in last else self.evaluate())
         summary: dict[str, Any] = dict(final)
         summary["teacher"] = self.recipe.teacher.name if self.teacher is not None else None
         if self.teacher is not None:

@@ -1,0 +1,47 @@
+"""The CUDA path: bf16 autocast, fused AdamW, torch.compile, channels_last teacher.
+
+Marked `cuda`; skipped on machines without a GPU (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from distill.engine import train
+from distill.engine.setup import build_teacher_for, resolve_runtime
+from distill.recipe import load_recipe
+from tests.conftest import FAST, SMOKE
+
+pytestmark = [pytest.mark.cuda, pytest.mark.integration]
+
+
+def test_bf16_compile_smoke_run(tmp_path):
+    r = load_recipe(SMOKE, [*FAST, "run.device=cuda", "run.compile=true", "schedule.epochs=2",
+                            f"run.out={tmp_path}"])
+    summary = train(r).summary
+    assert summary["device"] == "cuda" and summary["precision"] == "bf16"
+    assert 0.0 <= summary["top1"] <= 100.0 and summary["train_images_per_s"] > 0
+
+
+def test_runtime_and_teacher_on_cuda():
+    r = load_recipe(SMOKE, [*FAST, "run.device=cuda"])
+    rt = resolve_runtime(r)
+    assert rt.device.type == "cuda" and rt.dtype is torch.bfloat16
+    teacher = build_teacher_for(r, rt)
+    assert teacher.channels_last  # a convnet teacher runs channels_last on CUDA
+    x = torch.randn(4, 3, 32, 32, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = teacher.targets(x)
+    assert logits.dtype == torch.float32 and logits.device.type == "cuda"
+
+
+def test_fused_adamw_on_cuda():
+    from distill.engine.optim import build_optimizer
+    from students import build_student
+
+    r = load_recipe(SMOKE, FAST)
+    model = build_student("deit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32,
+                          depth=1, num_heads=2).cuda()
+    opt = build_optimizer(model, r.optim, 1e-3, torch.device("cuda"))
+    assert opt.defaults["fused"] is True
