@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "describe_misfit",
     "file_sha256",
     "load_state",
     "load_weights",
@@ -141,6 +142,27 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
+
+
+def describe_misfit(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
+                    allow_missing: tuple[str, ...] = ()) -> str | None:
+    """Why `state` does not load into `model` (missing, unexpected, wrong shapes), or None.
+
+    Keys starting with one of `allow_missing` may be absent (heads left at random init).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(allow_missing)]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in state
+              if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = [f"{what} {_few(keys)}" for what, keys in
+             (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
+    return "; ".join(parts) or None
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    more = f" and {len(keys) - n} more" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,13 +113,15 @@ class StudentConfig(_Section):
     def _kwargs(self) -> StudentConfig:
         from students import check_kwargs
 
-        reserved = {"num_classes", "img_size", "in_chans", "drop_path_rate"} & set(self.kwargs)
+        reserved = {"num_classes", "img_size", "in_chans", "drop_path_rate", "distilled"} & set(
+            self.kwargs)
         if reserved:
             key = sorted(reserved)[0]
             raise _FieldError(f"kwargs.{key}", "is set by the recipe (data.* or "
                               "student.drop_path_rate); remove it here", self.kwargs[key])
+        extra = {} if self.drop_path_rate is None else {"drop_path_rate": self.drop_path_rate}
         try:
-            check_kwargs(self.name, self.kwargs)
+            check_kwargs(self.name, {**self.kwargs, **extra})
         except UsageError as exc:
             raise _FieldError("kwargs", str(exc), self.kwargs) from None
         return self
@@ -296,7 +299,33 @@ class Recipe(_Section):
         if self.augment.mixing and self.data.batch_size % 2:
             raise _FieldError("data.batch_size", "must be even with mixup/cutmix",
                               self.data.batch_size)
+        self._check_student_builds()
         return self
+
+    def student_kwargs(self) -> dict[str, Any]:
+        """What the student builder receives: its kwargs plus the data's facts."""
+        d = self.data
+        kwargs = dict(self.student.kwargs, num_classes=d.num_classes, in_chans=d.in_chans,
+                      img_size=d.img_size)
+        if self.student.drop_path_rate is not None:
+            kwargs["drop_path_rate"] = self.student.drop_path_rate
+        return kwargs
+
+    def _check_student_builds(self) -> None:
+        """Build the student on the meta device: shape rules fail here, before any work."""
+        import torch
+
+        from students import build_student
+
+        try:
+            with torch.device("meta"):
+                build_student(self.student.name, **self.student_kwargs())
+        except UsageError as exc:
+            raise _FieldError("student", str(exc), self.student.name) from None
+        except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+            raise _FieldError("student", f"'{self.student.name}' cannot be built for "
+                              f"{self.data.img_size}² {self.data.in_chans}-channel images with "
+                              f"these kwargs: {exc}", self.student.kwargs) from None
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -366,11 +395,27 @@ def split_teacher(spec: str) -> tuple[str, str]:
     return adapter, target
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that also reads `1e-3` as a float (YAML 1.2; PyYAML's 1.1 wants `1.0e-3`)."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"{path}: recipe file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -381,20 +426,26 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides; values are parsed as YAML scalars or lists."""
+def apply_overrides(data: dict[str, Any], overrides: list[str],
+                    raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (values read as YAML), then `raw` {dotted key: value}
+    assignments taken as they are (paths and names from dedicated flags)."""
     data = copy.deepcopy(data)
     problems = []
+    items: list[tuple[str, Any, str]] = []
     for item in overrides:
-        key, sep, raw = item.partition("=")
+        key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-3")
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = parse_yaml(text) if text.strip() else None
         except yaml.YAMLError:
-            value = raw
+            value = text
+        items.append((key, value, item))
+    items += [(key, value, f"{key}={value}") for key, value in (raw or {}).items()]
+    for key, value, item in items:
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -426,17 +477,17 @@ def load_recipe(
     teacher: str | None = None,
     student: str | None = None,
     loss: str | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> Recipe:
-    """Read, override and validate a recipe. Shortcuts win over `--set` of the same field."""
+    """Read, override and validate a recipe. Shortcuts and `raw` (values taken verbatim,
+    e.g. `{"run.out": "2024"}`) win over `--set` of the same field."""
     data = _read_yaml(Path(path)) if path is not None else {}
-    sets = list(overrides or [])
-    if teacher is not None:
-        sets.append(f"teacher.name={teacher}")
-    if student is not None:
-        sets.append(f"student.name={student}")
-    if loss is not None:
-        sets.append(f"loss.name={loss}")
-    data = apply_overrides(data, sets)
+    raw = dict(raw or {})
+    for key, value in (("teacher.name", teacher), ("student.name", student),
+                       ("loss.name", loss)):
+        if value is not None:
+            raw[key] = value
+    data = apply_overrides(data, list(overrides or []), raw)
     recipe = recipe_from_dict(data, str(path) if path is not None else "recipe")
     if recipe.run.out is None and path is not None:
         recipe.run.out = default_out(Path(path))
@@ -466,7 +517,8 @@ def check_paths(recipe: Recipe) -> None:
         problems.append(f"student.init: file not found (got '{recipe.student.init}')")
     if recipe.teacher.weights is not None and not recipe.teacher.weights.is_file():
         problems.append(f"teacher.weights: file not found (got '{recipe.teacher.weights}')")
-    if recipe.teacher.name is not None:
+    if recipe.teacher.name is not None and LOSSES.tags(recipe.loss.name).get("needs_teacher",
+                                                                              True):
         adapter, target = split_teacher(recipe.teacher.name)
         check = TEACHERS.tags(adapter).get("check_paths")
         if check is not None:

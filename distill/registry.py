@@ -101,17 +101,32 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True  # set first: built-in modules import this registry
-        for module in self._builtins:
-            importlib.import_module(module)
-        for ep in _entry_points(self.group):
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken plugin must not break the toolkit
-                _log.warning("%s plugin '%s' (%s) failed to load: %s", self.kind, ep.name,
-                             ep.value, exc)
-                continue
-            if not isinstance(obj, ModuleType) and callable(obj) and ep.name not in self._entries:
-                self.register(obj, name=ep.name, plugin=ep.value)
+        try:
+            for module in self._builtins:
+                importlib.import_module(module)
+            for ep in _entry_points(self.group):
+                self._load_plugin(ep)
+        except BaseException:
+            self._loaded = False  # the next lookup raises the same error again
+            raise
+
+    def _load_plugin(self, ep: metadata.EntryPoint) -> None:
+        try:
+            obj = ep.load()
+        except RegistryError:
+            raise  # a plugin registering a name that exists: an error, not a warning
+        except Exception as exc:  # a broken plugin must not break the toolkit
+            _log.warning("%s plugin '%s' (%s) failed to load: %s", self.kind, ep.name,
+                         ep.value, exc)
+            return
+        if isinstance(obj, ModuleType) or not callable(obj):
+            return
+        known = self._entries.get(ep.name)
+        if known is not None and known.fn is not obj:
+            raise RegistryError(f"duplicate {self.kind} name '{ep.name}' from plugin "
+                                f"{ep.value} (already from {known.source})")
+        if known is None:
+            self.register(obj, name=ep.name, plugin=ep.value)
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()

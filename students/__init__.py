@@ -59,7 +59,13 @@ def build_student(name: str, **kwargs: Any) -> nn.Module:
     if info.family == "timm":
         import timm
 
-        model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **kwargs)
+        try:
+            model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **kwargs)
+        except TypeError as exc:
+            if "img_size" not in str(exc) or "img_size" not in kwargs:
+                raise
+            kwargs = {k: v for k, v in kwargs.items() if k != "img_size"}  # a convnet: any size
+            model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **kwargs)
         if info.distilled and hasattr(model, "set_distilled_training"):
             model.set_distilled_training(True)
         model.timm_model = name[len(TIMM_PREFIX):]

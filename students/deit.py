@@ -116,7 +116,8 @@ class DeiT(nn.Module):
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
         self.pos_embed = nn.Parameter(
             torch.zeros(1, self.patch_embed.num_patches + self.num_prefix_tokens, embed_dim))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()  # timm's linear decay rule
+        # timm's linear rule, in Python so that the model also builds on the meta device
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.Sequential(
             *[Block(embed_dim, num_heads, mlp_ratio, rates[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)

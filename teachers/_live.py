@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.checkpoint import file_sha256, load_weights
+from distill.checkpoint import describe_misfit, file_sha256, load_weights
 from distill.errors import UsageError
 
 from .base import LiveTeacher, StudentInput, model_io
@@ -18,22 +18,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_into(model: nn.Module, path: Path, what: str) -> str:
-    """Load a weights file into `model` with strict key matching; return its sha256."""
+    """Load a weights file into `model` with strict key and shape matching; return its sha256."""
     state = load_weights(path)
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        parts = []
-        if result.missing_keys:
-            parts.append(f"missing {_few(result.missing_keys)}")
-        if result.unexpected_keys:
-            parts.append(f"unexpected {_few(result.unexpected_keys)}")
-        raise UsageError(f"teacher.weights: '{path}' does not fit {what} ({'; '.join(parts)})")
+    misfit = describe_misfit(model, state)
+    if misfit:
+        raise UsageError(f"teacher.weights: '{path}' does not fit {what} ({misfit})")
+    model.load_state_dict(state, strict=True)
     return file_sha256(path)
-
-
-def _few(keys: list[str], n: int = 3) -> str:
-    more = f" and {len(keys) - n} more" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 def probe_classes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
@@ -46,15 +37,16 @@ def probe_classes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
 
 
 def live(model: nn.Module, *, adapter: str, target: str, student: StudentInput,
-         defaults: dict[str, Any], mean: Any = None, std: Any = None,
-         input_size: int | None = None, interpolation: str | None = None,
-         weights_sha256: str | None = None) -> LiveTeacher:
-    """Wrap `model` as a live teacher. Recipe overrides win over the model's own config
-    (`model_io`), which wins over the adapter's `defaults`."""
-    io = {**defaults, **model_io(model)}
+         defaults: dict[str, Any] | None = None, facts: dict[str, Any] | None = None,
+         mean: Any = None, std: Any = None, input_size: int | None = None,
+         interpolation: str | None = None, weights_sha256: str | None = None) -> LiveTeacher:
+    """Wrap `model` as a live teacher. Precedence: the recipe's overrides, then `facts` the
+    adapter knows for sure (a run's metadata), then the model's own config (`model_io`),
+    then the adapter's `defaults`."""
+    io = {**(defaults or {}), **model_io(model), **(facts or {})}
     chans, *hw = tuple(io.get("input_size", (student.in_chans, student.img_size,
                                              student.img_size)))
-    chans = int(defaults.get("in_chans", chans))
+    chans = int(io.get("in_chans", chans))
     size = (chans, input_size, input_size) if input_size else (chans, *hw)
     t_mean = tuple(mean) if mean is not None else tuple(io.get("mean", IMAGENET_MEAN))
     t_std = tuple(std) if std is not None else tuple(io.get("std", IMAGENET_STD))

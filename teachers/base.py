@@ -113,6 +113,7 @@ class LiveTeacher(nn.Module):
                                interpolation=interpolation)
         self._sha = weights_sha256
         self._spec: TeacherSpec | None = None
+        self._run: Any = None  # a compiled forward, when asked for
 
     @property
     def spec(self) -> TeacherSpec:
@@ -131,6 +132,10 @@ class LiveTeacher(nn.Module):
         self.channels_last = True
         self.model.to(memory_format=torch.channels_last)
 
+    def compile(self, **kwargs: Any) -> None:
+        """torch.compile the forward pass; `spec` keeps hashing the uncompiled weights."""
+        object.__setattr__(self, "_run", torch.compile(self.model, **kwargs))  # not a submodule
+
     def adapt(self, images: torch.Tensor) -> torch.Tensor:
         """Student-normalised images -> the teacher's own input."""
         x = images
@@ -147,7 +152,8 @@ class LiveTeacher(nn.Module):
 
     @torch.inference_mode()
     def targets(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.model(self.adapt(images))
+        run = self._run if self._run is not None else self.model
+        out = run(self.adapt(images))
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.float()

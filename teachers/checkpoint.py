@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoint import file_sha256, load_weights, read_metadata
+from distill.checkpoint import describe_misfit, file_sha256, load_weights, read_metadata
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 
@@ -60,10 +60,14 @@ def checkpoint_teacher(target: str, *, student: StudentInput, pretrained: bool =
     path = resolve(target)
     meta = read_metadata(path)
     model = build_student(meta["distill_model"], **json.loads(meta["distill_kwargs"]))
-    model.load_state_dict(load_weights(path), strict=True)
+    state = load_weights(path)
+    misfit = describe_misfit(model, state)
+    if misfit:
+        raise UsageError(f"teacher.name: '{path}' does not match its own metadata ({misfit})")
+    model.load_state_dict(state, strict=True)
     chans, size = int(meta["in_chans"]), int(meta["img_size"])
-    defaults = {"input_size": (chans, size, size), "mean": tuple(json.loads(meta["mean"])),
-                "std": tuple(json.loads(meta["std"])),
-                "interpolation": meta.get("interpolation", "bicubic")}
-    return live(model, adapter="checkpoint", target=target, student=student, defaults=defaults,
+    facts = {"input_size": (chans, size, size), "in_chans": chans,
+             "mean": tuple(json.loads(meta["mean"])), "std": tuple(json.loads(meta["std"])),
+             "interpolation": meta.get("interpolation", "bicubic")}
+    return live(model, adapter="checkpoint", target=target, student=student, facts=facts,
                 weights_sha256=file_sha256(path), **io)

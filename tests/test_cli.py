@@ -57,9 +57,28 @@ def test_recipe_validate_many_and_schema(cli, smoke, tmp_path):
       "--set", "data.root={tmp}/nope", "--out", "{tmp}/o"],
      "data.root: folder not found (got '{tmp}/nope')"),
     (["eval", "{tmp}"], "not a run directory"),
+    (["recipe", "validate", "{smoke}", "--student", "cifar_resnet8", "--loss", "none",
+      "--set", "student.kwargs={{}}"], "does not accept 'drop_path_rate'"),
+    (["recipe", "validate", "{smoke}", "--set", "data.img_size=30"],
+     "student: 'deit_tiny_distilled_patch16_224' cannot be built for 30² 3-channel images"),
+    (["recipe", "validate", "{smoke}", "--set", "student.kwargs.num_heads=5"],
+     "embed_dim 48 is not divisible by num_heads 5"),
+    (["train", "{smoke}", "--init", "{tmp}/wrong.safetensors", "--out", "{tmp}/o"],
+     "student.init: '{tmp}/wrong.safetensors' does not fit 'deit_tiny_distilled_patch16_224' "
+     "(shape patch_embed.proj.weight (48, 3, 4, 4) != (48, 3, 8, 8))"),
+    (["train", "{smoke}", "--set", "teacher.weights={tmp}/wrong.safetensors", "--out", "{tmp}/o"],
+     "does not fit timm:test_resnet"),
+    (["train", "{smoke}", "--out", "{tmp}/a_file/run"], "--out: cannot create"),
     (["list", "students", "zzzz_no_match"], "no students match 'zzzz_no_match'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, smoke, tmp_path, args, needle):
+    from distill.checkpoint import save_weights
+    from students import build_student
+
+    wrong = build_student("deit_tiny_distilled_patch16_224", img_size=32, patch_size=4,
+                          embed_dim=48, depth=2, num_heads=2, num_classes=10)
+    save_weights(tmp_path / "wrong.safetensors", wrong.state_dict())
+    (tmp_path / "a_file").write_text("not a folder")
     args = [a.format(smoke=smoke, tmp=tmp_path) for a in args]
     line = one_error(cli(*args))
     assert needle.format(tmp=tmp_path) in line
@@ -103,3 +122,11 @@ def test_console_script_exit_code_from_outside(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "loss.alpha" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_teacher_class_count_mismatch_is_caught_before_training(cli, smoke, tmp_path):
+    out = tmp_path / "run"
+    res = cli("train", smoke, "--out", out, "--set", "teacher.kwargs={}")
+    line = one_error(res)
+    assert "'timm:test_resnet' predicts 1000 classes but data.num_classes is 10" in line
+    assert not out.exists()  # nothing written

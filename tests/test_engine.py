@@ -80,7 +80,7 @@ def _kill_mid_run(out, args, env):
 
 def test_resume_after_sigkill_reaches_the_same_weights(tmp_path):
     common = ["data.options.train_size=256", "data.batch_size=16", "run.log_every=1",
-              "schedule.epochs=4", "run.threads=2"]
+              "schedule.epochs=4", "run.threads=2", "data.num_workers=1"]
     args = [a for s in common for a in ("--set", s)]
     env = {**os.environ, "COLUMNS": "200"}
     straight = tmp_path / "straight"

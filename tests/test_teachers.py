@@ -161,3 +161,37 @@ def test_spec_hash_is_stable_and_weight_sensitive():
     torch.manual_seed(1)
     c = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
     assert a.spec == b.spec and a.spec.weights_sha256 != c.spec.weights_sha256
+
+
+EXAMPLES = {
+    "timm": ("timm:test_resnet", {"num_classes": 10}),
+    "torchvision": ("torchvision:resnet18", {"num_classes": 10}),
+    "python": ("python:tests.plugins.user_teacher:make", {"num_classes": 10}),
+    "checkpoint": ("checkpoint:{tmp}", {}),
+}
+
+
+def write_run(folder) -> None:
+    """A run directory as `distill train` leaves it (model.safetensors with metadata)."""
+    from distill.engine.train import weights_metadata
+    from distill.recipe import load_recipe
+    from students import build_student
+
+    recipe = load_recipe(None, ["data.img_size=32", "data.num_classes=10",
+                                "student.name=cifar_resnet8", "loss.name=none"])
+    model = build_student("cifar_resnet8", num_classes=10, in_chans=3, img_size=32)
+    save_weights(folder / "model.safetensors", model.state_dict(),
+                 weights_metadata(model, recipe, epoch=1))
+
+
+@pytest.mark.parametrize("adapter", [n for n in TEACHERS.names()
+                                     if "plugin" not in TEACHERS.tags(n)])
+def test_every_registered_teacher_adapter(adapter, tmp_path):
+    """Every adapter builds a Teacher with a full spec (a new one needs an example here)."""
+    assert adapter in EXAMPLES, f"add an example spec for the '{adapter}' teacher adapter"
+    spec, kwargs = EXAMPLES[adapter]
+    write_run(tmp_path)
+    t = build_teacher(spec.format(tmp=tmp_path), student=RGB32, kwargs=kwargs, input_size=32)
+    assert isinstance(t, Teacher) and t.spec.adapter == adapter
+    assert len(t.spec.weights_sha256) == 64 and t.spec.num_classes == 10
+    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print(f"[bold red]error:[/bold red] {line}", markup=True,
                               highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; the last checkpoint is intact (use --resume)")
-        sys.exit(130)
+    except OSError as exc:  # disk full, permissions: one line, files written so far intact
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        err_console.print(f"[bold red]error:[/bold red] {exc.strerror or exc}{where}",
+                          highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -35,12 +35,16 @@ LossOption = typer.Option(None, "--loss", "-l", help="Distillation strategy: non
 
 
 def resolve(recipe: Path | None, sets: list[str] | None, teacher: str | None,
-            student: str | None, loss: str | None, out: Path | None = None) -> Recipe:
+            student: str | None, loss: str | None, out: Path | None = None,
+            init: Path | None = None) -> Recipe:
     """Load a recipe with the command line's overrides; `--out` wins over run.out."""
-    extra = list(sets or [])
+    raw = {}
     if out is not None:
-        extra.append(f"run.out={out}")
-    return load_recipe(recipe, extra, teacher=teacher, student=student, loss=loss)
+        raw["run.out"] = str(out)
+    if init is not None:
+        raw["student.init"] = str(init)
+    return load_recipe(recipe, list(sets or []), teacher=teacher, student=student, loss=loss,
+                       raw=raw)
 
 
 def _fmt(value: Any) -> str:
@@ -55,7 +59,8 @@ class RichReporter:
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[parts]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            disable=not console.is_terminal)  # logs and pipes get the epoch lines only
         self.task: Any = None
         self.t0 = time.perf_counter()
         self.epochs = 0

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import torch
 import typer
-import yaml
 
 from distill.checkpoint import load_weights
 from distill.data import build_val_loader
 from distill.engine import build_student_for, evaluate_model, resolve_runtime
 from distill.errors import UsageError
-from distill.recipe import apply_overrides, recipe_from_dict
+from distill.recipe import apply_overrides, parse_yaml, recipe_from_dict
 
 from ._common import SetOption, console, resolve
 
@@ -30,7 +29,7 @@ def evaluate(
         recipe_file = target / "recipe.yaml"
         if not recipe_file.is_file():
             raise UsageError(f"{target}: not a run directory (no recipe.yaml)")
-        data = apply_overrides(yaml.safe_load(recipe_file.read_text()), list(sets or []))
+        data = apply_overrides(parse_yaml(recipe_file.read_text()), list(sets or []))
         recipe = recipe_from_dict(data, str(recipe_file))
         weights = weights or target / "model.safetensors"
     else:
@@ -38,6 +37,8 @@ def evaluate(
         if weights is None:
             raise UsageError("--weights: needed when evaluating a recipe")
     rt = resolve_runtime(recipe)
+    # The weights are loaded below: do not start from student.init again.
+    recipe = recipe.model_copy(update={"student": recipe.student.model_copy(update={"init": None})})
     model = build_student_for(recipe, rt)
     state = load_weights(weights)
     try:

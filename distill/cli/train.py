@@ -26,9 +26,6 @@ def train(
                                 "directory from its last checkpoint (a fresh start if none)."),
 ) -> None:
     """Train RECIPE; writes model.safetensors, metrics.jsonl and summary.json."""
-    extra = list(sets or [])
-    if init is not None:
-        extra.append(f"student.init={init}")
-    r = resolve(recipe, extra, teacher, student, loss, out)
+    r = resolve(recipe, sets, teacher, student, loss, out, init)
     result = run_training(r, resume=resume, reporter=RichReporter())
     print_runs([result.out])

@@ -60,9 +60,16 @@ class _Limited(Subset):
     """The first N samples, keeping the base dataset's attributes visible."""
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("dataset", "indices"):
+        if name in ("dataset", "indices", "labels"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+    def fingerprint(self) -> str:
+        """The base dataset's fingerprint and the subset size: a subset is other data."""
+        import hashlib
+
+        base = self.dataset.fingerprint() if hasattr(self.dataset, "fingerprint") else ""
+        return hashlib.sha256(f"{base}|first {len(self)}".encode()).hexdigest()
 
 
 def train_transform(data: DataConfig, augment: AugmentConfig) -> Any:
@@ -119,9 +126,13 @@ def _collate(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, 
     return torch.stack(xs), torch.tensor(ys), torch.tensor(idx)
 
 
-def _loader_args(data: DataConfig, pin_memory: bool) -> dict[str, Any]:
+def _loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
     args: dict[str, Any] = dict(num_workers=data.num_workers, pin_memory=pin_memory,
-                                collate_fn=_collate, persistent_workers=data.num_workers > 0)
+                                collate_fn=_collate,
+                                persistent_workers=persistent and data.num_workers > 0,
+                                # Its own generator: starting workers must not draw from the
+                                # global RNG, which drop path uses (resume equality).
+                                generator=torch.Generator())
     if data.num_workers > 0:
         args["prefetch_factor"] = 4
     return args
@@ -135,7 +146,8 @@ def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False) -
     """The validation split with the evaluation transform, in order."""
     val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, _mode(data))
     return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
-                      shuffle=False, drop_last=False, **_loader_args(data, pin_memory))
+                      shuffle=False, drop_last=False,
+                      **_loader_args(data, pin_memory, persistent=False))
 
 
 def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,
@@ -148,7 +160,7 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
     sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
                             num_replicas=num_replicas, rank=rank)
     train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
-                              **_loader_args(data, pin_memory))
+                              **_loader_args(data, pin_memory, persistent=True))
     val_loader = build_val_loader(data, seed, pin_memory=pin_memory)
     return Data(train, val_loader.dataset, sampler, train_loader, val_loader)
 

@@ -24,6 +24,9 @@ def split_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     heads = getattr(model, "forward_heads", None)
     if heads is not None:
         return heads(x)
+    if hasattr(model, "head_dist") and hasattr(model, "forward_features"):  # timm's DeiT⚗
+        feats = model.forward_features(x)
+        return model.head(feats[:, 0]), model.head_dist(feats[:, 1])
     out = model(x)
     if isinstance(out, (tuple, list)):
         return out[0], out[1]

@@ -75,21 +75,24 @@ class LRSchedule:
 
 
 class EMA:
-    """Exponential moving average of a model's parameters (buffers are copied)."""
+    """Exponential moving average of the parameters of the model given at construction
+    (its floating-point buffers are copied)."""
 
     def __init__(self, model: nn.Module, decay: float):
         import copy
 
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self._pairs = (list(self.module.parameters()), [p.detach() for p in model.parameters()])
+        self._buffers = ([b for b in self.module.buffers() if b.is_floating_point()],
+                         [b for b in model.buffers() if b.is_floating_point()])
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        ema_p = [p for p in self.module.parameters()]
-        src_p = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_p, src_p, 1.0 - self.decay)
-        for eb, b in zip(self.module.buffers(), model.buffers()):
-            eb.copy_(b)
+    def update(self) -> None:
+        """One step: ema ← decay·ema + (1−decay)·params; float buffers (BN stats) copied."""
+        torch._foreach_lerp_(self._pairs[0], self._pairs[1], 1.0 - self.decay)
+        if self._buffers[0]:
+            torch._foreach_copy_(self._buffers[0], self._buffers[1])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.checkpoint import load_weights
+from distill.checkpoint import describe_misfit, load_weights
 from distill.errors import UsageError
 from distill.recipe import Recipe
 
@@ -28,10 +29,22 @@ class Runtime:
 
     def describe(self) -> dict[str, Any]:
         name = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
-                else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)")
+                else f"{cpu_name()} ({torch.get_num_threads()} threads)")
         return {"device": self.device.type, "device_name": name,
                 "precision": "bf16" if self.dtype == torch.bfloat16 else "fp32",
                 "torch": torch.__version__}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def is_convnet(model: nn.Module) -> bool:
@@ -41,6 +54,9 @@ def is_convnet(model: nn.Module) -> bool:
 
 def resolve_runtime(recipe: Recipe) -> Runtime:
     run = recipe.run
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("torchrun with several processes is not supported yet: each process "
+                         "would train alone and write the same run directory; run one process")
     if run.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("run.device: 'cuda' requested but no CUDA device is available")
     device = torch.device("cuda" if run.device == "cuda" or (
@@ -60,24 +76,20 @@ def resolve_runtime(recipe: Recipe) -> Runtime:
 
 def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:
     """The recipe's student on the run's device, initialised from `student.init` if set."""
-    from students import adapt_deit_state, build_student
+    from students import DeiT, adapt_deit_state, build_student
 
-    s, d = recipe.student, recipe.data
-    kwargs = dict(s.kwargs, num_classes=d.num_classes, in_chans=d.in_chans, img_size=d.img_size)
-    if s.drop_path_rate is not None:
-        kwargs["drop_path_rate"] = s.drop_path_rate
+    s = recipe.student
     torch.manual_seed(recipe.run.seed)
-    model = build_student(s.name, **kwargs)
+    model = build_student(s.name, **recipe.student_kwargs())
     if s.init is not None:
         state = load_weights(s.init)
         notes: list[str] = []
-        if hasattr(model, "patch_embed") and hasattr(model, "num_prefix_tokens"):
+        if isinstance(model, DeiT):
             state, notes = adapt_deit_state(state, model)
-        result = model.load_state_dict(state, strict=False)
-        fresh = [k for k in result.missing_keys if not k.startswith(("head.", "head_dist."))]
-        if fresh or result.unexpected_keys:
-            raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' (missing "
-                             f"{fresh[:3]}, unexpected {result.unexpected_keys[:3]})")
+        misfit = describe_misfit(model, state, allow_missing=("head.", "head_dist."))
+        if misfit:
+            raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' ({misfit})")
+        model.load_state_dict(state, strict=False)
         if reporter is not None:
             reporter.note(f"student initialised from {s.init}" +
                           (f" ({'; '.join(notes)})" if notes else ""))
@@ -111,6 +123,6 @@ def build_teacher_for(recipe: Recipe, rt: Runtime):
         if model is not None and (wants_cl or (wants_cl is None and rt.device.type == "cuda"
                                               and is_convnet(model))):
             teacher.use_channels_last()
-        if recipe.run.compile and model is not None:
-            teacher.model = torch.compile(model)
+        if recipe.run.compile and hasattr(teacher, "compile"):
+            teacher.compile()
     return teacher

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from distill.checkpoint import (
@@ -156,7 +155,7 @@ class _Trainer:
         torch.manual_seed(derive_seed(r.run.seed, "epoch", epoch))  # dropout, drop path
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
-        count, seen, window_start = 0, 0, time.perf_counter()
+        count, seen, window_seen, window_start = 0, 0, 0, time.perf_counter()
         epoch_start, check_every = window_start, 1 if rt.device.type == "cpu" else r.run.log_every
         nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)
         for i, (x, y, _idx) in enumerate(self.data.epoch(epoch)):
@@ -176,7 +175,7 @@ class _Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.clip_grad)
             self.optimizer.step()
             if self.ema is not None:
-                self.ema.update(self.model)
+                self.ema.update()
             self.step += 1
             count += 1
             seen += x.shape[0]
@@ -190,7 +189,8 @@ class _Trainer:
                 now = time.perf_counter()
                 row = {"kind": "step", "epoch": epoch, "step": self.step, "lr": lr,
                        **{k: v.item() / count for k, v in sums.items()},
-                       "images_per_s": seen / (now - window_start)}
+                       "images_per_s": (seen - window_seen) / (now - window_start)}
+                window_seen, window_start = seen, now  # images/s of this window only
                 self.metrics.write(row)
                 self.reporter.step(row)
             self.reporter.advance(epoch, i + 1)
@@ -283,21 +283,27 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
     out = Path(recipe.run.out)
     state_path = out / "state.pt"
     prior = out / "recipe.yaml"
-    if (state_path.exists() or (out / "model.safetensors").exists()) and not resume:
+    holds_run = any((out / n).exists() for n in ("state.pt", "model.safetensors", "recipe.yaml"))
+    if holds_run and not resume:
         raise UsageError(f"--out: '{out}' already holds a run; pass --resume to continue it "
                          "or choose another --out")
     if resume and prior.exists():
-        from distill.recipe import recipe_from_dict
+        from distill.recipe import parse_yaml, recipe_from_dict
 
-        before = recipe_from_dict(yaml.safe_load(prior.read_text()), str(prior))
+        before = recipe_from_dict(parse_yaml(prior.read_text()), str(prior))
         changed = [f for f in recipe_diff(before, recipe) if f not in RESUME_FREE_FIELDS]
         if changed:
             raise UsageError(f"--resume: the recipe differs from the run in '{out}' at "
                              f"{', '.join(changed)}; resume with the same recipe or use "
                              "another --out")
     rt = resolve_runtime(recipe)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = _Trainer(recipe, out, rt, reporter)
+    trainer = _Trainer(recipe, out, rt, reporter)  # builds everything: bad input fails here
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create '{out}' ({exc.strerror or exc})") from None
+    for stale in out.glob(".*.tmp"):  # half-written files of a killed run: never read
+        stale.unlink(missing_ok=True)
     if resume and state_path.exists():
         trainer.load(state_path)
         reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
@@ -305,8 +311,10 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
             summary = json.loads((out / "summary.json").read_text())
             reporter.finish(summary)
             return TrainResult(out, summary, trainer.history)
-    elif resume:
-        reporter.note(f"no checkpoint in {out}; starting a new run")
+    else:
+        if resume:
+            reporter.note(f"no checkpoint in {out}; starting a new run")
+        trainer.metrics.truncate_after(-1)  # lines of a run killed before its first checkpoint
     atomic_write_text(prior, dump_recipe(recipe))
     summary = trainer.run()
     reporter.finish(summary)
