@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -49,6 +51,7 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()

@@ -160,3 +160,19 @@ def test_init_from_a_run_and_from_a_timm_checkpoint(tmp_path):
     r = recipe(tmp_path / "third", f"student.init={tmp_path / 'deit.pth'}")
     model = build_student_for(r, resolve_runtime(r))
     assert torch.equal(model.blocks[1].attn.qkv.weight, ref.blocks[1].attn.qkv.weight)
+
+
+def test_atomic_write_leaves_old_file_on_failure_and_normal_permissions(tmp_path):
+    import stat
+
+    from distill.checkpoint import atomic_write, atomic_write_text
+
+    path = tmp_path / "f.json"
+    atomic_write_text(path, "old")
+    with pytest.raises(RuntimeError), atomic_write(path) as fh:
+        fh.write(b"half")
+        raise RuntimeError("killed mid-write")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
