@@ -60,7 +60,7 @@ class Teacher(Protocol):
 
     def prepare(self, dataset: Any) -> Any: ...
 
-    def targets(self, images: torch.Tensor) -> torch.Tensor: ...
+    def targets(self, batch: Any) -> torch.Tensor: ...
 
 
 def model_io(model: nn.Module) -> dict[str, Any]:
@@ -151,7 +151,10 @@ class LiveTeacher(nn.Module):
         return x
 
     @torch.inference_mode()
-    def targets(self, images: torch.Tensor) -> torch.Tensor:
+    def targets(self, batch: Any) -> torch.Tensor:
+        """Logits for a batch (`distill.data.Batch`, or a tensor of images): the teacher
+        sees `batch.images`, after whatever mixing the student's batch went through."""
+        images = batch.images if hasattr(batch, "images") else batch
         run = self._run if self._run is not None else self.model
         out = run(self.adapt(images))
         if isinstance(out, (tuple, list)):

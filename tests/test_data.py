@@ -25,7 +25,7 @@ def smoke_recipe(*sets: str):
 def batches(loader: DataLoader, epoch_data, epoch: int) -> dict[tuple, torch.Tensor]:
     """image per (index) for one epoch, from whatever loader."""
     out = {}
-    for x, _, idx in epoch_data(epoch):
+    for x, _, idx, *_ in epoch_data(epoch):
         for xi, i in zip(x, idx.tolist()):
             out[i] = xi
     return out
@@ -40,11 +40,11 @@ def test_augmentation_replays_across_workers_and_batch_sizes():
     assert set(ea) == set(eb) and len(ea) == 256
     assert all(torch.equal(ea[i], eb[i]) for i in ea)
     # Direct access by key gives the same image, in any order.
-    assert torch.equal(a.train[(1, 17, 0)][0], ea[17])
+    assert torch.equal(a.train[(1, 17, 0, 5)][0], ea[17])
     # Another epoch or seed gives other augmentations.
-    assert not torch.equal(a.train[(2, 17, 0)][0], ea[17])
+    assert not torch.equal(a.train[(2, 17, 0, 5)][0], ea[17])
     c = build_data(r.data, r.augment, seed=1)
-    assert not torch.equal(c.train[(1, 17, 0)][0], ea[17])
+    assert not torch.equal(c.train[(1, 17, 0, 5)][0], ea[17])
 
 
 def test_replay_leaves_global_generators_alone():
@@ -55,8 +55,8 @@ def test_replay_leaves_global_generators_alone():
     expected = (torch.rand(3), np.random.rand(3))
     torch.manual_seed(5)
     np.random.seed(5)
-    data.train.__getitems__([(0, i, 0) for i in range(4)])
-    data.train[(0, 9, 0)]
+    data.train.__getitems__([(0, i, 0, i) for i in range(4)])
+    data.train[(0, 9, 0, 9)]
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3),
                                                                        expected[1])
 
@@ -66,26 +66,34 @@ def test_sampler_orders_epochs_and_repeats():
     e0 = s.keys()
     s.set_epoch(1)
     e1 = s.keys()
-    assert sorted(i for _, i, _ in e0) == list(range(10)) and [k[1] for k in e0] != [
+    assert sorted(k[1] for k in e0) == list(range(10)) and [k[1] for k in e0] != [
         k[1] for k in e1]
     assert all(k[0] == 1 for k in e1)
+    assert [k[3] for k in e0] == list(range(10))  # one rank: positions in order
     ra = ReplaySampler(12, seed=0, repeats=3)
     keys = ra.keys()
     assert len(keys) == 12 and keys[0][1] == keys[1][1] == keys[2][1]
     assert [k[2] for k in keys[:3]] == [0, 1, 2]  # copies differ by their repeat number
     ranks = [ReplaySampler(12, seed=0, repeats=3, num_replicas=2, rank=r).keys() for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 6 and not set(ranks[0]) & set(ranks[1])
+    # Dealt in turn: rank r holds global positions r, r+2, r+4, ...
+    assert [k[3] for k in ranks[1]] == [1, 3, 5, 7, 9, 11]
+    odd = [ReplaySampler(5, seed=0, num_replicas=2, rank=r).keys() for r in (0, 1)]
+    assert odd[1][-1] == odd[0][0]  # padding repeats the first key, position included
 
 
 def test_mixer_is_seeded_per_step():
     r = smoke_recipe("augment.mixup=0.8", "augment.cutmix=1.0")
     mix = Mixer(r.augment, 10, smoothing=0.1, seed=0)
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
-    a, ya = mix(x.clone(), y, epoch=0, step=3)
-    b, yb = mix(x.clone(), y, epoch=0, step=3)
-    c, _ = mix(x.clone(), y, epoch=0, step=4)
+    a, ya, lam = mix(x.clone(), y, epoch=0, step=3)
+    b, yb, _ = mix(x.clone(), y, epoch=0, step=3)
+    c, _, _ = mix(x.clone(), y, epoch=0, step=4)
     assert torch.equal(a, b) and torch.equal(ya, yb) and ya.shape == (4, 10)
     assert not torch.equal(a, c)
+    # λ is what timm used: the targets are λ·onehot(y) + (1−λ)·onehot(y.flip(0)), smoothed.
+    one = torch.nn.functional.one_hot(y, 10).float() * 0.9 + 0.01
+    assert torch.allclose(ya, lam * one + (1 - lam) * one.flip(0), atol=1e-6)
 
 
 def test_synthetic_is_seeded_and_learnable_shape():
@@ -171,7 +179,7 @@ def test_imagefolder(tmp_path):
                            "data.num_workers=0", "augment.mixup=0", "augment.cutmix=0",
                            "student.name=deit_tiny_patch16_224", "loss.name=none"])
     data = build_data(r.data, r.augment, seed=0)
-    x, y, _ = next(data.epoch(0))
+    x, y, *_ = next(data.epoch(0))
     assert x.shape == (2, 3, 32, 32) and set(y.tolist()) <= {0, 1}
     assert data.train.base.classes == ("cat", "dog")
     with pytest.raises(UsageError, match="has no 'val/' folder"):

@@ -7,9 +7,9 @@ and the loaders the engine iterates; mixup/cutmix run on the batch, seeded per s
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
 
 __all__ = [
+    "Batch",
     "Data",
     "Mixer",
     "ReplayDataset",
     "ReplaySampler",
     "build_data",
     "build_dataset",
+    "build_train_dataset",
     "build_val_loader",
     "derive_seed",
     "eval_transform",
@@ -121,9 +123,40 @@ class Data:
         return iter(self.train_loader)
 
 
-def _collate(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[torch.Tensor, ...]:
-    xs, ys, idx = zip(*batch)
-    return torch.stack(xs), torch.tensor(ys), torch.tensor(idx)
+class Batch(NamedTuple):
+    """A batch as the engine, the losses and the teachers see it.
+
+    `images` are student-normalised (after mixup/cutmix when on); `labels` are class indices
+    or, after mixing, soft targets; `cached` are a cached teacher's rows for these samples;
+    `lam` is the mixing weight (a float, or a B×1 tensor in pair/elem mode) with partner
+    `flip(0)`, None when the batch was not mixed.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor
+    cached: Any = None
+    lam: Any = None
+
+    def to(self, device: torch.device) -> Batch:
+        def move(t: Any) -> Any:
+            if isinstance(t, torch.Tensor):
+                return t.to(device, non_blocking=True)
+            if isinstance(t, dict):
+                return {k: move(v) for k, v in t.items()}
+            return t
+
+        return Batch(*(move(t) for t in self))
+
+
+def _collate(items: list[tuple]) -> Batch:
+    xs, ys, idx, cached = zip(*items)
+    rows = None
+    if cached[0] is not None:  # a cached teacher's rows: a tensor or a dict of tensors each
+        first = cached[0]
+        rows = ({k: torch.stack([c[k] for c in cached]) for k in first}
+                if isinstance(first, dict) else torch.stack(cached))
+    return Batch(torch.stack(xs), torch.tensor(ys), torch.tensor(idx), rows)
 
 
 def _loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
@@ -150,10 +183,20 @@ def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False) -
                       **_loader_args(data, pin_memory, persistent=False))
 
 
+def build_train_dataset(data: DataConfig, augment: AugmentConfig, seed: int) -> ReplayDataset:
+    """The training split with the replayable training transform."""
+    return ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
+                         _mode(data))
+
+
 def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,
-               num_replicas: int = 1, rank: int = 0) -> Data:
-    train = ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
-                          _mode(data))
+               num_replicas: int = 1, rank: int = 0,
+               prepare: Callable[[ReplayDataset], ReplayDataset] | None = None) -> Data:
+    """Datasets and loaders; `prepare` is the teacher's hook on the training set (a cached
+    teacher attaches its stored rows to each sample there)."""
+    train = build_train_dataset(data, augment, seed)
+    if prepare is not None:
+        train = prepare(train)
     if len(train) < data.batch_size * num_replicas:
         raise UsageError(f"data.batch_size: {data.batch_size} exceeds the {len(train)} training "
                          f"images of '{data.name}'")
@@ -166,7 +209,8 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
 
 
 class Mixer:
-    """timm's Mixup/CutMix with its draws seeded from (seed, epoch, step)."""
+    """timm's Mixup/CutMix with its draws seeded from (seed, epoch, step, rank); it also
+    returns λ, which a cache replaying per-sample teacher outputs needs to mix them."""
 
     def __init__(self, augment: AugmentConfig, num_classes: int, smoothing: float, seed: int):
         from timm.data import Mixup
@@ -177,7 +221,17 @@ class Mixer:
             switch_prob=augment.switch_prob, mode=augment.mixup_mode,
             label_smoothing=smoothing, num_classes=num_classes)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        with seeded(self.seed, "mix", epoch, step):
-            return self.mixup(x, y)
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int, rank: int = 0
+                 ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Mix `x` in place; return it, the soft targets and λ (partner: `flip(0)`)."""
+        from timm.data.mixup import mixup_target
+
+        m = self.mixup
+        with seeded(self.seed, "mix", epoch, step, rank):
+            if m.mode == "elem":
+                lam = m._mix_elem(x)
+            elif m.mode == "pair":
+                lam = m._mix_pair(x)
+            else:
+                lam = m._mix_batch(x)
+        return x, mixup_target(y, m.num_classes, lam, m.label_smoothing), lam

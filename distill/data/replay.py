@@ -6,8 +6,9 @@ timm's transforms draw from Python's `random`, NumPy's global generator and torc
 key alone: not on the worker count, the batch size, or what ran before. The logit cache
 relies on this to show a student the very image its teacher saw.
 
-The sampler yields keys `(epoch, index, repeat)`, so the epoch reaches persistent workers
-without any shared state; `repeat` tells apart the copies of repeated augmentation.
+The sampler yields keys `(epoch, index, repeat, position)`, so the epoch reaches persistent
+workers without any shared state; `repeat` tells apart the copies of repeated augmentation,
+and `position` is the key's place in the epoch's global order (the row of a logit cache).
 Mixup/cutmix draw in the main process; `seeded(...)` gives them the same treatment per step.
 """
 
@@ -26,7 +27,8 @@ from torch.utils.data import Dataset, Sampler
 
 __all__ = ["ReplayDataset", "ReplaySampler", "derive_seed", "preserved_rngs", "reseed", "seeded"]
 
-Key = tuple[int, int, int]
+Key = tuple[int, int, int, int]  # (epoch, index, repeat, position)
+TargetReader = Callable[[int, int, int], torch.Tensor]  # (epoch, position, index) -> row
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -66,48 +68,60 @@ def seeded(*parts: int | str) -> Iterator[None]:
         yield
 
 
+Item = tuple[torch.Tensor, int, int, "torch.Tensor | None"]
+
+
 class ReplayDataset(Dataset):
     """Applies `transform` to `base[index]` under seeds derived from (seed, epoch, index, repeat).
 
-    Items are `(image_tensor, label, index)`; keys are `(epoch, index, repeat)` tuples (from
-    `ReplaySampler`) or plain indices (epoch 0, repeat 0, for evaluation).
+    Items are `(image_tensor, label, index, target)`; `target` is what `targets` (a cached
+    teacher's reader, set by `Teacher.prepare`) returns for the key, else None. Keys are
+    `(epoch, index, repeat, position)` tuples from `ReplaySampler`, or plain indices (epoch 0,
+    repeat 0, position = index: evaluation and static caches).
     """
 
     def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
-                 mode: str | None = None):
+                 mode: str | None = None, targets: TargetReader | None = None):
         self.base = base
         self.transform = transform
         self.seed = seed
         self.mode = mode  # PIL mode to convert to ("L" or "RGB"), matching the recipe
+        self.targets = targets
+
+    def with_targets(self, targets: TargetReader | None) -> ReplayDataset:
+        """The same data, with `targets(epoch, position, index)` attached to each item."""
+        return ReplayDataset(self.base, self.transform, self.seed, self.mode, targets)
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def _item(self, key: Key | int) -> tuple[torch.Tensor, int, int]:
-        epoch, index, repeat = (0, key, 0) if isinstance(key, int) else key
+    def _item(self, key: Key | int) -> Item:
+        epoch, index, repeat, position = (0, key, 0, key) if isinstance(key, int) else key
         img, label = self.base[index]
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = img.convert(self.mode)
         reseed(derive_seed(self.seed, epoch, index, repeat))
-        return self.transform(img), label, index
+        target = self.targets(epoch, position, index) if self.targets is not None else None
+        return self.transform(img), label, index, target
 
-    def __getitem__(self, key: Key | int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, key: Key | int) -> Item:
         with preserved_rngs():
             return self._item(key)
 
-    def __getitems__(self, keys: list[Key | int]) -> list[tuple[torch.Tensor, int, int]]:
+    def __getitems__(self, keys: list[Key | int]) -> list[Item]:
         """A whole batch under one save/restore of the generators (DataLoader calls this)."""
         with preserved_rngs():
             return [self._item(key) for key in keys]
 
 
 class ReplaySampler(Sampler[Key]):
-    """Shuffled keys `(epoch, index, repeat)` for one rank of `num_replicas`.
+    """Shuffled keys `(epoch, index, repeat, position)` for one rank of `num_replicas`.
 
     The permutation of epoch e is a function of (seed, e). With `repeats` > 1 (DeiT's
     repeated augmentation) each index appears `repeats` times in a row in the global order,
     which is then dealt to ranks in turn and cut to `len(dataset)` keys per epoch overall,
-    as the official RASampler does.
+    as the official RASampler does. `position` is the key's place in the global order before
+    dealing; keys that pad the last round repeat an earlier key, position included.
     """
 
     def __init__(self, size: int, seed: int, *, shuffle: bool = True, repeats: int = 1,
@@ -125,13 +139,19 @@ class ReplaySampler(Sampler[Key]):
             return self.size // self.num_replicas
         return math.ceil(self.size / self.num_replicas)
 
-    def keys(self) -> list[Key]:
+    def global_keys(self) -> list[Key]:
+        """The epoch's keys in global order, before dealing to ranks."""
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, "sampler", self.epoch))
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))
-        keys = [(self.epoch, i, r) for i in order for r in range(self.repeats)]
+        pairs = [(i, r) for i in order for r in range(self.repeats)]
+        return [(self.epoch, i, r, p) for p, (i, r) in enumerate(pairs)]
+
+    def keys(self) -> list[Key]:
+        """This rank's keys, in the order it trains on them."""
+        keys = self.global_keys()
         total = math.ceil(len(keys) / self.num_replicas) * self.num_replicas
         keys += keys[: total - len(keys)]  # pad so every rank gets the same count
         return keys[self.rank:total:self.num_replicas][: len(self)]

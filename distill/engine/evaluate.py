@@ -80,8 +80,10 @@ def evaluate_teacher(teacher, batches: Iterable, device: torch.device,
                      dtype: torch.dtype | None = None) -> dict[str, float]:
     """Top-1 of a teacher through its own `targets` path (student-normalised inputs)."""
 
+    from distill.data import Batch
+
     def predict(x: torch.Tensor) -> dict[str, torch.Tensor]:
         with autocast(device, dtype):
-            return {"top1": teacher.targets(x)}
+            return {"top1": teacher.targets(Batch(x, torch.empty(0), torch.empty(0)))}
 
     return _accumulate(batches, device, predict)

@@ -158,16 +158,17 @@ class _Trainer:
         count, seen, window_seen, window_start = 0, 0, 0, time.perf_counter()
         epoch_start, check_every = window_start, 1 if rt.device.type == "cpu" else r.run.log_every
         nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)
-        for i, (x, y, _idx) in enumerate(self.data.epoch(epoch)):
-            x = x.to(rt.device, non_blocking=True)
-            y = y.to(rt.device, non_blocking=True)
+        for i, batch in enumerate(self.data.epoch(epoch)):
+            batch = batch.to(rt.device)
+            x, y = batch.images, batch.labels
             if self.mixer is not None:
-                x, y = self.mixer(x, y, epoch, i)
+                x, y, lam = self.mixer(x, y, epoch, i, rt.rank)
+                batch = batch._replace(images=x, labels=y, lam=lam)
             if rt.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             lr = self.schedule.apply(self.optimizer, self.step)
             with autocast(rt.device, rt.dtype):
-                t_logits = self.teacher.targets(x) if self.teacher is not None else None
+                t_logits = self.teacher.targets(batch) if self.teacher is not None else None
                 parts = self.loss_fn.parts(self.step_model(x), y, t_logits)
             self.optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
