@@ -139,6 +139,16 @@ class TeacherConfig(_Section):
     std: tuple[float, ...] | None = Field(None, description="Teacher's own std (default: its config).")
     input_size: int | None = Field(None, ge=8, description="Teacher's input resolution.")
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+    cache: Path | None = Field(None, description="Read this teacher's outputs from a logit "
+                               "cache (`distill cache build`) instead of running it; the cache "
+                               "must have been built from this teacher section.")
+    mix_targets: Literal["exact", "interpolate"] = Field(
+        "exact", description="With mixup/cutmix and a cache: `exact` stores the teacher's "
+        "output on each mixed image (same batch and world size at train time); `interpolate` "
+        "mixes per-sample outputs with the batch's lambda (any batch size).")
+    cache_verify: Literal["full", "quick"] = Field(
+        "full", description="At the start of a run, check every shard's sha256 (`full`) or "
+        "only its size and header (`quick`, for very large caches).")
 
     @field_validator("name")
     @classmethod
@@ -296,6 +306,11 @@ class Recipe(_Section):
         if tags.get("needs_teacher") and self.teacher.name is None:
             raise _FieldError("teacher.name", f"loss '{self.loss.name}' needs a teacher",
                               self.teacher.name)
+        if self.teacher.cache is not None and (self.teacher.name is None
+                                               or self.teacher.name.startswith("cache:")):
+            raise _FieldError("teacher.cache", "names the cache of the teacher in teacher.name; "
+                              "set teacher.name to the teacher it was built from, or use "
+                              "--teacher cache:<dir> alone", str(self.teacher.cache))
         if self.augment.mixing and self.data.batch_size % 2:
             raise _FieldError("data.batch_size", "must be even with mixup/cutmix",
                               self.data.batch_size)
@@ -517,6 +532,9 @@ def check_paths(recipe: Recipe) -> None:
         problems.append(f"student.init: file not found (got '{recipe.student.init}')")
     if recipe.teacher.weights is not None and not recipe.teacher.weights.is_file():
         problems.append(f"teacher.weights: file not found (got '{recipe.teacher.weights}')")
+    if recipe.teacher.cache is not None and not (recipe.teacher.cache / "manifest.json").is_file():
+        problems.append(f"teacher.cache: no manifest.json in '{recipe.teacher.cache}' (build it "
+                        "with `distill cache build`)")
     if recipe.teacher.name is not None and LOSSES.tags(recipe.loss.name).get("needs_teacher",
                                                                               True):
         adapter, target = split_teacher(recipe.teacher.name)

@@ -178,7 +178,8 @@ def _entry_points(group: str) -> list[metadata.EntryPoint]:
 TEACHERS = Registry(
     "teacher",
     "teachers",
-    builtins=("teachers.timm", "teachers.torchvision", "teachers.checkpoint", "teachers.python"),
+    builtins=("teachers.timm", "teachers.torchvision", "teachers.checkpoint", "teachers.python",
+              "teachers.cache"),
 )
 STUDENTS = Registry("student", "students", builtins=("students",))
 LOSSES = Registry("loss", "losses", builtins=("distill.losses",))

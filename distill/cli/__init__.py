@@ -13,8 +13,8 @@ import typer
 
 from distill.errors import DistillError
 
+from . import cache, ls, recipe, report, train
 from . import eval as eval_cmd
-from . import ls, recipe, report, train
 from ._common import err_console
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("list")(ls.list_parts)
 app.command("report")(report.report)
 app.add_typer(recipe.app, name="recipe")
+app.add_typer(cache.app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:

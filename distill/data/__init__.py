@@ -32,8 +32,11 @@ __all__ = [
     "build_dataset",
     "build_train_dataset",
     "build_val_loader",
+    "dataset_fingerprint",
     "derive_seed",
     "eval_transform",
+    "loader_args",
+    "pil_mode",
     "seeded",
     "train_transform",
 ]
@@ -66,12 +69,29 @@ class _Limited(Subset):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
-    def fingerprint(self) -> str:
-        """The base dataset's fingerprint and the subset size: a subset is other data."""
+    def fingerprint(self) -> dict[str, str]:
+        """The base dataset's hashes restricted to the subset (a subset is other data)."""
         import hashlib
 
-        base = self.dataset.fingerprint() if hasattr(self.dataset, "fingerprint") else ""
-        return hashlib.sha256(f"{base}|first {len(self)}".encode()).hexdigest()
+        base = dataset_fingerprint(self.dataset)
+        return {k: hashlib.sha256(f"{v}|first {len(self)}".encode()).hexdigest()
+                for k, v in base.items()}
+
+
+def dataset_fingerprint(ds: Dataset) -> dict[str, str]:
+    """`labels_sha256` and `content_sha256` of a dataset: its own `fingerprint()` where it
+    has one, else hashes of every label and image (slow for big datasets: give yours a
+    `fingerprint()`)."""
+    import hashlib
+
+    if hasattr(ds, "fingerprint"):
+        return ds.fingerprint()
+    labels, content = hashlib.sha256(), hashlib.sha256()
+    for i in range(len(ds)):  # type: ignore[arg-type]
+        img, label = ds[i]
+        labels.update(f"{int(label)}\n".encode())
+        content.update(img.tobytes() if hasattr(img, "tobytes") else repr(img).encode())
+    return {"labels_sha256": labels.hexdigest(), "content_sha256": content.hexdigest()}
 
 
 def train_transform(data: DataConfig, augment: AugmentConfig) -> Any:
@@ -159,7 +179,7 @@ def _collate(items: list[tuple]) -> Batch:
     return Batch(torch.stack(xs), torch.tensor(ys), torch.tensor(idx), rows)
 
 
-def _loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
+def loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
     args: dict[str, Any] = dict(num_workers=data.num_workers, pin_memory=pin_memory,
                                 collate_fn=_collate,
                                 persistent_workers=persistent and data.num_workers > 0,
@@ -171,22 +191,22 @@ def _loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[s
     return args
 
 
-def _mode(data: DataConfig) -> str:
+def pil_mode(data: DataConfig) -> str:
     return "L" if data.in_chans == 1 else "RGB"
 
 
 def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False) -> DataLoader:
     """The validation split with the evaluation transform, in order."""
-    val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, _mode(data))
+    val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, pil_mode(data))
     return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
                       shuffle=False, drop_last=False,
-                      **_loader_args(data, pin_memory, persistent=False))
+                      **loader_args(data, pin_memory, persistent=False))
 
 
 def build_train_dataset(data: DataConfig, augment: AugmentConfig, seed: int) -> ReplayDataset:
     """The training split with the replayable training transform."""
     return ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
-                         _mode(data))
+                         pil_mode(data))
 
 
 def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,
@@ -203,7 +223,7 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
     sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
                             num_replicas=num_replicas, rank=rank)
     train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
-                              **_loader_args(data, pin_memory, persistent=True))
+                              **loader_args(data, pin_memory, persistent=True))
     val_loader = build_val_loader(data, seed, pin_memory=pin_memory)
     return Data(train, val_loader.dataset, sampler, train_loader, val_loader)
 

@@ -50,12 +50,11 @@ class ArrayImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.images[index], self.mode), int(self.labels[index])
 
-    def fingerprint(self) -> str:
-        """A hash of the labels and of the pixels (identifies the data for caches)."""
-        h = hashlib.sha256()
-        h.update(self.labels.tobytes())
-        h.update(np.ascontiguousarray(self.images).tobytes())
-        return h.hexdigest()
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the labels and of the pixels (identify the data for logit caches)."""
+        return {"labels_sha256": hashlib.sha256(self.labels.tobytes()).hexdigest(),
+                "content_sha256": hashlib.sha256(
+                    np.ascontiguousarray(self.images).tobytes()).hexdigest()}
 
 
 @DATASETS.register(default_root=None)
@@ -144,11 +143,14 @@ class _ImageFolder(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int]:
         return self.inner[index]
 
-    def fingerprint(self) -> str:
-        h = hashlib.sha256()
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the labels and of the file list (relative paths and sizes)."""
+        labels, files = hashlib.sha256(), hashlib.sha256()
         for path, label in self.inner.samples:
-            h.update(f"{Path(path).relative_to(self.inner.root)}|{label}\n".encode())
-        return h.hexdigest()
+            stat = Path(path).stat()
+            labels.update(f"{label}\n".encode())
+            files.update(f"{Path(path).relative_to(self.inner.root)}|{stat.st_size}\n".encode())
+        return {"labels_sha256": labels.hexdigest(), "content_sha256": files.hexdigest()}
 
 
 @DATASETS.register(default_root=None)

@@ -103,11 +103,18 @@ def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.M
     return model
 
 
-def build_teacher_for(recipe: Recipe, rt: Runtime):
-    """The recipe's teacher on the run's device (channels_last for convnets on CUDA)."""
+def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False):
+    """The recipe's teacher on the run's device (channels_last for convnets on CUDA); its
+    logit cache instead when the recipe names one (`teacher.cache`, `cache:<dir>`), unless
+    `live`."""
     from teachers import StudentInput, build_teacher
 
     t, d = recipe.teacher, recipe.data
+    if not live and (t.cache is not None or (t.name or "").startswith("cache:")):
+        from teachers.cache import open_cache
+
+        return open_cache(t.cache if t.cache is not None else t.name.partition(":")[2],
+                          recipe=recipe, world_size=rt.world_size)
     student = StudentInput(mean=tuple(d.mean), std=tuple(d.std), in_chans=d.in_chans,
                            img_size=d.img_size, num_classes=d.num_classes)
     from distill.data import derive_seed

@@ -42,7 +42,7 @@ __all__ = ["RESUME_FREE_FIELDS", "TrainResult", "recipe_diff", "train", "weights
 # Fields a resumed run may change: they do not alter what is computed.
 RESUME_FREE_FIELDS = {
     "run.out", "run.log_every", "run.threads", "run.compile", "data.num_workers",
-    "data.eval_batch_size",
+    "data.eval_batch_size", "teacher.cache_verify",
 }
 
 
@@ -94,17 +94,20 @@ class _Trainer:
     def __init__(self, recipe: Recipe, out: Path, rt: Runtime, reporter: Reporter):
         self.recipe, self.out, self.rt, self.reporter = recipe, out, rt, reporter
         r = recipe
-        self.data: Data = build_data(r.data, r.augment, r.run.seed, pin_memory=rt.device.type == "cuda")
-        self.steps_per_epoch = len(self.data.train_loader)
-        if self.steps_per_epoch == 0:
-            raise UsageError(f"data.batch_size: {r.data.batch_size} leaves no full batch")
-        self.model = build_student_for(r, rt, reporter)
         self.teacher = None
         needs_teacher = LOSSES.tags(r.loss.name).get("needs_teacher", True)
         if r.teacher.name is not None and needs_teacher:
             self.teacher = build_teacher_for(r, rt)
         elif r.teacher.name is not None:
             reporter.note(f"loss '{r.loss.name}' uses no teacher: '{r.teacher.name}' is not built")
+        # A cached teacher checks itself against the data and attaches its rows to it here.
+        prepare = self.teacher.prepare if self.teacher is not None else None
+        self.data: Data = build_data(r.data, r.augment, r.run.seed,
+                                     pin_memory=rt.device.type == "cuda", prepare=prepare)
+        self.steps_per_epoch = len(self.data.train_loader)
+        if self.steps_per_epoch == 0:
+            raise UsageError(f"data.batch_size: {r.data.batch_size} leaves no full batch")
+        self.model = build_student_for(r, rt, reporter)
         self.loss_fn = build_loss(r.loss.name, alpha=r.loss.alpha, tau=r.loss.tau,
                                   smoothing=0.0 if r.augment.mixing else r.loss.smoothing,
                                   target=r.loss.target, kl_reduction=r.loss.kl_reduction)
@@ -251,7 +254,9 @@ class _Trainer:
                  if "top1" in last else self.evaluate())
         summary: dict[str, Any] = dict(final)
         summary["teacher"] = self.recipe.teacher.name if self.teacher is not None else None
-        if self.teacher is not None:
+        if getattr(self.teacher, "val_top1", None) is not None:  # a cache knows its teacher's
+            summary["teacher_top1"] = self.teacher.val_top1
+        elif self.teacher is not None and not hasattr(self.teacher, "val_top1"):
             t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype)
             summary["teacher_top1"] = t["top1"]
         summary |= {

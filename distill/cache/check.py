@@ -1,0 +1,106 @@
+"""Does a cache fit a run? Every field that would change the targets is compared.
+
+The cache's manifest records the facts it was built from; `mismatches` derives the same
+facts from the run's recipe and names each field that differs, so a run is refused before
+it starts, with every reason at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from distill.checkpoint import file_sha256
+
+from .manifest import Manifest, augment_facts, teacher_facts, transform_facts
+from .store import StoreFormat
+
+__all__ = ["mismatches", "needs_soft_targets", "run_mixing"]
+
+
+def run_mixing(recipe: Any) -> str | None:
+    """How a run's mixed batches get their targets: None (no mixing), exact, interpolate."""
+    return recipe.teacher.mix_targets if recipe.augment.mixing else None
+
+
+def needs_soft_targets(loss: Any) -> bool:
+    """Whether a loss reads the teacher's distribution, not only its argmax."""
+    return loss.name == "soft" or (loss.name == "token" and loss.target == "soft")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _teacher_weights_sha(recipe: Any) -> str | None:
+    """sha256 of the weights file a recipe's teacher loads, where it names one."""
+    t = recipe.teacher
+    if t.weights is not None and Path(t.weights).is_file():
+        return file_sha256(t.weights)
+    if t.name and t.name.startswith("checkpoint:"):
+        from teachers.checkpoint import resolve
+
+        try:
+            return file_sha256(resolve(t.name.partition(":")[2]))
+        except Exception:  # the run's own checks report a missing checkpoint
+            return None
+    return None
+
+
+def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
+               dataset: dict[str, Any] | None = None) -> list[str]:
+    """Fields where the run differs from the cache, each as `field (cache X, run Y)`."""
+    out: list[str] = []
+
+    def differ(field: str, cached: Any, run: Any) -> None:
+        if cached != run:
+            out.append(f"{field} (cache {_show(cached)}, run {_show(run)})")
+
+    # The teacher: only when the recipe names one and reads it from teacher.cache.
+    if recipe.teacher.cache is not None and recipe.teacher.name is not None:
+        mine = teacher_facts(recipe.teacher)
+        for key in sorted(set(mine) | set(manifest.teacher_recipe)):
+            differ(f"teacher.{key}", manifest.teacher_recipe.get(key), mine.get(key))
+        sha = _teacher_weights_sha(recipe)
+        if sha is not None and sha != manifest.teacher.get("weights_sha256"):
+            out.append(f"teacher weights (cache sha256 {manifest.teacher['weights_sha256'][:12]}"
+                       f"…, run {sha[:12]}…)")
+    d = recipe.data
+    differ("data.num_classes", manifest.num_classes, d.num_classes)
+    differ("data.name", manifest.dataset.name, d.name)
+    if dataset is not None:
+        differ("training images", manifest.dataset.length, dataset["length"])
+        if manifest.dataset.length == dataset["length"]:
+            if manifest.dataset.labels_sha256 != dataset["labels_sha256"]:
+                out.append("training labels (their sha256 differs)")
+            if manifest.dataset.content_sha256 != dataset["content_sha256"]:
+                out.append("training images (their sha256 differs)")
+    mine_t = transform_facts(d, manifest.mode)
+    for key in mine_t:
+        differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
+
+    if manifest.mode == "replay":
+        mixing = run_mixing(recipe)
+        exact = mixing == "exact"
+        if exact != (manifest.mix_targets == "exact"):
+            differ("teacher.mix_targets", manifest.mix_targets, mixing)
+        mine_a = augment_facts(recipe.augment, with_mixing=exact)
+        for key in mine_a:
+            differ(f"augment.{key}", manifest.augment.get(key), mine_a[key])
+        differ("run.seed", manifest.seed, recipe.run.seed)
+        if recipe.schedule.epochs > manifest.epochs:
+            out.append(f"schedule.epochs (cache holds {manifest.epochs} epochs, run needs "
+                       f"{recipe.schedule.epochs})")
+        if exact:
+            differ("data.batch_size", manifest.batch_size, d.batch_size)
+            differ("world size", manifest.world_size, world_size)
+
+    store = StoreFormat.parse(manifest.store)
+    if needs_soft_targets(recipe.loss):
+        if not store.soft:
+            out.append(f"loss (the '{recipe.loss.name}' loss with soft targets needs a soft "
+                       f"cache; this one stores '{manifest.store}')")
+        elif store.kind == "topk":
+            differ("loss.tau", manifest.tau, recipe.loss.tau)
+    return out

@@ -1,0 +1,165 @@
+"""`manifest.json`: what a logit cache holds, and what it was built from.
+
+The manifest names the teacher (its spec, with the sha256 of its weights), the data (length,
+labels hash, content hash), the augmentation and image transform, the seed, the epochs, the
+mode (`replay` or `static`), the store (`full`, `topk:K`, `hard`), and for exact mixing the
+batch and world size. Each shard has its file, first row, row count, sha256 and size; a
+shard is listed only once its file is complete on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill.checkpoint import atomic_write_text
+from distill.errors import UsageError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "DatasetFingerprint",
+    "Manifest",
+    "ShardInfo",
+    "augment_facts",
+    "load_manifest",
+    "save_manifest",
+    "teacher_facts",
+    "transform_facts",
+]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+# Augmentation fields that only shape mixup/cutmix (free to differ with interpolated targets).
+MIXING_FIELDS = ("mixup", "cutmix", "mixup_prob", "switch_prob", "mixup_mode")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShardInfo(_Model):
+    file: str
+    epoch: int | None = Field(description="Epoch of a replay shard; None for static.")
+    start: int = Field(description="First row (the position in the epoch's global order).")
+    rows: int
+    sha256: str
+    bytes: int
+    complete: bool = True
+
+
+class DatasetFingerprint(_Model):
+    name: str
+    length: int
+    labels_sha256: str
+    content_sha256: str = Field(description="Pixels of in-memory data, or the file list.")
+
+
+class Manifest(_Model):
+    format_version: int = FORMAT_VERSION
+    teacher: dict[str, Any] = Field(description="TeacherSpec: adapter, name, weights sha256…")
+    teacher_recipe: dict[str, Any] = Field(description="The recipe's teacher section.")
+    teacher_top1: float | None = None
+    dataset: DatasetFingerprint
+    transform: dict[str, Any]
+    augment: dict[str, Any]
+    seed: int
+    epochs: int
+    mode: Literal["replay", "static"]
+    store: str
+    tau: float = Field(description="Temperature of top-k probabilities.")
+    num_classes: int
+    mix_targets: Literal["exact", "interpolate"] | None = Field(
+        description="exact: outputs on the mixed batch; interpolate/None: per-sample outputs.")
+    batch_size: int | None = Field(description="Per-process batch of exact mixing.")
+    world_size: int | None = Field(description="Processes of exact mixing.")
+    rows_per_epoch: int
+    shard_rows: int = Field(description="Rows per shard (the last of an epoch may hold fewer).")
+    recipe: dict[str, Any] = Field(description="The resolved recipe the cache was built from.")
+    shards: list[ShardInfo] = Field(default_factory=list)
+    complete: bool = False
+    build_seconds: float = 0.0
+
+    def planned(self) -> list[tuple[int | None, int, int]]:
+        """Every shard the finished cache holds: (epoch, first row, rows)."""
+        epochs: list[int | None] = [None] if self.mode == "static" else list(range(self.epochs))
+        return [(e, start, min(self.shard_rows, self.rows_per_epoch - start))
+                for e in epochs for start in range(0, self.rows_per_epoch, self.shard_rows)]
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that defines the contents (not progress): equal identities, equal caches."""
+        return self.model_dump(exclude={"shards", "complete", "build_seconds", "teacher_top1",
+                                        "recipe"})
+
+    def shard(self, epoch: int | None, row: int) -> ShardInfo:
+        for s in self.shards:
+            if s.epoch == epoch and s.start <= row < s.start + s.rows:
+                return s
+        raise KeyError((epoch, row))
+
+    def size_bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    @property
+    def per_sample(self) -> bool:
+        """Rows are outputs on single (unmixed) images."""
+        return self.mix_targets != "exact"
+
+    def shards_of(self, epochs: int | None = None) -> list[ShardInfo]:
+        """The shards a run of `epochs` epochs reads (all of a static cache)."""
+        if self.mode == "static" or epochs is None:
+            return list(self.shards)
+        return [s for s in self.shards if s.epoch is not None and s.epoch < epochs]
+
+
+def transform_facts(data: Any, mode: str) -> dict[str, Any]:
+    """The data fields that decide what an image looks like after its transform (`crop_pct`
+    shapes only the evaluation transform of a static cache)."""
+    facts = {"img_size": data.img_size, "in_chans": data.in_chans, "mean": list(data.mean),
+             "std": list(data.std), "interpolation": data.interpolation}
+    if mode == "static":
+        facts["crop_pct"] = data.crop_pct
+    return facts
+
+
+def augment_facts(augment: Any, *, with_mixing: bool) -> dict[str, Any]:
+    """The augmentation section; without the mixup/cutmix fields for per-sample outputs."""
+    facts = augment.model_dump(mode="json")
+    if not with_mixing:
+        for key in MIXING_FIELDS:
+            facts.pop(key, None)
+    return facts
+
+
+# The recipe's teacher fields that say how to use a cache, not which teacher it holds.
+CACHE_FIELDS = ("cache", "mix_targets", "cache_verify")
+
+
+def teacher_facts(teacher: Any) -> dict[str, Any]:
+    """The teacher section minus the cache fields: the teacher a cache was built from."""
+    facts = teacher.model_dump(mode="json")
+    for key in CACHE_FIELDS:
+        facts.pop(key, None)
+    return facts
+
+
+def save_manifest(folder: Path, manifest: Manifest) -> None:
+    atomic_write_text(folder / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+
+
+def load_manifest(folder: Path) -> Manifest:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise UsageError(f"cache: no {MANIFEST} in '{folder}' (build one with `distill cache "
+                         "build`)")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"cache: '{path}' is not a valid manifest ({first})") from None
+    if manifest.format_version != FORMAT_VERSION:
+        raise UsageError(f"cache: '{path}' has format version {manifest.format_version}; this "
+                         f"toolkit reads version {FORMAT_VERSION}")
+    return manifest

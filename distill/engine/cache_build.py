@@ -1,0 +1,412 @@
+"""`distill cache build`: run a live teacher once over the training data and store its outputs.
+
+replay: for every epoch e and sample i, the training augmentation of (seed, e, i) — crop, flip,
+RandAugment, erasing — is applied, exactly as a training run of the same recipe applies it,
+and the teacher's output on that image is stored at the sample's position in the epoch's
+global order. With mixup/cutmix and `teacher.mix_targets: exact`, batches of the training
+batch size are formed as the run forms them, mixed with the run's (seed, epoch, step) draws,
+and the output on each mixed image is stored; otherwise outputs are per sample.
+static: one output per image, on the evaluation transform.
+
+Shards are written by a background thread while the teacher computes the next one; each is
+written to a temporary name, fsynced and renamed, then listed in the manifest (itself
+rewritten atomically). A build killed at any point resumes with the same command, skipping
+the shards the manifest lists.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from distill.cache import (
+    MANIFEST,
+    DatasetFingerprint,
+    Manifest,
+    ShardInfo,
+    StoreFormat,
+    augment_facts,
+    check_shard,
+    load_manifest,
+    run_mixing,
+    save_manifest,
+    shard_name,
+    teacher_facts,
+    transform_facts,
+    write_shard,
+)
+from distill.data import (
+    Mixer,
+    ReplayDataset,
+    ReplaySampler,
+    build_dataset,
+    build_train_dataset,
+    build_val_loader,
+    dataset_fingerprint,
+    eval_transform,
+    loader_args,
+    pil_mode,
+)
+from distill.errors import UsageError
+from distill.recipe import Recipe, check_paths
+
+from .evaluate import autocast, evaluate_teacher
+from .report import LogReporter
+from .setup import build_teacher_for, resolve_runtime
+
+__all__ = ["BuildResult", "build_cache", "shard_plan_rows"]
+
+SHARD_BYTES = 256 << 20  # target shard size
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: Manifest
+    images: int  # images the teacher ran on in this call
+    seconds: float  # teacher + writing time of this call (the evaluation excluded)
+    written: int = 0  # shard bytes written in this call
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds else 0.0
+
+
+def shard_plan_rows(rows: int, bytes_per_row: int, batch: int, exact: bool,
+                    requested: int | None = None) -> int:
+    """Rows per shard: about SHARD_BYTES, a multiple of the batch (whole batches per shard)."""
+    want = requested if requested is not None else max(1, SHARD_BYTES // bytes_per_row)
+    want = max(batch, want // batch * batch) if (exact or requested is None) else want
+    return max(1, min(want, rows))
+
+
+def _plan(recipe: Recipe, *, mode: str, store: StoreFormat, epochs: int, batch_size: int,
+          world_size: int, dataset: ReplayDataset, teacher: Any, shard_rows: int | None
+          ) -> Manifest:
+    mixing = run_mixing(recipe) if mode == "replay" else None
+    exact = mixing == "exact"
+    if mode == "replay":
+        sampler = ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
+        rows = len(sampler)
+        if exact:  # training drops the last partial batch; so does the cache
+            rows = rows // batch_size * batch_size
+    else:
+        rows = len(dataset)
+    if rows == 0:
+        raise UsageError(f"--batch-size: {batch_size} leaves no full batch of the "
+                         f"{len(dataset)} training images")
+    fp = dataset_fingerprint(dataset.base)
+    n_cls = recipe.data.num_classes
+    return Manifest(
+        teacher=teacher.spec.model_dump(mode="json"),
+        teacher_recipe=teacher_facts(recipe.teacher),
+        dataset=DatasetFingerprint(name=recipe.data.name, length=len(dataset.base), **fp),
+        transform=transform_facts(recipe.data, mode),
+        augment=augment_facts(recipe.augment, with_mixing=exact) if mode == "replay" else {},
+        seed=recipe.run.seed,
+        epochs=epochs if mode == "replay" else 1,
+        mode=mode,  # type: ignore[arg-type]
+        store=str(store),
+        tau=recipe.loss.tau,
+        num_classes=n_cls,
+        mix_targets=mixing,  # type: ignore[arg-type]
+        batch_size=batch_size if exact else None,
+        world_size=world_size if exact else None,
+        rows_per_epoch=rows,
+        shard_rows=shard_plan_rows(rows, store.bytes_per_row(n_cls), batch_size, exact,
+                                   shard_rows),
+        recipe=recipe.model_dump(mode="json"),
+    )
+
+
+def _identity_diff(a: Manifest, b: Manifest) -> list[str]:
+    ia, ib = a.identity(), b.identity()
+    return sorted(k for k in set(ia) | set(ib) if ia.get(k) != ib.get(k))
+
+
+def _resume(out: Path, planned: Manifest, reporter: Any) -> Manifest:
+    """The manifest to continue from: the one on disk if it describes the same cache."""
+    if not (out / MANIFEST).exists():
+        if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise UsageError(f"--out: '{out}' is not empty and holds no cache; choose an empty "
+                             "or new directory")
+        return planned
+    prior = load_manifest(out)
+    diff = _identity_diff(prior, planned)
+    if diff:
+        raise UsageError(f"--out: '{out}' holds a different cache (it differs at "
+                         f"{', '.join(diff)}); choose another --out or remove it")
+    kept = []
+    for info in prior.shards:  # a listed shard is whole unless altered since
+        try:
+            check_shard(out / info.file, info, "quick")
+            kept.append(info)
+        except UsageError as exc:
+            reporter.note(f"rebuilding a damaged shard: {exc}")
+    prior.shards = kept
+    prior.complete = prior.complete and len(kept) == len(prior.planned())
+    if kept:
+        reporter.note(f"resuming {out}: {len(kept)} of {len(prior.planned())} shards present")
+    return prior
+
+
+def _batches(manifest: Manifest, pending: list[tuple[int | None, int, int]],
+             sampler: ReplaySampler | None, batch: int) -> Iterator[list[Any]]:
+    current = None
+    keys: list[Any] = []
+    for epoch, start, rows in pending:
+        if epoch is None:
+            part: list[Any] = list(range(start, start + rows))
+        else:
+            if epoch != current:
+                assert sampler is not None
+                sampler.set_epoch(epoch)
+                keys, current = sampler.keys(), epoch
+            part = keys[start:start + rows]
+        for b in range(0, rows, batch):
+            yield part[b:b + batch]
+
+
+class _KeyBatches:
+    def __init__(self, *args: Any):
+        self.args = args
+        _, pending, _, batch = args
+        self.n = sum(-(-rows // batch) for _, _, rows in pending)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return _batches(*self.args)
+
+
+def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: str = "replay",
+                store: str = "full", batch_size: int | None = None,
+                shard_rows: int | None = None, evaluate: bool = True,
+                reporter: Any = None) -> BuildResult:
+    """Build (or finish) the cache of `recipe`'s teacher in `out`."""
+    reporter = reporter or LogReporter()
+    t = recipe.teacher
+    if t.name is None or t.name.startswith("cache:"):
+        raise UsageError(f"teacher.name: a cache is built from a live teacher (got "
+                         f"'{t.name}'); pass --teacher timm:<model>, checkpoint:<run>, …")
+    if mode not in ("replay", "static"):
+        raise UsageError(f"--mode: expected replay or static, got '{mode}'")
+    fmt = StoreFormat.parse(store, recipe.data.num_classes)
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"--epochs: must be at least 1, got {epochs}")
+    epochs = epochs or recipe.schedule.epochs
+    exact = mode == "replay" and run_mixing(recipe) == "exact"
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch-size: must be at least 1, got {batch_size}")
+    if exact:
+        batch = batch_size or recipe.data.batch_size
+        if batch != recipe.data.batch_size:  # the run must use the batch the cache mixed
+            recipe = recipe.model_copy(update={"data": recipe.data.model_copy(
+                update={"batch_size": batch})})
+        if batch % 2:
+            raise UsageError(f"--batch-size: must be even with mixup/cutmix, got {batch}")
+    else:
+        batch = batch_size or recipe.data.eval_batch_size or 2 * recipe.data.batch_size
+    check_paths(recipe)
+    rt = resolve_runtime(recipe)
+    teacher = build_teacher_for(recipe, rt, live=True)
+    if mode == "replay":
+        dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
+    else:
+        dataset = ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
+                                recipe.run.seed, pil_mode(recipe.data))
+    planned = _plan(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
+                    world_size=rt.world_size, dataset=dataset, teacher=teacher,
+                    shard_rows=shard_rows)
+    out = Path(out)
+    manifest = _resume(out, planned, reporter)
+    per_row = fmt.bytes_per_row(manifest.num_classes)
+    total_rows = manifest.rows_per_epoch * manifest.epochs
+    reporter.note(f"cache: {manifest.mode} {manifest.store}, {manifest.epochs} epoch(s) × "
+                  f"{manifest.rows_per_epoch} rows, {len(manifest.planned())} shards; estimated "
+                  f"size {_size(total_rows * per_row)}")
+    if manifest.complete:
+        reporter.note(f"{out} is complete ({_size(manifest.size_bytes())}); nothing to do")
+        return BuildResult(out, manifest, 0, 0.0)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
+            stale.unlink()
+        save_manifest(out, manifest)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to '{out}' ({exc.strerror or exc})") from None
+
+    done = {(s.epoch, s.start) for s in manifest.shards}
+    pending = [p for p in manifest.planned() if (p[0], p[1]) not in done]
+    sampler = (ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
+               if mode == "replay" else None)
+    loader = DataLoader(dataset, batch_sampler=_KeyBatches(manifest, pending, sampler, batch),
+                        **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
+    mixer = (Mixer(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
+                   recipe.run.seed) if exact else None)
+    start_time = time.perf_counter()
+    images = 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+    in_flight: list[tuple[Future, tuple[int | None, int, int], str]] = []
+
+    def settle(wait_all: bool) -> None:
+        while in_flight and (wait_all or in_flight[0][0].done() or len(in_flight) > 1):
+            fut, (epoch, first, rows), name = in_flight.pop(0)
+            sha, size = fut.result()  # re-raises a disk error here
+            written[0] += size
+            manifest.shards.append(ShardInfo(file=name, epoch=epoch, start=first, rows=rows,
+                                              sha256=sha, bytes=size))
+            manifest.build_seconds += time.perf_counter() - mark[0]
+            mark[0] = time.perf_counter()
+            save_manifest(out, manifest)
+
+    mark, written = [start_time], [0]
+    batches = iter(loader)
+    try:
+        for epoch, first, rows in pending:
+            buf = fmt.empty(rows, manifest.num_classes)
+            filled = 0
+            while filled < rows:
+                b = next(batches)
+                x = b.images.to(rt.device, non_blocking=True)
+                if mixer is not None:
+                    step = (first + filled) // batch
+                    x, _, _ = mixer(x, b.labels.to(rt.device), epoch, step, rt.rank)
+                with autocast(rt.device, rt.dtype):
+                    logits = teacher.targets(x)
+                enc = fmt.encode(logits, manifest.tau)
+                n = logits.shape[0]
+                for key, value in enc.items():
+                    buf[key][filled:filled + n] = value
+                buf["valid"][filled:filled + n] = 1
+                filled += n
+                images += n
+                reporter.advance(epoch or 0, filled)
+            name = shard_name(epoch, first // manifest.shard_rows)
+            in_flight.append((writer.submit(write_shard, out / name, buf), (epoch, first, rows),
+                              name))
+            settle(wait_all=False)
+        settle(wait_all=True)
+    finally:
+        writer.shutdown(wait=True)
+    seconds = time.perf_counter() - start_time
+    if evaluate:
+        val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda")
+        manifest.teacher_top1 = evaluate_teacher(teacher, val, rt.device, rt.dtype)["top1"]
+    manifest.complete = True
+    save_manifest(out, manifest)
+    reporter.note(f"built {out}: {_size(manifest.size_bytes())} in {len(manifest.shards)} "
+                  f"shards; {images} images in {seconds:.1f} s ({images / max(seconds, 1e-9):.0f}"
+                  f" img/s, {written[0] / max(seconds, 1e-9) / 1e6:.1f} MB/s)"
+                  + (f"; teacher top-1 {manifest.teacher_top1:.2f}"
+                     if manifest.teacher_top1 is not None else ""))
+    return BuildResult(out, manifest, images, seconds, written[0])
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
+    """Recompute `n` random rows of a cache with its live teacher and compare.
+
+    Returns the largest absolute difference (fp16 logits for `full`, probabilities for
+    `topk`), the share of rows whose argmax differs, and for `topk` the mean KL from the live
+    distribution to the reconstructed one. Rows of an exact-mixing cache are recomputed a
+    whole training batch at a time, mixed as the run mixes them.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from distill.cache import CacheReader
+    from distill.recipe import recipe_from_dict
+
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    if not manifest.shards:
+        raise UsageError(f"cache '{folder}' holds no shards yet")
+    recipe = recipe_from_dict(manifest.recipe, str(folder / MANIFEST))
+    if manifest.batch_size is not None:
+        recipe.data.batch_size = manifest.batch_size
+    rt = resolve_runtime(recipe)
+    teacher = build_teacher_for(recipe, rt, live=True)
+    if teacher.spec.model_dump(mode="json") != manifest.teacher:
+        raise UsageError(f"cache '{folder}': the teacher its recipe builds now is not the one "
+                         "it was built with (other weights?)")
+    fmt = StoreFormat.parse(manifest.store)
+    if manifest.mode == "replay":
+        dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
+        sampler = ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
+    else:
+        dataset = ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
+                                recipe.run.seed, pil_mode(recipe.data))
+        sampler = None
+    reader = CacheReader(folder, manifest)
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randint(len(manifest.shards), (n,), generator=g).tolist()
+    rows = []
+    for k in picks:
+        info = manifest.shards[k]
+        rows.append((info.epoch, info.start + int(torch.randint(info.rows, (1,), generator=g))))
+    exact = manifest.mix_targets == "exact"
+    mixer = (Mixer(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
+                   recipe.run.seed) if exact else None)
+    live_rows, stored_rows = [], []
+    keys_cache: dict[int, list[Any]] = {}
+    for epoch, row in rows:
+        if sampler is None:
+            keys, slot = [row], 0
+        else:
+            if epoch not in keys_cache:
+                sampler.set_epoch(epoch)
+                keys_cache[epoch] = sampler.keys()
+            all_keys = keys_cache[epoch]
+            if exact:
+                b = manifest.batch_size
+                step = row // b
+                keys, slot = all_keys[step * b:(step + 1) * b], row - step * b
+            else:
+                keys, slot = [all_keys[row]], 0
+        items = dataset.__getitems__(keys)
+        x = torch.stack([it[0] for it in items]).to(rt.device)
+        if mixer is not None:
+            y = torch.tensor([it[1] for it in items], device=rt.device)
+            x, _, _ = mixer(x, y, epoch, row // manifest.batch_size, 0)
+        with autocast(rt.device, rt.dtype):
+            logits = teacher.targets(x).float().cpu()
+        live_rows.append(logits[slot])
+        key = all_keys[row] if sampler is not None else row
+        ep, pos, idx = (key[0], key[3], key[1]) if sampler is not None else (0, row, row)
+        stored_rows.append(reader(ep, pos, idx))
+    live = torch.stack(live_rows)
+    stored = {k: torch.stack([r[k] for r in stored_rows]) for k in stored_rows[0]}
+    C, tau = manifest.num_classes, manifest.tau
+    p_live = F.softmax(live / tau, dim=-1)
+    p_rec = fmt.probs(stored, C, tau)
+    res: dict[str, Any] = {"rows": n, "store": manifest.store,
+                           "argmax_mismatch": float((p_rec.argmax(-1) != live.argmax(-1))
+                                                    .float().mean())}
+    if fmt.kind == "full":
+        res["max_abs_diff"] = float((stored["logits"].float() - live).abs().max())
+        res["what"] = "logits (fp16 stored vs fp32 live)"
+    elif fmt.kind == "topk":
+        top = p_live.gather(-1, stored["ids"].long())
+        res["max_abs_diff"] = float((stored["probs"].float() - top).abs().max())
+        res["what"] = f"top-{fmt.k} probabilities at tau {tau}"
+        kl = (p_live * (p_live.clamp_min(1e-30).log() - p_rec.clamp_min(1e-30).log())).sum(-1)
+        res["mean_kl"] = float(kl.mean())
+    else:
+        res["max_abs_diff"] = res["argmax_mismatch"]
+        res["what"] = "share of rows whose class differs"
+    return res

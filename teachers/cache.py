@@ -1,0 +1,104 @@
+"""`cache:<dir>` teachers: outputs a live teacher computed once, read back from disk.
+
+A cached teacher does no work in the training step. Its `prepare(dataset)` checks the cache
+against the run (teacher, data, augmentation, seed, epochs, batch and world size for exact
+mixing, store and loss) and the shards the run reads (sha256, or size and header with
+`teacher.cache_verify: quick`), then attaches a `CacheReader` to the dataset: the data-loader
+workers read each sample's row from memory-mapped shards and the row arrives with the batch.
+`targets(batch)` turns the rows into logits, mixing per-sample outputs with the batch's λ
+when the recipe asks for `mix_targets: interpolate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.cache import (
+    CacheReader,
+    Manifest,
+    StoreFormat,
+    check_shard,
+    load_manifest,
+    mismatches,
+    run_mixing,
+)
+from distill.errors import RunError, UsageError
+from distill.registry import TEACHERS
+
+from .base import StudentInput, TeacherSpec
+
+__all__ = ["CachedTeacher", "open_cache"]
+
+
+class CachedTeacher:
+    """A `Teacher` whose outputs come with the batch (see the module docstring)."""
+
+    def __init__(self, folder: Path, manifest: Manifest, recipe: Any, world_size: int = 1):
+        self.folder, self.manifest, self.recipe = Path(folder), manifest, recipe
+        self.world_size = world_size
+        self.store = StoreFormat.parse(manifest.store)
+        # Per-sample rows on a mixed batch are mixed here with the batch's λ.
+        self.interpolate = recipe.augment.mixing and (
+            manifest.mode == "static" or run_mixing(recipe) == "interpolate")
+        # Full logits mix at the run's τ; top-k probabilities exist at the cache's τ only.
+        self.tau = recipe.loss.tau if self.store.kind == "full" else manifest.tau
+        self.val_top1 = manifest.teacher_top1
+
+    @property
+    def spec(self) -> TeacherSpec:
+        return TeacherSpec(**self.manifest.teacher)
+
+    def prepare(self, dataset: Any) -> Any:
+        from distill.data import dataset_fingerprint
+
+        fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base)}
+        problems = mismatches(self.manifest, self.recipe, world_size=self.world_size,
+                              dataset=fp)
+        if not self.manifest.complete:
+            problems.append(f"completeness ({len(self.manifest.shards)} of "
+                            f"{len(self.manifest.planned())} shards written: finish it with the "
+                            "same `distill cache build` command)")
+        if problems:
+            raise UsageError(f"teacher cache '{self.folder}' does not fit this run: "
+                             + "; ".join(problems))
+        epochs = self.recipe.schedule.epochs if self.manifest.mode == "replay" else None
+        for info in self.manifest.shards_of(epochs):
+            check_shard(self.folder / info.file, info, self.recipe.teacher.cache_verify)
+        return dataset.with_targets(CacheReader(self.folder, self.manifest))
+
+    def targets(self, batch: Any) -> torch.Tensor:
+        rows = getattr(batch, "cached", None)
+        if rows is None:
+            raise RunError("a cached teacher answers only for the training batches its cache "
+                           "holds (no rows came with this batch)")
+        lam = batch.lam if self.interpolate else None
+        return self.store.decode(rows, self.manifest.num_classes, self.tau, lam)
+
+
+def open_cache(folder: str | Path, *, recipe: Any, world_size: int = 1) -> CachedTeacher:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"teacher cache '{folder}' is not a directory")
+    return CachedTeacher(folder, load_manifest(folder), recipe, world_size)
+
+
+def check(target: str) -> None:
+    if not target:
+        raise UsageError("cache: needs the directory of a cache built by `distill cache build`")
+
+
+def check_paths(target: str) -> None:
+    load_manifest(Path(target))
+
+
+@TEACHERS.register(name="cache", check=check, check_paths=check_paths, cached=True)
+def cache_teacher(target: str, *, student: StudentInput, recipe: Any = None,
+                  world_size: int = 1, **ignored: Any) -> CachedTeacher:
+    """Outputs precomputed by `distill cache build` (the engine passes the run's recipe)."""
+    if recipe is None:
+        raise UsageError("cache: teachers are read by `distill train`, which checks them "
+                         "against the run's recipe")
+    return open_cache(target, recipe=recipe, world_size=world_size)
