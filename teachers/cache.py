@@ -25,6 +25,7 @@ from distill.cache import (
     mismatches,
     run_mixing,
 )
+from distill.checkpoint import file_sha256
 from distill.errors import RunError, UsageError
 from distill.registry import TEACHERS
 
@@ -56,7 +57,7 @@ class CachedTeacher:
 
         fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base)}
         problems = mismatches(self.manifest, self.recipe, world_size=self.world_size,
-                              dataset=fp)
+                              dataset=fp, teacher_sha256=_weights_sha256(self.recipe))
         if not self.manifest.complete:
             problems.append(f"completeness ({len(self.manifest.shards)} of "
                             f"{len(self.manifest.planned())} shards written: finish it with the "
@@ -76,6 +77,20 @@ class CachedTeacher:
                            "holds (no rows came with this batch)")
         lam = batch.lam if self.interpolate else None
         return self.store.decode(rows, self.manifest.num_classes, self.tau, lam)
+
+
+def _weights_sha256(recipe: Any) -> str | None:
+    """sha256 of the weights file the recipe's own teacher loads, where it names one."""
+    t = recipe.teacher
+    if t.cache is None or t.name is None:
+        return None
+    if t.weights is not None and Path(t.weights).is_file():
+        return file_sha256(t.weights)
+    if t.name.startswith("checkpoint:"):
+        from .checkpoint import resolve
+
+        return file_sha256(resolve(t.name.partition(":")[2]))
+    return None
 
 
 def open_cache(folder: str | Path, *, recipe: Any, world_size: int = 1) -> CachedTeacher:

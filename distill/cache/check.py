@@ -7,10 +7,7 @@ it starts, with every reason at once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-from distill.checkpoint import file_sha256
 
 from .manifest import Manifest, augment_facts, teacher_facts, transform_facts
 from .store import StoreFormat
@@ -33,24 +30,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _teacher_weights_sha(recipe: Any) -> str | None:
-    """sha256 of the weights file a recipe's teacher loads, where it names one."""
-    t = recipe.teacher
-    if t.weights is not None and Path(t.weights).is_file():
-        return file_sha256(t.weights)
-    if t.name and t.name.startswith("checkpoint:"):
-        from teachers.checkpoint import resolve
-
-        try:
-            return file_sha256(resolve(t.name.partition(":")[2]))
-        except Exception:  # the run's own checks report a missing checkpoint
-            return None
-    return None
-
-
 def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
-               dataset: dict[str, Any] | None = None) -> list[str]:
-    """Fields where the run differs from the cache, each as `field (cache X, run Y)`."""
+               dataset: dict[str, Any] | None = None,
+               teacher_sha256: str | None = None) -> list[str]:
+    """Fields where the run differs from the cache, each as `field (cache X, run Y)`.
+
+    `dataset`: the training set's length and hashes; `teacher_sha256`: the sha256 of the
+    weights file the recipe's teacher would load, where it names one."""
     out: list[str] = []
 
     def differ(field: str, cached: Any, run: Any) -> None:
@@ -62,7 +48,7 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
         mine = teacher_facts(recipe.teacher)
         for key in sorted(set(mine) | set(manifest.teacher_recipe)):
             differ(f"teacher.{key}", manifest.teacher_recipe.get(key), mine.get(key))
-        sha = _teacher_weights_sha(recipe)
+        sha = teacher_sha256
         if sha is not None and sha != manifest.teacher.get("weights_sha256"):
             out.append(f"teacher weights (cache sha256 {manifest.teacher['weights_sha256'][:12]}"
                        f"…, run {sha[:12]}…)")

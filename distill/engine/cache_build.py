@@ -72,6 +72,8 @@ class BuildResult:
     images: int  # images the teacher ran on in this call
     seconds: float  # teacher + writing time of this call (the evaluation excluded)
     written: int = 0  # shard bytes written in this call
+    write_seconds: float = 0.0  # time the writer thread spent writing (overlapped)
+    wait_seconds: float = 0.0  # time the teacher loop waited for the writer
 
     @property
     def images_per_s(self) -> float:
@@ -229,9 +231,10 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     manifest = _resume(out, planned, reporter)
     per_row = fmt.bytes_per_row(manifest.num_classes)
     total_rows = manifest.rows_per_epoch * manifest.epochs
+    estimate = total_rows * per_row + 256 * len(manifest.planned())  # + shard headers
     reporter.note(f"cache: {manifest.mode} {manifest.store}, {manifest.epochs} epoch(s) × "
                   f"{manifest.rows_per_epoch} rows, {len(manifest.planned())} shards; estimated "
-                  f"size {_size(total_rows * per_row)}")
+                  f"size {_size(estimate)}")
     if manifest.complete:
         reporter.note(f"{out} is complete ({_size(manifest.size_bytes())}); nothing to do")
         return BuildResult(out, manifest, 0, 0.0)
@@ -259,7 +262,10 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     def settle(wait_all: bool) -> None:
         while in_flight and (wait_all or in_flight[0][0].done() or len(in_flight) > 1):
             fut, (epoch, first, rows), name = in_flight.pop(0)
-            sha, size = fut.result()  # re-raises a disk error here
+            t0 = time.perf_counter()
+            sha, size, busy = fut.result()  # re-raises a disk error here
+            stats["wait"] += time.perf_counter() - t0
+            stats["write"] += busy
             written[0] += size
             manifest.shards.append(ShardInfo(file=name, epoch=epoch, start=first, rows=rows,
                                               sha256=sha, bytes=size))
@@ -268,6 +274,13 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
             save_manifest(out, manifest)
 
     mark, written = [start_time], [0]
+    stats = {"wait": 0.0, "write": 0.0}
+
+    def write(path: Path, buf: dict[str, Any]) -> tuple[str, int, float]:
+        t0 = time.perf_counter()
+        sha, size = write_shard(path, buf)
+        return sha, size, time.perf_counter() - t0
+
     batches = iter(loader)
     try:
         for epoch, first, rows in pending:
@@ -290,7 +303,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                 images += n
                 reporter.advance(epoch or 0, filled)
             name = shard_name(epoch, first // manifest.shard_rows)
-            in_flight.append((writer.submit(write_shard, out / name, buf), (epoch, first, rows),
+            in_flight.append((writer.submit(write, out / name, buf), (epoch, first, rows),
                               name))
             settle(wait_all=False)
         settle(wait_all=True)
@@ -304,10 +317,13 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     save_manifest(out, manifest)
     reporter.note(f"built {out}: {_size(manifest.size_bytes())} in {len(manifest.shards)} "
                   f"shards; {images} images in {seconds:.1f} s ({images / max(seconds, 1e-9):.0f}"
-                  f" img/s, {written[0] / max(seconds, 1e-9) / 1e6:.1f} MB/s)"
+                  f" img/s, {written[0] / max(seconds, 1e-9) / 1e6:.1f} MB/s; writing took "
+                  f"{stats['write']:.1f} s in the background, the teacher waited "
+                  f"{stats['wait']:.1f} s)"
                   + (f"; teacher top-1 {manifest.teacher_top1:.2f}"
                      if manifest.teacher_top1 is not None else ""))
-    return BuildResult(out, manifest, images, seconds, written[0])
+    return BuildResult(out, manifest, images, seconds, written[0], stats["write"],
+                       stats["wait"])
 
 
 def _size(n: float) -> str:
