@@ -1,8 +1,9 @@
 """Speed of the logit cache, measured in one process.
 
-1. Build: the teacher's pure-inference throughput (batches already in memory) against
-   `build_cache` over the same recipe (augmentation, teacher, encoding, background writes),
-   with MB/s and how long the teacher loop waited for the writer.
+1. Build: the teacher's pure-inference throughput (batches already in memory), the same
+   teacher over the replayed data with nothing stored (`--dry-run`), and `build_cache` over
+   the same recipe (augmentation, teacher, encoding, background writes), with MB/s and how
+   long the teacher loop waited for the writer.
 2. Train: the same student recipe trained with no teacher (`none`), with the cached teacher
    and with the live teacher, one epoch each, in alternating rounds; median images/s.
 
@@ -99,6 +100,9 @@ def main() -> None:
 
     print("pure inference", flush=True)
     res["teacher_pure_images_per_s"] = pure_inference(token, 20)
+    print("dry run", flush=True)
+    dry = build_cache(token, work / "dry", store=args.store, dry_run=True, reporter=Quiet())
+    res["teacher_over_replayed_data_images_per_s"] = dry.images_per_s
     print("build", flush=True)
     built = build_cache(token, work / "cache", store=args.store, reporter=Quiet())
     res["build"] = {"store": args.store, "images": built.images, "seconds": built.seconds,
@@ -106,6 +110,7 @@ def main() -> None:
                     "mb_per_s": built.written / built.seconds / 1e6,
                     "write_seconds": built.write_seconds, "wait_seconds": built.wait_seconds}
     res["build_vs_pure"] = built.images_per_s / res["teacher_pure_images_per_s"]
+    res["build_vs_dry_run"] = built.images_per_s / dry.images_per_s
 
     runs = {
         "none": lambda out: load_recipe(ROOT / args.none_recipe, [*sets, f"run.out={out}"]),

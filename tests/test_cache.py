@@ -160,6 +160,15 @@ def test_a_cache_that_does_not_fit_is_refused_before_training(tmp_path, exact_ca
     assert not out.exists()  # nothing started
 
 
+def test_exact_mixing_checks_the_world_size(exact_cache):
+    from distill.cache import mismatches
+
+    r = recipe(*MIX)
+    m = load_manifest(exact_cache)
+    assert mismatches(m, r, world_size=1) == []
+    assert mismatches(m, r, world_size=2) == ["world size (cache 1, run 2)"]
+
+
 def test_every_mismatch_is_named_at_once(tmp_path, exact_cache):
     r = recipe(*MIX, "run.seed=3", "augment.hflip=0.0", "schedule.epochs=4",
                f"run.out={tmp_path}", teacher=f"cache:{exact_cache}")
@@ -241,6 +250,8 @@ def test_a_different_build_into_the_same_directory_is_refused(tmp_path):
     with pytest.raises(UsageError, match="holds a different cache.*store"):
         build(cache, store="full")
     assert build(cache, store="hard").images == 0  # complete: nothing to do
+    dry = build(tmp_path / "dry", store="hard", dry_run=True)
+    assert dry.images == 128 and not (tmp_path / "dry").exists()
 
 
 # -- integrity -----------------------------------------------------------------------------

@@ -42,6 +42,8 @@ def build(
                                    "mixing, the training batch size the cache is tied to."),
     shard_rows: int = typer.Option(None, "--shard-rows", help="Rows per shard (default: "
                                    "about 256 MB)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Run the teacher over the replayed "
+                                 "data as a build would, write nothing: times the build."),
     teacher: str = TeacherOption,
     sets: list[str] = SetOption,
 ) -> None:
@@ -52,7 +54,9 @@ def build(
         raise UsageError(f"--shard-rows: must be at least 1, got {shard_rows}")
     r = resolve(recipe, sets, teacher, None, None)
     result = build_cache(r, out, epochs=epochs, mode=mode, store=store, batch_size=batch_size,
-                         shard_rows=shard_rows, reporter=_Notes())
+                         shard_rows=shard_rows, dry_run=dry_run, reporter=_Notes())
+    if dry_run:
+        return
     console.print(f"{result.out}  {result.manifest.size_bytes()} bytes  "
                   f"{len(result.manifest.shards)} shards  complete="
                   f"{result.manifest.complete}")

@@ -190,9 +190,11 @@ class _KeyBatches:
 
 def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: str = "replay",
                 store: str = "full", batch_size: int | None = None,
-                shard_rows: int | None = None, evaluate: bool = True,
+                shard_rows: int | None = None, evaluate: bool = True, dry_run: bool = False,
                 reporter: Any = None) -> BuildResult:
-    """Build (or finish) the cache of `recipe`'s teacher in `out`."""
+    """Build (or finish) the cache of `recipe`'s teacher in `out`. `dry_run`: run the teacher
+    over the replayed data exactly as a build does, but store and write nothing (times the
+    pipeline; `out` is not touched)."""
     reporter = reporter or LogReporter()
     t = recipe.teacher
     if t.name is None or t.name.startswith("cache:"):
@@ -228,7 +230,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                     world_size=rt.world_size, dataset=dataset, teacher=teacher,
                     shard_rows=shard_rows)
     out = Path(out)
-    manifest = _resume(out, planned, reporter)
+    manifest = planned if dry_run else _resume(out, planned, reporter)
     per_row = fmt.bytes_per_row(manifest.num_classes)
     total_rows = manifest.rows_per_epoch * manifest.epochs
     estimate = total_rows * per_row + 256 * len(manifest.planned())  # + shard headers
@@ -239,10 +241,11 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
         reporter.note(f"{out} is complete ({_size(manifest.size_bytes())}); nothing to do")
         return BuildResult(out, manifest, 0, 0.0)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
-            stale.unlink()
-        save_manifest(out, manifest)
+        if not dry_run:
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
+                stale.unlink()
+            save_manifest(out, manifest)
     except OSError as exc:
         raise UsageError(f"--out: cannot write to '{out}' ({exc.strerror or exc})") from None
 
@@ -294,14 +297,18 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                     x, _, _ = mixer(x, b.labels.to(rt.device), epoch, step, rt.rank)
                 with autocast(rt.device, rt.dtype):
                     logits = teacher.targets(x)
-                enc = fmt.encode(logits, manifest.tau)
                 n = logits.shape[0]
-                for key, value in enc.items():
-                    buf[key][filled:filled + n] = value
-                buf["valid"][filled:filled + n] = 1
+                if dry_run:
+                    logits.sum().item()  # wait for the device, as encoding would
+                else:
+                    for key, value in fmt.encode(logits, manifest.tau).items():
+                        buf[key][filled:filled + n] = value
+                    buf["valid"][filled:filled + n] = 1
                 filled += n
                 images += n
                 reporter.advance(epoch or 0, filled)
+            if dry_run:
+                continue
             name = shard_name(epoch, first // manifest.shard_rows)
             in_flight.append((writer.submit(write, out / name, buf), (epoch, first, rows),
                               name))
@@ -310,6 +317,10 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     finally:
         writer.shutdown(wait=True)
     seconds = time.perf_counter() - start_time
+    if dry_run:
+        reporter.note(f"dry run: {images} images through the teacher in {seconds:.1f} s "
+                      f"({images / max(seconds, 1e-9):.0f} img/s); nothing written")
+        return BuildResult(out, manifest, images, seconds)
     if evaluate:
         val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda")
         manifest.teacher_top1 = evaluate_teacher(teacher, val, rt.device, rt.dtype)["top1"]
