@@ -100,6 +100,10 @@ class _Trainer:
             self.teacher = build_teacher_for(r, rt)
         elif r.teacher.name is not None:
             reporter.note(f"loss '{r.loss.name}' uses no teacher: '{r.teacher.name}' is not built")
+        manifest = getattr(self.teacher, "manifest", None)
+        if manifest is not None and manifest.mode == "static":
+            reporter.note("static cache: the teacher's outputs are on un-augmented images, "
+                          "not on the augmented ones this run trains on")
         # A cached teacher checks itself against the data and attaches its rows to it here.
         prepare = self.teacher.prepare if self.teacher is not None else None
         self.data: Data = build_data(r.data, r.augment, r.run.seed,
