@@ -112,7 +112,7 @@ def check_paths(target: str) -> None:
 @TEACHERS.register(name="cache", check=check, check_paths=check_paths, cached=True)
 def cache_teacher(target: str, *, student: StudentInput, recipe: Any = None,
                   world_size: int = 1, **ignored: Any) -> CachedTeacher:
-    """Outputs precomputed by `distill cache build` (the engine passes the run's recipe)."""
+    """A teacher's outputs read from a `distill cache build` directory."""
     if recipe is None:
         raise UsageError("cache: teachers are read by `distill train`, which checks them "
                          "against the run's recipe")

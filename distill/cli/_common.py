@@ -28,7 +28,7 @@ SetOption = typer.Option(
 TeacherOption = typer.Option(
     None, "--teacher", "-t",
     help="Teacher spec: timm:<model>, torchvision:<model>, checkpoint:<run dir>, "
-         "python:<module>:<callable>, or 'none'.")
+         "python:<module>:<callable>, cache:<cache dir>, or 'none'.")
 StudentOption = typer.Option(
     None, "--student", help="Student name (see `distill list students`) or timm:<model>.")
 LossOption = typer.Option(None, "--loss", "-l", help="Distillation strategy: none|soft|hard|token.")
