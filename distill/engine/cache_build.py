@@ -158,34 +158,31 @@ def _resume(out: Path, planned: Manifest, reporter: Any) -> Manifest:
     return prior
 
 
-def _batches(manifest: Manifest, pending: list[tuple[int | None, int, int]],
-             sampler: ReplaySampler | None, batch: int) -> Iterator[list[Any]]:
-    current = None
-    keys: list[Any] = []
-    for epoch, start, rows in pending:
-        if epoch is None:
-            part: list[Any] = list(range(start, start + rows))
-        else:
-            if epoch != current:
-                assert sampler is not None
-                sampler.set_epoch(epoch)
-                keys, current = sampler.keys(), epoch
-            part = keys[start:start + rows]
-        for b in range(0, rows, batch):
-            yield part[b:b + batch]
-
-
 class _KeyBatches:
-    def __init__(self, *args: Any):
-        self.args = args
-        _, pending, _, batch = args
-        self.n = sum(-(-rows // batch) for _, _, rows in pending)
+    """The data loader's batch sampler: keys of the pending shards, cut into whole batches
+    within each shard (so a batch never spans two shards, and exact mixing sees the run's
+    batches)."""
+
+    def __init__(self, pending: list[tuple[int | None, int, int]],
+                 sampler: ReplaySampler | None, batch: int):
+        self.pending, self.sampler, self.batch = pending, sampler, batch
 
     def __len__(self) -> int:
-        return self.n
+        return sum(-(-rows // self.batch) for _, _, rows in self.pending)
 
     def __iter__(self) -> Iterator[list[Any]]:
-        return _batches(*self.args)
+        current, keys = None, []
+        for epoch, start, rows in self.pending:
+            if epoch is None:  # static: rows are dataset indices
+                part: list[Any] = list(range(start, start + rows))
+            else:
+                if epoch != current:
+                    assert self.sampler is not None
+                    self.sampler.set_epoch(epoch)
+                    keys, current = self.sampler.keys(), epoch
+                part = keys[start:start + rows]
+            for b in range(0, rows, self.batch):
+                yield part[b:b + self.batch]
 
 
 def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: str = "replay",
@@ -253,7 +250,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     pending = [p for p in manifest.planned() if (p[0], p[1]) not in done]
     sampler = (ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
                if mode == "replay" else None)
-    loader = DataLoader(dataset, batch_sampler=_KeyBatches(manifest, pending, sampler, batch),
+    loader = DataLoader(dataset, batch_sampler=_KeyBatches(pending, sampler, batch),
                         **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
     mixer = (Mixer(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
                    recipe.run.seed) if exact else None)
