@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from distill.cache import StoreFormat, load_manifest
-from distill.engine import train
+from distill.engine import LogReporter, train
 from distill.engine.cache_build import build_cache, live_check
 from distill.errors import RunError, UsageError
 from distill.recipe import load_recipe
@@ -125,8 +125,16 @@ def test_interpolated_targets_free_the_batch_size_and_static_caches_train(tmp_pa
     static = tmp_path / "static"
     res = build(static, mode="static", store="hard")
     assert res.manifest.rows_per_epoch == 64 and res.manifest.shards[0].epoch is None
-    run = train(recipe(f"run.out={tmp_path / 'static-run'}", teacher=f"cache:{static}"))
-    assert run.summary["top1"] >= 0
+    notes = []
+
+    class Notes(LogReporter):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    run = train(recipe(f"run.out={tmp_path / 'static-run'}", teacher=f"cache:{static}"),
+                reporter=Notes())
+    assert run.summary["teacher"] == f"cache:{static}"
+    assert any("static cache" in n and "un-augmented" in n for n in notes)
 
 
 # -- refusal -------------------------------------------------------------------------------
@@ -141,6 +149,7 @@ def exact_cache(tmp_path_factory):
     (["teacher.kwargs={num_classes: 10, stem_chs: 16}"], "teacher.kwargs"),
     (["teacher.name=timm:resnet10t"], "teacher.name"),
     (["data.options.train_size=96"], "training images"),
+    (["data.train_limit=48"], "training images"),
     (["data.options.seed=1"], "training labels"),
     (["augment.re_prob=0.0"], "augment.re_prob"),
     (["augment.mixup=0.5"], "augment.mixup"),
@@ -283,11 +292,10 @@ def test_rows_never_computed_are_an_error_not_zeros(tmp_path):
     info = load_manifest(cache).shards[0]
     reader = ShardReader(cache / info.file, info)
     assert reader.row(3)["ids"].shape == ()
-    maps = reader._open()
-    assert maps["valid"].all()
+    assert reader.maps()["valid"].all()
     from safetensors.torch import save_file
 
-    block = reader.block()
+    block = load_file(cache / info.file)
     block["valid"][3] = 0
     save_file(block, str(cache / "x.safetensors"))
     with pytest.raises(RuntimeError, match="no output for row 3"):
@@ -329,6 +337,28 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, cli):
 
 
 # -- command line --------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs: must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["--mode", "live"], "--mode: expected replay or static, got 'live'"),
+    (["--shard-rows", "0"], "--shard-rows: must be at least 1, got 0"),
+    (["--set", "teacher.name=timm:resnet1000"], "unknown timm model 'resnet1000'"),
+])
+def test_bad_build_options_are_one_line_errors(tmp_path, cli, args, message):
+    res = cli("cache", "build", SMOKE, "--out", tmp_path / "c", *args)
+    assert res.code == 2 and message in res.err and "Traceback" not in res.err
+    assert len(res.err.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+
+
+def test_recipe_cache_field_is_checked(tmp_path, cli):
+    res = cli("recipe", "validate", SMOKE, "--teacher", "none", "--set",
+              f"teacher.cache={tmp_path}", "--set", "loss.name=none", "--set",
+              "student.name=deit_tiny_patch16_224")
+    assert res.code == 2 and "teacher.cache" in res.err and "teacher.name" in res.err
+    res = cli("recipe", "validate", SMOKE, "--set", f"teacher.cache={tmp_path}")
+    assert res.code == 2 and f"teacher.cache: no manifest.json in '{tmp_path}'" in res.err
+
+
 def test_cli_build_inspect_verify_and_bad_input(tmp_path, cli):
     cache = tmp_path / "cache"
     sets = [x for s in FAST for x in ("--set", s)]

@@ -188,6 +188,39 @@ def test_imagefolder(tmp_path):
         imagefolder("val", root=tmp_path / "train")
 
 
+def test_dataset_fingerprints_tell_data_apart(tmp_path):
+    """What a logit cache keys on: labels and content, separately; a subset is other data."""
+    import shutil
+
+    from distill.data import dataset_fingerprint
+    from distill.data.datasets import imagefolder
+
+    test_imagefolder(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # a copy elsewhere is the same data
+    fa = dataset_fingerprint(imagefolder("train", root=tmp_path / "a"))
+    assert fa == dataset_fingerprint(imagefolder("train", root=tmp_path / "b"))
+    with open(tmp_path / "b" / "train" / "cat" / "0.png", "ab") as fh:
+        fh.write(b"more")  # another file content (size)
+    fb = dataset_fingerprint(imagefolder("train", root=tmp_path / "b"))
+    assert fb["labels_sha256"] == fa["labels_sha256"] and fb["content_sha256"] != fa["content_sha256"]
+    full = build_dataset(smoke_recipe().data, "train")
+    part = build_dataset(smoke_recipe("data.train_limit=10").data, "train")
+    assert dataset_fingerprint(part) != dataset_fingerprint(full)
+
+    class Plain(torch.utils.data.Dataset):  # no fingerprint(): every item is hashed
+        def __init__(self, labels):
+            self.labels = labels
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return np.full((2, 2), i, dtype=np.uint8), self.labels[i]
+
+    a, b = dataset_fingerprint(Plain([0, 1])), dataset_fingerprint(Plain([0, 0]))
+    assert a["content_sha256"] == b["content_sha256"] and a["labels_sha256"] != b["labels_sha256"]
+
+
 def _tiny_fashion_mnist(tmp_path):
     for prefix, n in (("train", 4), ("t10k", 2)):
         write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)))

@@ -93,19 +93,8 @@ class Manifest(_Model):
         return self.model_dump(exclude={"shards", "complete", "build_seconds", "teacher_top1",
                                         "recipe"})
 
-    def shard(self, epoch: int | None, row: int) -> ShardInfo:
-        for s in self.shards:
-            if s.epoch == epoch and s.start <= row < s.start + s.rows:
-                return s
-        raise KeyError((epoch, row))
-
     def size_bytes(self) -> int:
         return sum(s.bytes for s in self.shards)
-
-    @property
-    def per_sample(self) -> bool:
-        """Rows are outputs on single (unmixed) images."""
-        return self.mix_targets != "exact"
 
     def shards_of(self, epochs: int | None = None) -> list[ShardInfo]:
         """The shards a run of `epochs` epochs reads (all of a static cache)."""

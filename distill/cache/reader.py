@@ -35,9 +35,6 @@ class CacheReader:
         k = bisect.bisect_right(self.starts[key], row) - 1
         return readers[max(k, 0)].row(row)
 
-    def readers_for(self, epoch: int | None) -> list[ShardReader]:
-        return list(self.readers.get(epoch, []))
-
 
 def describe(folder: Path, manifest: Manifest) -> dict[str, Any]:
     """Manifest summary for `distill cache inspect`."""

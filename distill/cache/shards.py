@@ -102,9 +102,14 @@ class ShardReader:
                                    offset=start + begin, shape=tuple(meta["shape"]))
         return maps
 
+    def maps(self) -> dict[str, np.memmap]:
+        """The shard's tensors as read-only memory maps (`valid` included)."""
+        if self._maps is None:
+            self._maps = self._open()
+        return self._maps
+
     def row(self, row: int) -> dict[str, torch.Tensor]:
-        maps = self._maps if self._maps is not None else self._open()
-        self._maps = maps
+        maps = self.maps()
         i = row - self.info.start
         if not 0 <= i < self.info.rows:
             raise IndexError(f"row {row} is outside shard '{self.path}'")
@@ -112,9 +117,3 @@ class ShardReader:
             raise RuntimeError(f"cache shard '{self.path}' has no output for row {row}: the "
                                "run reads a sample the build did not compute")
         return {k: torch.from_numpy(np.array(v[i])) for k, v in maps.items() if k != "valid"}
-
-    def block(self) -> dict[str, torch.Tensor]:
-        """All rows (for verify and inspect)."""
-        maps = self._maps if self._maps is not None else self._open()
-        self._maps = maps
-        return {k: torch.from_numpy(np.array(v)) for k, v in maps.items()}

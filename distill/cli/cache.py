@@ -80,7 +80,7 @@ def inspect(
     for readers in CacheReader(folder, manifest).readers.values():
         for reader in readers:
             check_shard(reader.path, reader.info, "quick")
-            flags = reader._open()["valid"]
+            flags = reader.maps()["valid"]
             valid += int(np.count_nonzero(flags))
             total += len(flags)
     planned_rows = sum(rows for _, _, rows in manifest.planned())

@@ -241,6 +241,12 @@ class Mixer:
             switch_prob=augment.switch_prob, mode=augment.mixup_mode,
             label_smoothing=smoothing, num_classes=num_classes)
 
+    @classmethod
+    def from_recipe(cls, recipe: Any) -> Mixer:
+        """The recipe's mixup/cutmix (training and exact-mixing caches use this one)."""
+        return cls(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
+                   recipe.run.seed)
+
     def __call__(self, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int, rank: int = 0
                  ) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """Mix `x` in place; return it, the soft targets and λ (partner: `flip(0)`)."""

@@ -88,13 +88,23 @@ def shard_plan_rows(rows: int, bytes_per_row: int, batch: int, exact: bool,
     return max(1, min(want, rows))
 
 
+def _source(recipe: Recipe, mode: str) -> tuple[ReplayDataset, ReplaySampler | None]:
+    """The images a cache is computed over: the replayed training set and its sampler, or
+    (static) the training set on the evaluation transform, by index."""
+    if mode == "static":
+        return ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
+                             recipe.run.seed, pil_mode(recipe.data)), None
+    dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
+    return dataset, ReplaySampler(len(dataset), recipe.run.seed,
+                                  repeats=recipe.augment.repeated_aug)
+
+
 def _plan(recipe: Recipe, *, mode: str, store: StoreFormat, epochs: int, batch_size: int,
-          world_size: int, dataset: ReplayDataset, teacher: Any, shard_rows: int | None
-          ) -> Manifest:
+          world_size: int, dataset: ReplayDataset, sampler: ReplaySampler | None,
+          teacher: Any, shard_rows: int | None) -> Manifest:
     mixing = run_mixing(recipe) if mode == "replay" else None
     exact = mixing == "exact"
-    if mode == "replay":
-        sampler = ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
+    if sampler is not None:
         rows = len(sampler)
         if exact:  # training drops the last partial batch; so does the cache
             rows = rows // batch_size * batch_size
@@ -185,6 +195,50 @@ class _KeyBatches:
                 yield part[b:b + self.batch]
 
 
+class _ShardWriter:
+    """Writes shards on a background thread while the teacher computes the next one; lists
+    each in the manifest (saved atomically) once its file is complete. At most two shards are
+    in memory: the one computing and the one writing."""
+
+    def __init__(self, out: Path, manifest: Manifest):
+        self.out, self.manifest = out, manifest
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+        self.in_flight: list[tuple[Future, ShardInfo]] = []
+        self.written, self.write_seconds, self.wait_seconds = 0, 0.0, 0.0
+        self.mark = time.perf_counter()
+
+    @staticmethod
+    def _write(path: Path, buf: dict[str, Any]) -> tuple[str, int, float]:
+        t0 = time.perf_counter()
+        sha, size = write_shard(path, buf)
+        return sha, size, time.perf_counter() - t0
+
+    def submit(self, epoch: int | None, first: int, rows: int, buf: dict[str, Any]) -> None:
+        name = shard_name(epoch, first // self.manifest.shard_rows)
+        info = ShardInfo(file=name, epoch=epoch, start=first, rows=rows, sha256="", bytes=0)
+        self.in_flight.append((self.pool.submit(self._write, self.out / name, buf), info))
+        self.settle(wait_all=False)
+
+    def settle(self, wait_all: bool) -> None:
+        """List the finished shards; wait for the older one when two are in flight."""
+        while self.in_flight and (wait_all or len(self.in_flight) > 1
+                                  or self.in_flight[0][0].done()):
+            fut, info = self.in_flight.pop(0)
+            t0 = time.perf_counter()
+            sha, size, busy = fut.result()  # re-raises a disk error here
+            self.wait_seconds += time.perf_counter() - t0
+            self.write_seconds += busy
+            self.written += size
+            self.manifest.shards.append(info.model_copy(update={"sha256": sha, "bytes": size}))
+            now = time.perf_counter()
+            self.manifest.build_seconds += now - self.mark
+            self.mark = now
+            save_manifest(self.out, self.manifest)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
 def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: str = "replay",
                 store: str = "full", batch_size: int | None = None,
                 shard_rows: int | None = None, evaluate: bool = True, dry_run: bool = False,
@@ -218,14 +272,10 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     check_paths(recipe)
     rt = resolve_runtime(recipe)
     teacher = build_teacher_for(recipe, rt, live=True)
-    if mode == "replay":
-        dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
-    else:
-        dataset = ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
-                                recipe.run.seed, pil_mode(recipe.data))
+    dataset, sampler = _source(recipe, mode)
     planned = _plan(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
-                    world_size=rt.world_size, dataset=dataset, teacher=teacher,
-                    shard_rows=shard_rows)
+                    world_size=rt.world_size, dataset=dataset, sampler=sampler,
+                    teacher=teacher, shard_rows=shard_rows)
     out = Path(out)
     manifest = planned if dry_run else _resume(out, planned, reporter)
     per_row = fmt.bytes_per_row(manifest.num_classes)
@@ -248,39 +298,12 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
 
     done = {(s.epoch, s.start) for s in manifest.shards}
     pending = [p for p in manifest.planned() if (p[0], p[1]) not in done]
-    sampler = (ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
-               if mode == "replay" else None)
     loader = DataLoader(dataset, batch_sampler=_KeyBatches(pending, sampler, batch),
                         **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
-    mixer = (Mixer(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
-                   recipe.run.seed) if exact else None)
+    mixer = Mixer.from_recipe(recipe) if exact else None
     start_time = time.perf_counter()
     images = 0
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
-    in_flight: list[tuple[Future, tuple[int | None, int, int], str]] = []
-
-    def settle(wait_all: bool) -> None:
-        while in_flight and (wait_all or in_flight[0][0].done() or len(in_flight) > 1):
-            fut, (epoch, first, rows), name = in_flight.pop(0)
-            t0 = time.perf_counter()
-            sha, size, busy = fut.result()  # re-raises a disk error here
-            stats["wait"] += time.perf_counter() - t0
-            stats["write"] += busy
-            written[0] += size
-            manifest.shards.append(ShardInfo(file=name, epoch=epoch, start=first, rows=rows,
-                                              sha256=sha, bytes=size))
-            manifest.build_seconds += time.perf_counter() - mark[0]
-            mark[0] = time.perf_counter()
-            save_manifest(out, manifest)
-
-    mark, written = [start_time], [0]
-    stats = {"wait": 0.0, "write": 0.0}
-
-    def write(path: Path, buf: dict[str, Any]) -> tuple[str, int, float]:
-        t0 = time.perf_counter()
-        sha, size = write_shard(path, buf)
-        return sha, size, time.perf_counter() - t0
-
+    writer = _ShardWriter(out, manifest)
     batches = iter(loader)
     try:
         for epoch, first, rows in pending:
@@ -306,13 +329,10 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                 reporter.advance(epoch or 0, filled)
             if dry_run:
                 continue
-            name = shard_name(epoch, first // manifest.shard_rows)
-            in_flight.append((writer.submit(write, out / name, buf), (epoch, first, rows),
-                              name))
-            settle(wait_all=False)
-        settle(wait_all=True)
+            writer.submit(epoch, first, rows, buf)
+        writer.settle(wait_all=True)
     finally:
-        writer.shutdown(wait=True)
+        writer.close()
     seconds = time.perf_counter() - start_time
     if dry_run:
         reporter.note(f"dry run: {images} images through the teacher in {seconds:.1f} s "
@@ -325,13 +345,13 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     save_manifest(out, manifest)
     reporter.note(f"built {out}: {_size(manifest.size_bytes())} in {len(manifest.shards)} "
                   f"shards; {images} images in {seconds:.1f} s ({images / max(seconds, 1e-9):.0f}"
-                  f" img/s, {written[0] / max(seconds, 1e-9) / 1e6:.1f} MB/s; writing took "
-                  f"{stats['write']:.1f} s in the background, the teacher waited "
-                  f"{stats['wait']:.1f} s)"
+                  f" img/s, {writer.written / max(seconds, 1e-9) / 1e6:.1f} MB/s; writing took "
+                  f"{writer.write_seconds:.1f} s in the background, the teacher waited "
+                  f"{writer.wait_seconds:.1f} s)"
                   + (f"; teacher top-1 {manifest.teacher_top1:.2f}"
                      if manifest.teacher_top1 is not None else ""))
-    return BuildResult(out, manifest, images, seconds, written[0], stats["write"],
-                       stats["wait"])
+    return BuildResult(out, manifest, images, seconds, writer.written, writer.write_seconds,
+                       writer.wait_seconds)
 
 
 def _size(n: float) -> str:
@@ -369,13 +389,7 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
         raise UsageError(f"cache '{folder}': the teacher its recipe builds now is not the one "
                          "it was built with (other weights?)")
     fmt = StoreFormat.parse(manifest.store)
-    if manifest.mode == "replay":
-        dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
-        sampler = ReplaySampler(len(dataset), recipe.run.seed, repeats=recipe.augment.repeated_aug)
-    else:
-        dataset = ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
-                                recipe.run.seed, pil_mode(recipe.data))
-        sampler = None
+    dataset, sampler = _source(recipe, manifest.mode)
     reader = CacheReader(folder, manifest)
     g = torch.Generator().manual_seed(seed)
     picks = torch.randint(len(manifest.shards), (n,), generator=g).tolist()
@@ -384,8 +398,7 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
         info = manifest.shards[k]
         rows.append((info.epoch, info.start + int(torch.randint(info.rows, (1,), generator=g))))
     exact = manifest.mix_targets == "exact"
-    mixer = (Mixer(recipe.augment, recipe.data.num_classes, recipe.loss.smoothing,
-                   recipe.run.seed) if exact else None)
+    mixer = Mixer.from_recipe(recipe) if exact else None
     live_rows, stored_rows = [], []
     keys_cache: dict[int, list[Any]] = {}
     for epoch, row in rows:

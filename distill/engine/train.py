@@ -115,8 +115,7 @@ class _Trainer:
         self.loss_fn = build_loss(r.loss.name, alpha=r.loss.alpha, tau=r.loss.tau,
                                   smoothing=0.0 if r.augment.mixing else r.loss.smoothing,
                                   target=r.loss.target, kl_reduction=r.loss.kl_reduction)
-        self.mixer = (Mixer(r.augment, r.data.num_classes, r.loss.smoothing, r.run.seed)
-                      if r.augment.mixing else None)
+        self.mixer = Mixer.from_recipe(r) if r.augment.mixing else None
         self.lr_peak = peak_lr(r.optim, r.data.batch_size * rt.world_size)
         self.optimizer = build_optimizer(self.model, r.optim, self.lr_peak, rt.device)
         self.schedule = LRSchedule(r.schedule, self.lr_peak, self.steps_per_epoch)
