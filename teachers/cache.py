@@ -47,6 +47,8 @@ class CachedTeacher:
         # Full logits mix at the run's τ; top-k probabilities exist at the cache's τ only.
         self.tau = recipe.loss.tau if self.store.kind == "full" else manifest.tau
         self.val_top1 = manifest.teacher_top1
+        self.notes = ["static cache: the teacher's outputs are on un-augmented images, not on "
+                      "the augmented ones this run trains on"] if manifest.mode == "static" else []
 
     @property
     def spec(self) -> TeacherSpec:

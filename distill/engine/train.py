@@ -100,10 +100,8 @@ class _Trainer:
             self.teacher = build_teacher_for(r, rt)
         elif r.teacher.name is not None:
             reporter.note(f"loss '{r.loss.name}' uses no teacher: '{r.teacher.name}' is not built")
-        manifest = getattr(self.teacher, "manifest", None)
-        if manifest is not None and manifest.mode == "static":
-            reporter.note("static cache: the teacher's outputs are on un-augmented images, "
-                          "not on the augmented ones this run trains on")
+        for text in getattr(self.teacher, "notes", ()):  # what a teacher wants the user to know
+            reporter.note(text)
         # A cached teacher checks itself against the data and attaches its rows to it here.
         prepare = self.teacher.prepare if self.teacher is not None else None
         self.data: Data = build_data(r.data, r.augment, r.run.seed,
@@ -257,9 +255,10 @@ class _Trainer:
                  if "top1" in last else self.evaluate())
         summary: dict[str, Any] = dict(final)
         summary["teacher"] = self.recipe.teacher.name if self.teacher is not None else None
-        if getattr(self.teacher, "val_top1", None) is not None:  # a cache knows its teacher's
-            summary["teacher_top1"] = self.teacher.val_top1
-        elif self.teacher is not None and not hasattr(self.teacher, "val_top1"):
+        if hasattr(self.teacher, "val_top1"):  # a cache: its build measured the teacher
+            if self.teacher.val_top1 is not None:
+                summary["teacher_top1"] = self.teacher.val_top1
+        elif self.teacher is not None:
             t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype)
             summary["teacher_top1"] = t["top1"]
         summary |= {
