@@ -13,7 +13,7 @@ import typer
 
 from distill.errors import DistillError
 
-from . import cache, ls, recipe, report, train
+from . import bench, cache, ls, recipe, report, speed, train
 from . import eval as eval_cmd
 from ._common import err_console
 
@@ -28,6 +28,8 @@ app.command("train")(train.train)
 app.command("eval")(eval_cmd.evaluate)
 app.command("list")(ls.list_parts)
 app.command("report")(report.report)
+app.command("bench")(bench.bench)
+app.command("speed")(speed.speed)
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(cache.app, name="cache")
 

@@ -26,7 +26,7 @@ from distill.checkpoint import (
     save_state,
     save_weights,
 )
-from distill.data import Data, Mixer, build_data, derive_seed
+from distill.data import Batch, Data, Mixer, build_data, derive_seed
 from distill.errors import RunError, UsageError
 from distill.losses import build as build_loss
 from distill.recipe import Recipe, check_paths, dump_recipe
@@ -37,7 +37,9 @@ from .optim import EMA, LRSchedule, build_optimizer, peak_lr
 from .report import LogReporter, MetricsLog, Reporter
 from .setup import Runtime, build_student_for, build_teacher_for, resolve_runtime
 
-__all__ = ["RESUME_FREE_FIELDS", "TrainResult", "recipe_diff", "train", "weights_metadata"]
+__all__ = [
+    "RESUME_FREE_FIELDS", "TrainResult", "recipe_diff", "train", "train_step", "weights_metadata",
+]
 
 # Fields a resumed run may change: they do not alter what is computed.
 RESUME_FREE_FIELDS = {
@@ -88,6 +90,26 @@ def weights_metadata(model: nn.Module, recipe: Recipe, epoch: int) -> dict[str, 
         meta["timm_model"] = model.timm_model
         meta["timm_kwargs"] = model.timm_kwargs
     return meta
+
+
+def train_step(model: nn.Module, loss_fn: nn.Module, teacher: Any,
+               optimizer: torch.optim.Optimizer, batch: Batch, rt: Runtime,
+               clip_grad: float | None = None) -> dict[str, torch.Tensor]:
+    """One optimizer step on a batch already on the device (and mixed, if mixing is on):
+    teacher targets, student forward, loss, backward, step. Returns the loss and its parts.
+    `distill speed` times this very function."""
+    x = batch.images
+    if rt.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(rt.device, rt.dtype):
+        t_logits = teacher.targets(batch) if teacher is not None else None
+        parts = loss_fn.parts(model(x), batch.labels, t_logits)
+    optimizer.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    if clip_grad is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    optimizer.step()
+    return parts
 
 
 class _Trainer:
@@ -168,17 +190,9 @@ class _Trainer:
             if self.mixer is not None:
                 x, y, lam = self.mixer(x, y, epoch, i, rt.rank)
                 batch = batch._replace(images=x, labels=y, lam=lam)
-            if rt.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             lr = self.schedule.apply(self.optimizer, self.step)
-            with autocast(rt.device, rt.dtype):
-                t_logits = self.teacher.targets(batch) if self.teacher is not None else None
-                parts = self.loss_fn.parts(self.step_model(x), y, t_logits)
-            self.optimizer.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            if r.optim.clip_grad is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.clip_grad)
-            self.optimizer.step()
+            parts = train_step(self.step_model, self.loss_fn, self.teacher, self.optimizer,
+                               batch, rt, r.optim.clip_grad)
             if self.ema is not None:
                 self.ema.update()
             self.step += 1

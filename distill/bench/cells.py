@@ -1,0 +1,171 @@
+"""The cells of a benchmark: which (loss, teacher, student, seed) runs, with which recipe.
+
+A cell is an ordinary run of `distill train`. Its recipe is the bench's recipe with the
+cell's loss, teacher, student and seed put in, and, unless the recipe is already about
+that loss, the paper's settings for the loss (DeiT §5.1 and Table 3): soft distillation
+with τ = 3 and α = 0.1, hard and token distillation with α = 0.5 and the teacher's argmax.
+The user's `--set` overrides come after those, so they win.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.errors import UsageError
+from distill.recipe import Recipe, load_recipe, parse_yaml
+from distill.registry import LOSSES
+
+__all__ = ["PAPER_LOSS_SETTINGS", "Cell", "plan_cells", "student_for", "teacher_slug"]
+
+# What the paper trains each strategy with, when the bench's recipe is about another loss.
+PAPER_LOSS_SETTINGS: dict[str, list[str]] = {
+    "none": [],
+    "soft": ["loss.alpha=0.1", "loss.tau=3.0"],
+    "hard": ["loss.alpha=0.5", "loss.tau=1.0"],
+    "token": ["loss.alpha=0.5", "loss.tau=1.0", "loss.target=hard"],
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the matrix. `teacher` is None for losses that use no teacher."""
+
+    loss: str
+    teacher: str | None
+    student: str
+    seed: int
+    recipe: Recipe = field(compare=False, repr=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        """The run directory's name: `token-checkpoint_teacher_resnet-deit_tiny_distilled-s0`."""
+        student = re.sub(r"_patch\d+_\d+$", "", self.student.replace("timm:", "timm_"))
+        teacher = teacher_slug(self.teacher) if self.teacher else "no_teacher"
+        return f"{self.loss}-{teacher}-{student}-s{self.seed}"
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """What seeds are aggregated over."""
+        return (self.loss, self.teacher, self.student)
+
+
+def teacher_slug(spec: str) -> str:
+    """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`)."""
+    adapter, _, target = spec.partition(":")
+    tail = Path(target.rstrip("/")).name or target
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{adapter}_{tail}").strip("_")
+
+
+def _counterpart(name: str, distilled: bool) -> str | None:
+    """The same student with (or without) the distillation token, by timm's naming
+    (`deit_small_patch16_224` <-> `deit_small_distilled_patch16_224`)."""
+    if distilled:
+        return name.replace("_patch", "_distilled_patch", 1) if "_patch" in name else None
+    return name.replace("_distilled", "", 1) if "_distilled" in name else None
+
+
+def student_for(loss: str, student: str) -> str | None:
+    """A student that fits `loss` (a distillation token for `token`, none for the others),
+    built like `student`; None if there is no such counterpart."""
+    from students import describe
+
+    wants_dist = LOSSES.tags(loss).get("heads", "cls") == "dist"
+    if describe(student).distilled == wants_dist:
+        return student
+    other = _counterpart(student, wants_dist)
+    if other is None:
+        return None
+    try:
+        return other if describe(other).distilled == wants_dist else None
+    except UsageError:
+        return None
+
+
+def _fits(loss: str, student: str) -> bool:
+    from students import describe
+
+    wants_dist = LOSSES.tags(loss).get("heads", "cls") == "dist"
+    return describe(student).distilled == wants_dist
+
+
+def _split_list(text: str | None, what: str) -> list[str]:
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if text is not None and not items:
+        raise UsageError(f"{what}: expected a comma-separated list, got '{text}'")
+    return items
+
+
+def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | None = None,
+               students: str | None = None, seeds: str | None = None,
+               sets: list[str] | None = None, out: Path) -> list[Cell]:
+    """The matrix: losses × teachers × students × seeds, each cell's recipe validated now.
+
+    Losses that use no teacher get one cell per student and seed, whatever `teachers` says.
+    Without `students`, each loss gets the recipe's student or its counterpart with or
+    without the distillation token; with `students`, each loss gets those that fit it.
+    """
+    sets = list(sets or [])
+    base = load_recipe(recipe_path, sets)
+    loss_names = _split_list(losses, "--losses") or [base.loss.name]
+    for name in loss_names:
+        try:
+            LOSSES.entry(name)
+        except UsageError as exc:
+            raise UsageError(f"--losses: {exc}") from None
+    teacher_specs = _split_list(teachers, "--teachers") or (
+        [base.teacher.name] if base.teacher.name else [])
+    seed_list = []
+    for s in _split_list(seeds, "--seeds") or [str(base.run.seed)]:
+        try:
+            seed_list.append(int(s))
+        except ValueError:
+            raise UsageError(f"--seeds: '{s}' is not an integer") from None
+    given = _split_list(students, "--students")
+    raw_loss = (parse_yaml(Path(recipe_path).read_text()) or {}).get("loss") or {}
+    recipe_loss = raw_loss.get("name", base.loss.name) if isinstance(raw_loss, dict) else None
+
+    cells: list[Cell] = []
+    for loss in dict.fromkeys(loss_names):
+        if given:
+            fit = [s for s in given if _fits(loss, s)]
+            if not fit:
+                raise UsageError(f"--students: none of {', '.join(given)} fits loss '{loss}' "
+                                 "(`token` needs a *_distilled_* student, the others one "
+                                 "without a distillation token)")
+        else:
+            one = student_for(loss, base.student.name)
+            if one is None:
+                raise UsageError(f"--losses: '{loss}' needs a student "
+                                 f"{'with' if loss == 'token' else 'without'} a distillation "
+                                 f"token and '{base.student.name}' has no such counterpart; "
+                                 "pass --students")
+            fit = [one]
+        needs_teacher = LOSSES.tags(loss).get("needs_teacher", True)
+        if needs_teacher and not teacher_specs:
+            raise UsageError(f"--teachers: loss '{loss}' needs a teacher and the recipe names "
+                             "none; pass --teachers timm:<model>,checkpoint:<run dir>,…")
+        defaults = [] if loss == recipe_loss else PAPER_LOSS_SETTINGS.get(loss, [])
+        for teacher in (teacher_specs if needs_teacher else [None]):
+            for student in fit:
+                for seed in seed_list:
+                    raw: dict[str, Any] = {"loss.name": loss, "student.name": student,
+                                           "run.seed": seed, "teacher.name": teacher}
+                    if teacher is None or teacher != base.teacher.name:
+                        raw["teacher.cache"] = None  # a recipe's cache is its own teacher's
+                    where = f"cell {loss}/{teacher or 'no teacher'}/{student}/seed {seed}"
+                    try:
+                        r = load_recipe(recipe_path, [*defaults, *sets], raw=raw)
+                    except UsageError as exc:
+                        raise UsageError(*[f"{where}: {line}" for line in exc.lines]) from None
+                    cell = Cell(loss, teacher, student, seed, r)
+                    r.run.out = out / "cells" / cell.name
+                    cells.append(cell)
+    names = [c.name for c in cells]
+    twins = sorted({n for n in names if names.count(n) > 1})
+    if twins:
+        raise UsageError(f"--teachers: two teachers share the run name {twins[0]}; give "
+                         "checkpoints distinct folder names")
+    return cells

@@ -1,0 +1,132 @@
+"""A benchmark's files: `results.json`, `results.csv`, `results.md`.
+
+`results.json` holds where and when it ran (`command`, `date`, `device`), one row per cell
+and the aggregate over seeds (mean ± sample standard deviation). `results.md` puts the
+aggregate in the shape of the paper's Table 3: one row per strategy, one column per
+teacher, then every measured quantity.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distill.checkpoint import atomic_write_text
+
+__all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "table3_markdown", "write_results"]
+
+CELL_FIELDS = ["loss", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
+               "teacher_top1", "params", "gflops", "train_images_per_s", "eval_images_per_s",
+               "wall_time_s", "epochs", "device_name", "precision", "run_dir"]
+AGGREGATED = ["top1", "top1_cls", "top1_dist", "teacher_top1", "train_images_per_s",
+              "eval_images_per_s", "wall_time_s"]
+_METHOD = {"none": "no distillation", "soft": "usual distillation, soft",
+           "hard": "usual distillation, hard", "token": "DeiT⚗ distillation token, hard"}
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return {"mean": None, "std": None}
+    return {"mean": statistics.fmean(vals),
+            "std": statistics.stdev(vals) if len(vals) > 1 else None}
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (loss, teacher, student): seeds, and mean/std of each measured field."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["loss"], row["teacher"], row["student"]), []).append(row)
+    out = []
+    for (loss, teacher, student), members in groups.items():
+        entry: dict[str, Any] = {"loss": loss, "teacher": teacher, "student": student,
+                                 "seeds": [m["seed"] for m in members],
+                                 "params": members[0]["params"],
+                                 "gflops": members[0]["gflops"]}
+        for key in AGGREGATED:
+            entry[key] = _stats([m.get(key) for m in members])
+        out.append(entry)
+    return out
+
+
+def _pm(stat: dict[str, float | None], digits: int = 2) -> str:
+    if stat["mean"] is None:
+        return "–"
+    text = f"{stat['mean']:.{digits}f}"
+    return text + (f" ± {stat['std']:.{digits}f}" if stat["std"] is not None else "")
+
+
+def table3_markdown(agg: Sequence[dict[str, Any]]) -> str:
+    """Top-1 (mean ± std over seeds) per strategy and teacher, like the paper's Table 3."""
+    teachers = list(dict.fromkeys(a["teacher"] for a in agg if a["teacher"] is not None))
+    cols = teachers or ["no teacher"]
+    lines = ["| method | student | " + " | ".join(f"teacher `{t}`" for t in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    tops = {t: next((a["teacher_top1"] for a in agg if a["teacher"] == t), None) for t in cols}
+    lines.append("| teacher itself | – | " + " | ".join(
+        _pm(tops[t]) if tops[t] else "–" for t in cols) + " |")
+    by_method: dict[tuple[str, str], dict[str | None, dict[str, Any]]] = {}
+    for a in agg:
+        by_method.setdefault((a["loss"], a["student"]), {})[a["teacher"]] = a
+    for (loss, student), per_teacher in by_method.items():
+        method = _METHOD.get(loss, loss)
+        if loss == "token":
+            for head, label in (("top1_cls", "class head"), ("top1_dist", "distillation head"),
+                                ("top1", "both heads")):
+                lines.append(f"| {method}: {label} | {student} | " + " | ".join(
+                    _pm(per_teacher[t][head]) if t in per_teacher else "–" for t in cols) + " |")
+            continue
+        cells = [_pm(per_teacher[None]["top1"]) if None in per_teacher else
+                 (_pm(per_teacher[t]["top1"]) if t in per_teacher else "–") for t in cols]
+        lines.append(f"| {method} | {student} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _detail_markdown(agg: Sequence[dict[str, Any]]) -> str:
+    head = ("| loss | teacher | student | seeds | top-1 | class head | dist. head | teacher "
+            "top-1 | params | GFLOPs | train img/s | eval img/s | wall s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for a in agg:
+        lines.append(
+            f"| {a['loss']} | {a['teacher'] or '–'} | {a['student']} | "
+            f"{','.join(map(str, a['seeds']))} | {_pm(a['top1'])} | {_pm(a['top1_cls'])} | "
+            f"{_pm(a['top1_dist'])} | {_pm(a['teacher_top1'])} | {a['params']:,} | "
+            f"{a['gflops']:.3g} | {_pm(a['train_images_per_s'], 0)} | "
+            f"{_pm(a['eval_images_per_s'], 0)} | {_pm(a['wall_time_s'], 0)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, Any],
+                  plot: bool = True) -> dict[str, Any]:
+    """Write results.json, results.csv, results.md (and the plot); returns the JSON."""
+    agg = aggregate(rows)
+    doc = dict(meta) | {"cells": list(rows), "aggregate": agg}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CELL_FIELDS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    md = [f"# Benchmark: {meta.get('recipe', '')}", "",
+          f"- command: `{meta.get('command', '')}`", f"- device: {meta.get('device', '')}",
+          f"- date: {meta.get('date', '')}", "",
+          "## Top-1 (%) by strategy and teacher, mean ± std over seeds", "",
+          table3_markdown(agg), "## Every measurement", "", _detail_markdown(agg),
+          "GFLOPs: multiply-adds of one image through the student, counted by "
+          "`torch.utils.flop_counter`. train img/s includes the teacher (or the cache); "
+          "eval img/s is the student alone.", ""]
+    atomic_write_text(out / "results.md", "\n".join(md))
+    if plot:
+        from .plot import accuracy_vs_throughput
+
+        accuracy_vs_throughput(rows, out / "accuracy_vs_throughput.png",
+                               title=str(meta.get("recipe", "")))
+    return doc

@@ -1,0 +1,324 @@
+"""`distill speed`: training steps timed in one process, on one model, batch and precision.
+
+Arms, each a fresh student (same seed) with its own optimizer, run one after another:
+
+- `none`:  the student alone (`none` loss on its class head);
+- `live`:  our step with the live teacher (`engine.train.train_step`, what `distill train`
+           runs: bf16 autocast, fused AdamW and channels_last convnet teachers on CUDA);
+- `cache`: the same step with the teacher's outputs replayed from the cache format: rows
+           encoded by the recipe's store, copied from host memory each step as a loader
+           delivers them, decoded by the store (what `CachedTeacher.targets` does);
+- `timm`:  timm's own `timm.task.TokenDistillationTask` around timm's DeiT and the same
+           teacher module, with timm's AdamW (`create_optimizer_v2`), the outside reference.
+
+The batch lives on the device: data loading is not timed (the cache's row reads happen in
+loader workers; `benchmarks/cache_overhead.py` times them). Warm-up steps (and compilation)
+are excluded; each arm runs `repeats` timed blocks of `steps` steps, synchronised on CUDA
+only at block ends; images/s is the median block. Peak memory is CUDA's allocator peak
+during the arm, or on CPU the largest resident-set growth seen while the arm ran. FLOPs per
+step are counted once by `torch.utils.flop_counter` (student forward and backward, teacher
+forward); MFU divides the achieved rate by the device's bf16 dense peak where it is known.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.cache.store import StoreFormat
+from distill.data import Batch
+from distill.engine import Runtime, build_student_for, build_teacher_for, resolve_runtime
+from distill.engine.evaluate import autocast
+from distill.engine.optim import build_optimizer, peak_lr
+from distill.engine.train import train_step
+from distill.errors import UsageError
+from distill.losses import build as build_loss
+from distill.recipe import Recipe
+
+from .cells import student_for
+
+__all__ = ["ARMS", "GOALS", "SpeedArm", "device_peak_tflops", "measure_speed"]
+
+ARMS = ("none", "live", "cache", "timm")
+
+# bf16 dense tensor-core peaks (TFLOP/s) from the vendors' data sheets.
+_PEAKS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0),
+          ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0))
+
+# The goals `distill speed` holds us to: (name, numerator arm, denominator arm, cpu, cuda).
+GOALS = (("cached teacher vs no teacher", "cache", "none", 0.97, 0.97),
+         ("our live-teacher step vs timm TokenDistillationTask", "live", "timm", 1.0, 1.25))
+
+
+def device_peak_tflops(rt: Runtime) -> float | None:
+    """The device's bf16 dense peak, where we know it (None on CPU or unknown GPUs)."""
+    if rt.device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(rt.device)
+    return next((peak for key, peak in _PEAKS if key in name), None)
+
+
+@dataclass
+class SpeedArm:
+    name: str
+    images_per_s: float | None = None
+    step_ms: float | None = None
+    blocks_images_per_s: list[float] = field(default_factory=list)
+    peak_mem_mb: float | None = None
+    flops_per_step: float | None = None
+    tflops: float | None = None
+    mfu: float | None = None
+    skipped: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "name"}
+
+
+class _RSSPeak:
+    """Largest resident-set size seen by a sampling thread (CPU peak memory)."""
+
+    def __init__(self, every: float = 0.002):
+        self.every, self.peak, self.stop = every, 0, threading.Event()
+        self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self.page
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def __enter__(self) -> _RSSPeak:
+        self.base = self._rss()
+        self.peak = self.base
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.every)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+class _Replayed:
+    """The cached teacher's per-step work: rows from host memory, decoded by the store."""
+
+    def __init__(self, store: StoreFormat, rows: dict[str, torch.Tensor], num_classes: int,
+                 tau: float, device: torch.device):
+        self.store, self.num_classes, self.tau, self.device = store, num_classes, tau, device
+        pin = device.type == "cuda"
+        self.rows = {k: (v.pin_memory() if pin else v) for k, v in rows.items()}
+
+    def targets(self, batch: Batch) -> torch.Tensor:
+        rows = {k: v.to(self.device, non_blocking=True) for k, v in self.rows.items()}
+        return self.store.decode(rows, self.num_classes, self.tau)
+
+
+def _speed_recipe(recipe: Recipe, batch_size: int | None) -> Recipe:
+    """The recipe with a distilled student (the `token` loss's), as timm's task needs."""
+    student = student_for("token", recipe.student.name)
+    if student is None:
+        raise UsageError(f"student.name: '{recipe.student.name}' has no counterpart with a "
+                         "distillation token; `distill speed` times token distillation")
+    if recipe.teacher.name is None or recipe.teacher.name.startswith("cache:"):
+        raise UsageError(f"teacher.name: `distill speed` needs a live teacher to time (got "
+                         f"'{recipe.teacher.name}'); pass --teacher timm:<model>, …")
+    data = recipe.data.model_copy(update={"batch_size": batch_size or recipe.data.batch_size})
+    return recipe.model_copy(update={
+        "data": data, "student": recipe.student.model_copy(update={"name": student}),
+        "loss": recipe.loss.model_copy(update={"name": "token"}),
+        "teacher": recipe.teacher.model_copy(update={"cache": None})})
+
+
+def _timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
+    """timm's DeiT (same architecture), its TokenDistillationTask and its AdamW."""
+    import timm
+    from timm.optim import create_optimizer_v2
+    from timm.task import TokenDistillationTask
+
+    from students import build_student
+
+    ours = build_student(recipe.student.name, **recipe.student_kwargs())
+    if not getattr(ours, "timm_model", ""):
+        raise UsageError(f"'{recipe.student.name}' has no timm equivalent")
+    torch.manual_seed(recipe.run.seed)
+    model = timm.create_model(ours.timm_model, pretrained=False, **ours.timm_kwargs)
+    model.pretrained_cfg = dict(model.pretrained_cfg, mean=tuple(recipe.data.mean),
+                                std=tuple(recipe.data.std))
+    model = model.to(rt.device)
+    teacher = build_teacher_for(recipe, rt, live=True)  # its own copy: it is changed below
+    inner = getattr(teacher, "model", None)
+    if not isinstance(inner, nn.Module):
+        raise UsageError("the teacher exposes no module for timm's task")
+    spec = teacher.spec
+    d = recipe.data
+    if tuple(spec.input_size) != (d.in_chans, d.img_size, d.img_size):
+        c, h, w = spec.input_size
+        raise UsageError(f"the teacher eats {c}×{h}×{w} images and the student "
+                         f"{d.in_chans}×{d.img_size}×{d.img_size}; timm's task does not adapt")
+    inner.pretrained_cfg = dict(getattr(inner, "pretrained_cfg", {}) or {},
+                                mean=tuple(spec.mean), std=tuple(spec.std))
+    inner = inner.to(memory_format=torch.contiguous_format)  # as timm's task gets it
+    task = TokenDistillationTask(
+        model, inner, criterion=nn.CrossEntropyLoss(label_smoothing=recipe.loss.smoothing),
+        distill_type="hard", task_loss_weight=1.0 - recipe.loss.alpha,
+        device=rt.device, verbose=False)
+    if recipe.run.compile:
+        task.compile()
+    task.train()
+    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=recipe.optim.weight_decay)
+    return task, model, opt
+
+
+def _count_flops(step: Callable[[], None]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int = 20,
+                  warmup: int = 5, repeats: int = 5, arms: tuple[str, ...] = ARMS,
+                  store: str | None = None, note: Callable[[str], None] = lambda s: None
+                  ) -> dict[str, Any]:
+    """Time each arm; returns the arms, their ratios and the goals, with the setting."""
+    for a in arms:
+        if a not in ARMS:
+            raise UsageError(f"--arms: unknown arm '{a}' (arms: {', '.join(ARMS)})")
+    for name, value in (("--steps", steps), ("--repeats", repeats), ("--batch-size",
+                                                                       batch_size or 1)):
+        if value < 1:
+            raise UsageError(f"{name}: must be at least 1, got {value}")
+    if warmup < 0:
+        raise UsageError(f"--warmup: must be at least 0, got {warmup}")
+    r = _speed_recipe(recipe, batch_size)
+    rt = resolve_runtime(r)
+    d = r.data
+    fmt = StoreFormat.parse(store or ("full" if r.loss.target == "soft" else "hard"),
+                            d.num_classes)
+    gen = torch.Generator().manual_seed(r.run.seed)
+    images = torch.randn(d.batch_size, d.in_chans, d.img_size, d.img_size, generator=gen)
+    labels = torch.randint(0, d.num_classes, (d.batch_size,), generator=gen)
+    batch = Batch(images, labels, torch.arange(d.batch_size)).to(rt.device)
+    lr = peak_lr(r.optim, d.batch_size)
+    peak = device_peak_tflops(rt)
+    teacher = build_teacher_for(r, rt, live=True)
+    with torch.inference_mode(), autocast(rt.device, rt.dtype):
+        rows = fmt.encode(teacher.targets(batch), r.loss.tau)
+    # FLOPs are counted on an eager step: a compiled one hides its kernels from the counter.
+    eager = r.model_copy(update={"run": r.run.model_copy(update={"compile": False})})
+    eager_teacher = build_teacher_for(eager, rt, live=True) if r.run.compile else teacher
+    results: dict[str, SpeedArm] = {}
+    for name in arms:
+        arm = results[name] = SpeedArm(name)
+        try:
+            arm.flops_per_step = _count_flops(
+                _arm_step(name, eager, rt, eager_teacher, batch, rows, fmt, lr))
+            gc.collect()
+            if rt.device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(rt.device)
+            with _RSSPeak() as rss:
+                step = _arm_step(name, r, rt, teacher, batch, rows, fmt, lr)
+                note(f"{name}: warm-up")
+                for _ in range(warmup):
+                    step()
+                _sync(rt)
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    for _ in range(steps):
+                        step()
+                    _sync(rt)
+                    arm.blocks_images_per_s.append(
+                        steps * d.batch_size / (time.perf_counter() - t0))
+        except UsageError as exc:
+            arm.skipped = str(exc)
+            note(f"{name}: skipped ({exc})")
+            continue
+        arm.images_per_s = statistics.median(arm.blocks_images_per_s)
+        arm.step_ms = 1000.0 * d.batch_size / arm.images_per_s
+        arm.tflops = arm.flops_per_step * arm.images_per_s / d.batch_size / 1e12
+        arm.mfu = arm.tflops / peak if peak else None
+        arm.peak_mem_mb = (torch.cuda.max_memory_allocated(rt.device) / 2**20
+                           if rt.device.type == "cuda" else (rss.peak - rss.base) / 2**20)
+        note(f"{name}: {arm.images_per_s:.1f} img/s")
+        del step
+    return _report(r, rt, results, fmt, peak, steps=steps, warmup=warmup, repeats=repeats)
+
+
+def _sync(rt: Runtime) -> None:
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize(rt.device)
+
+
+def _arm_step(name: str, r: Recipe, rt: Runtime, teacher: Any, batch: Batch,
+              rows: dict[str, torch.Tensor], fmt: StoreFormat, lr: float
+              ) -> Callable[[], None]:
+    if name == "timm":
+        task, model, opt = _timm_task(r, rt, lr)
+
+        def timm_step() -> None:
+            with autocast(rt.device, rt.dtype):
+                loss = task(batch.images, batch.labels)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return timm_step
+    model = build_student_for(r, rt)
+    step_model = torch.compile(model) if r.run.compile else model
+    loss_fn = build_loss("none" if name == "none" else r.loss.name, alpha=r.loss.alpha,
+                         tau=r.loss.tau, smoothing=r.loss.smoothing, target=r.loss.target,
+                         kl_reduction=r.loss.kl_reduction)
+    opt = build_optimizer(model, r.optim, lr, rt.device)
+    source = {"none": None, "live": teacher,
+              "cache": _Replayed(fmt, rows, r.data.num_classes, r.loss.tau, rt.device)}[name]
+
+    def ours() -> None:
+        train_step(step_model, loss_fn, source, opt, batch, rt, r.optim.clip_grad)
+
+    return ours
+
+
+def _report(r: Recipe, rt: Runtime, arms: dict[str, SpeedArm], fmt: StoreFormat,
+            peak: float | None, **setting: Any) -> dict[str, Any]:
+    rate = {k: a.images_per_s for k, a in arms.items() if a.images_per_s}
+    ratios = {}
+    goals = []
+    for label, num, den, cpu_goal, cuda_goal in GOALS:
+        target = cuda_goal if rt.device.type == "cuda" else cpu_goal
+        value = rate[num] / rate[den] if num in rate and den in rate else None
+        ratios[f"{num}_vs_{den}"] = value
+        goals.append({"goal": label, "ratio": value, "target": target,
+                      "met": None if value is None else value >= target})
+    if "live" in rate and "none" in rate:
+        ratios["live_vs_none"] = rate["live"] / rate["none"]
+    big = (rt.device.type == "cuda" and rt.dtype == torch.bfloat16 and r.data.img_size == 224
+           and r.student.name.startswith("deit_small_distilled") and peak is not None)
+    if big and "none" in rate:
+        goals.append({"goal": "DeiT-S distilled, no teacher, 224², bf16 (images/s)",
+                      "ratio": rate["none"], "target": 10000.0, "met": rate["none"] >= 10000})
+    return {
+        "device": rt.describe(), "peak_tflops": peak,
+        "student": r.student.name, "student_kwargs": dict(r.student.kwargs),
+        "teacher": r.teacher.name, "batch_size": r.data.batch_size,
+        "image_size": r.data.img_size, "compile": r.run.compile, "store": str(fmt),
+        **setting, "arms": {k: a.as_dict() for k, a in arms.items()}, "ratios": ratios,
+        "goals": goals,
+    }

@@ -1,0 +1,172 @@
+"""`distill bench RECIPE`: the strategy × teacher matrix (the paper's Tables 2 and 3)."""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
+from distill.engine import Reporter, resolve_runtime
+from distill.errors import UsageError
+
+from ._common import SetOption, console, err_console
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+class LiveBench:
+    """A rich table of the cells, redrawn as they train (a line per event in logs)."""
+
+    def __init__(self, cells: list[Cell], out: Console = err_console):
+        self.cells, self.console = cells, out
+        self.state: dict[int, dict[str, Any]] = {i: {"status": "waiting"} for i in range(len(cells))}
+        self.live: Live | None = None
+        self.t0 = time.perf_counter()
+
+    def table(self) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, header_style="bold",
+                  title=f"distill bench: {len(self.cells)} cells, "
+                        f"{time.perf_counter() - self.t0:.0f} s")
+        for col in ("cell", "loss", "teacher", "student", "seed", "status", "img/s", "top1",
+                    "cls", "dist", "teacher top1"):
+            t.add_column(col, justify="right" if col in ("seed", "img/s", "top1", "cls", "dist",
+                                                         "teacher top1") else "left")
+        for i, c in enumerate(self.cells):
+            s = self.state[i]
+            t.add_row(str(i + 1), c.loss, c.teacher or "–", c.student, str(c.seed), s["status"],
+                      _fmt(s.get("rate"), 0), _fmt(s.get("top1")), _fmt(s.get("top1_cls")),
+                      _fmt(s.get("top1_dist")), _fmt(s.get("teacher_top1")))
+        return t
+
+    def __enter__(self) -> LiveBench:
+        if self.console.is_terminal:
+            self.live = Live(get_renderable=self.table, console=self.console,
+                             refresh_per_second=2)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def _line(self, text: str) -> None:
+        if self.live is None:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    def note(self, text: str) -> None:
+        if self.live is not None:
+            self.live.console.print(f"[dim]{text}[/dim]")
+        else:
+            self._line(text)
+
+    def cell_start(self, cell: Cell, index: int) -> Reporter:
+        self.state[index]["status"] = "starting"
+        self._line(f"cell {index + 1}/{len(self.cells)} {cell.name}: training")
+        return _CellReporter(self, index)
+
+    def cell_done(self, cell: Cell, index: int, row: dict[str, Any], ran: bool) -> None:
+        s = self.state[index]
+        s.update(status="done" if ran else "done before", rate=row["train_images_per_s"],
+                 **{k: row[k] for k in ("top1", "top1_cls", "top1_dist", "teacher_top1")})
+        self._line(f"cell {index + 1}/{len(self.cells)} {cell.name}: {s['status']}, top1 "
+                   f"{_fmt(row['top1'])}, {_fmt(row['train_images_per_s'], 0)} img/s")
+
+
+class _CellReporter:
+    def __init__(self, bench: LiveBench, index: int):
+        self.bench, self.index, self.epochs = bench, index, 0
+
+    def start(self, *, epochs: int, start_epoch: int, steps_per_epoch: int,
+              info: dict[str, Any]) -> None:
+        self.epochs = epochs
+        self.bench.state[self.index]["status"] = f"epoch {start_epoch + 1}/{epochs}"
+
+    def advance(self, epoch: int, step_in_epoch: int) -> None:
+        pass
+
+    def step(self, metrics: dict[str, Any]) -> None:
+        self.bench.state[self.index]["rate"] = metrics.get("images_per_s")
+
+    def epoch(self, metrics: dict[str, Any]) -> None:
+        e = metrics["epoch"] + 1
+        s = self.bench.state[self.index]
+        s["status"] = f"epoch {min(e + 1, self.epochs)}/{self.epochs}"
+        s["rate"] = metrics.get("train_images_per_s")
+        s.update({k: metrics[k] for k in ("top1", "top1_cls", "top1_dist") if k in metrics})
+        self.bench._line(f"  epoch {e}/{self.epochs} loss {metrics.get('train_loss', 0):.4f} "
+                         f"{metrics.get('train_images_per_s', 0):.0f} img/s"
+                         + (f" top1 {metrics['top1']:.2f}" if "top1" in metrics else ""))
+
+    def note(self, text: str) -> None:
+        self.bench.note(f"  {text}")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def bench(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file: data, budget and optimizer of "
+                                  "every cell."),
+    losses: str = typer.Option(None, "--losses", help="Comma-separated strategies, e.g. "
+                               "none,soft,hard,token (default: the recipe's)."),
+    teachers: str = typer.Option(None, "--teachers", help="Comma-separated teacher specs, "
+                                 "e.g. timm:regnety_160,checkpoint:runs/x (default: the "
+                                 "recipe's)."),
+    students: str = typer.Option(None, "--students", help="Comma-separated students; each "
+                                 "loss gets those that fit it (default: the recipe's student, "
+                                 "with or without the distillation token as the loss needs)."),
+    seeds: str = typer.Option(None, "--seeds", help="Comma-separated seeds, e.g. 0,1,2 "
+                              "(default: the recipe's run.seed)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Benchmark folder (default: "
+                             "runs/bench/<recipe name>)."),
+    cache: str = typer.Option(None, "--cache", help="Share each teacher's outputs between "
+                              "cells: a folder for the logit caches, or 'auto' for "
+                              "OUT/caches."),
+    store: str = typer.Option(None, "--store", help="Cache store: full | topk:K | hard "
+                              "(default: hard, full when a cell needs soft targets)."),
+    sets: list[str] = SetOption,
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Draw accuracy_vs_throughput.png."),
+) -> None:
+    """Run the matrix of losses × teachers × students × seeds; write results.json, .csv, .md
+    and accuracy_vs_throughput.png into OUT. Finished cells are kept: run again to resume."""
+    out = out or Path("runs", "bench", recipe.stem)
+    cells = plan_cells(recipe, losses=losses, teachers=teachers, students=students,
+                       seeds=seeds, sets=sets, out=out)
+    use = None
+    if cache is not None:
+        if not cache.strip():
+            raise UsageError("--cache: expected a folder or 'auto'")
+        use = CacheUse(out / "caches" if cache == "auto" else Path(cache), store)
+    elif store is not None:
+        raise UsageError(f"--store: '{store}' needs --cache (the store of the shared caches)")
+    meta = {"command": "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": resolve_runtime(cells[0].recipe).describe()["device_name"],
+            "commit": _commit(), "recipe": str(recipe), "cells_planned": len(cells)}
+    with LiveBench(cells) as live:
+        rows = run_cells(cells, cache=use, reporter=live)
+    write_results(out, rows, meta=meta, plot=plot)
+    console.print(f"[bold]{len(rows)} cells[/bold] → {out}/results.md", highlight=False)
+    typer.echo((out / "results.md").read_text())  # markdown, unwrapped

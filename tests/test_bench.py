@@ -1,0 +1,255 @@
+"""`distill bench` (the strategy × teacher matrix) and `distill speed` (step timing)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from distill.bench import aggregate, plan_cells, student_for, table3_markdown
+from distill.bench.plot import nice_ticks
+from distill.errors import UsageError
+
+from .conftest import FAST
+
+ONE_EPOCH = [*FAST, "schedule.epochs=1", "schedule.warmup_epochs=0"]
+
+
+def sets(*items: str) -> list[str]:
+    return [a for s in items for a in ("--set", s)]
+
+
+# -- planning ----------------------------------------------------------------------------
+def test_cells_fit_students_to_losses_with_the_papers_settings(smoke, tmp_path):
+    cells = plan_cells(smoke, losses="none,soft,hard,token", seeds="0,1", out=tmp_path)
+    assert [(c.loss, c.seed) for c in cells] == [
+        (loss, s) for loss in ("none", "soft", "hard", "token") for s in (0, 1)]
+    by = {c.loss: c for c in cells}
+    assert by["none"].teacher is None and by["none"].recipe.teacher.name is None
+    assert {by[k].teacher for k in ("soft", "hard", "token")} == {"timm:test_resnet"}
+    assert by["token"].student == "deit_tiny_distilled_patch16_224"
+    assert {by[k].student for k in ("none", "soft", "hard")} == {"deit_tiny_patch16_224"}
+    soft = by["soft"].recipe.loss
+    assert (soft.alpha, soft.tau) == (0.1, 3.0)  # the paper's soft distillation
+    assert by["hard"].recipe.loss.alpha == 0.5
+    # the student keeps the recipe's architecture, only the token changes
+    assert by["none"].recipe.student.kwargs == by["token"].recipe.student.kwargs
+    assert len({c.recipe.run.out for c in cells}) == len(cells)
+    assert all(str(c.recipe.run.out).startswith(str(tmp_path / "cells")) for c in cells)
+
+
+def test_user_sets_win_over_the_papers_settings(smoke, tmp_path):
+    cells = plan_cells(smoke, losses="soft,token", sets=["loss.alpha=0.3"], out=tmp_path)
+    assert [c.recipe.loss.alpha for c in cells] == [0.3, 0.3]
+
+
+def test_given_students_go_to_the_losses_they_fit(smoke, tmp_path):
+    cells = plan_cells(smoke, losses="hard,token",
+                       students="deit_tiny_patch16_224,deit_tiny_distilled_patch16_224",
+                       out=tmp_path)
+    assert [(c.loss, c.student) for c in cells] == [
+        ("hard", "deit_tiny_patch16_224"), ("token", "deit_tiny_distilled_patch16_224")]
+
+
+def test_counterparts():
+    assert student_for("token", "deit_small_patch16_224") == "deit_small_distilled_patch16_224"
+    assert student_for("none", "deit_small_distilled_patch16_224") == "deit_small_patch16_224"
+    assert student_for("token", "timm:deit_tiny_patch16_224") == \
+        "timm:deit_tiny_distilled_patch16_224"
+    assert student_for("token", "cifar_resnet8") is None
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"losses": "none,sofft"}, "--losses: "),
+    ({"losses": "token", "students": "cifar_resnet8"}, "--students: none of cifar_resnet8"),
+    ({"losses": "token", "students": None, "teachers": None, "seeds": "0,x"}, "--seeds: 'x'"),
+    ({"losses": ","}, "--losses: expected a comma-separated list"),
+    ({"teachers": "timm:test_resnet,timm:nope_net"}, "nope_net"),
+])
+def test_bad_matrix_is_a_usage_error(smoke, tmp_path, kwargs, needle):
+    with pytest.raises(UsageError) as info:
+        plan_cells(smoke, out=tmp_path, **kwargs)
+    assert needle in str(info.value)
+
+
+def test_a_loss_that_needs_a_teacher_needs_one(tmp_path):
+    from .conftest import SMOKE
+
+    with pytest.raises(UsageError, match="--teachers: loss 'soft' needs a teacher"):
+        plan_cells(SMOKE, losses="soft", sets=["teacher.name=null", "loss.name=none",
+                                                "student.name=deit_tiny_patch16_224"],
+                   out=tmp_path)
+
+
+# -- results -----------------------------------------------------------------------------
+def _row(loss, teacher, seed, top1, **kw):
+    return {"loss": loss, "teacher": teacher, "student": "s", "seed": seed, "top1": top1,
+            "top1_cls": kw.get("cls"), "top1_dist": kw.get("dist"), "teacher_top1": 90.0
+            if teacher else None, "params": 10, "gflops": 0.5, "train_images_per_s": 100.0,
+            "eval_images_per_s": 300.0, "wall_time_s": 1.0}
+
+
+def test_aggregate_is_mean_and_sample_std_over_seeds():
+    agg = aggregate([_row("none", None, 0, 80.0), _row("none", None, 1, 82.0),
+                     _row("token", "t", 0, 85.0, cls=84.0, dist=86.0)])
+    none, token = agg
+    assert none["seeds"] == [0, 1] and none["top1"]["mean"] == 81.0
+    assert none["top1"]["std"] == pytest.approx(2 ** 0.5)
+    assert token["top1"] == {"mean": 85.0, "std": None}  # one seed: no spread claimed
+    md = table3_markdown(agg)
+    assert "| no distillation | s | 81.00 ± 1.41 |" in md
+    assert "distillation head | s | 86.00 |" in md and "teacher itself | – | 90.00 |" in md
+
+
+def test_nice_ticks():
+    assert nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10]
+    assert nice_ticks(83.2, 86.9) == [84.0, 85.0, 86.0]
+    assert nice_ticks(120.0, 980.0) == [200.0, 400.0, 600.0, 800.0]
+
+
+# -- the command -------------------------------------------------------------------------
+def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", smoke, "--losses", "none,soft,hard,token", "--out", out, *sets(*ONE_EPOCH)]
+    res = cli(*args)
+    assert res.code == 0, res.err
+    doc = json.loads((out / "results.json").read_text())
+    assert {"command", "date", "device", "commit", "cells", "aggregate"} <= set(doc)
+    rows = doc["cells"]
+    assert [r["loss"] for r in rows] == ["none", "soft", "hard", "token"]
+    for r in rows:
+        summary = json.loads((out / "cells" / r["run_dir"].split("/")[-1] /
+                              "summary.json").read_text())
+        assert r["top1"] == summary["top1"] and r["params"] == summary["params"]
+        assert r["gflops"] > 0 and r["train_images_per_s"] > 0
+        assert (r["teacher_top1"] is None) == (r["loss"] == "none")
+    assert rows[3]["top1_cls"] is not None and rows[3]["top1_dist"] is not None
+    with open(out / "results.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [t["loss"] for t in table] == ["none", "soft", "hard", "token"]
+    md = (out / "results.md").read_text()
+    assert "usual distillation, soft" in md and "DeiT⚗ distillation token" in md
+    img = Image.open(out / "accuracy_vs_throughput.png")
+    assert img.size == (960, 600)
+    colours = {c for _, c in img.getcolors(1 << 20)}
+    assert (31, 119, 180) in colours  # the teacher's colour: its cells and its top-1 line
+    # again: every cell is finished, nothing trains
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/model.safetensors")}
+    res = cli(*args)
+    assert res.code == 0 and res.err.count("done before") == 4
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("cells/*/model.safetensors")}
+    # the same folder with another recipe: refused, nothing touched
+    res = cli(*args, "--set", "optim.lr=1e-3")
+    assert res.code == 2 and "optim.lr" in res.err and "another --out" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_bench_resumes_a_cell_killed_half_way(cli, smoke, tmp_path):
+    out = tmp_path / "bench"
+    two = [*FAST, "schedule.epochs=2", "schedule.warmup_epochs=0"]
+    args = ["bench", smoke, "--losses", "none", "--out", out, *sets(*two)]
+    assert cli(*args).code == 0
+    cell = next(out.glob("cells/*"))
+    full = json.loads((cell / "summary.json").read_text())["top1"]
+    # leave it as a kill after epoch 1 would: epoch-1 checkpoint, no summary
+    (cell / "summary.json").unlink()
+    res = cli(*args)
+    assert res.code == 0 and "done, top1" in res.err
+    assert json.loads((cell / "summary.json").read_text())["top1"] == full
+
+
+def test_shared_cache_gives_the_live_results(cli, smoke, tmp_path):
+    base = ["--losses", "hard,token", *sets(*ONE_EPOCH, "augment.re_prob=0")]
+    live, cached = tmp_path / "live", tmp_path / "cached"
+    assert cli("bench", smoke, *base, "--out", live, "--no-plot").code == 0
+    res = cli("bench", smoke, *base, "--out", cached, "--cache", "auto", "--no-plot")
+    assert res.code == 0, res.err
+    caches = list((cached / "caches").iterdir())
+    assert [c.name for c in caches] == ["timm_test_resnet-s0"]  # built once, used twice
+    manifest = json.loads((caches[0] / "manifest.json").read_text())
+    assert manifest["store"] == "hard" and manifest["complete"]
+    a = json.loads((live / "results.json").read_text())["cells"]
+    b = json.loads((cached / "results.json").read_text())["cells"]
+    for x, y in zip(a, b, strict=True):  # hard targets replay exactly
+        assert (x["top1"], x["top1_cls"], x["top1_dist"]) == (y["top1"], y["top1_cls"],
+                                                              y["top1_dist"])
+    recipe_text = next((cached / "cells").glob("token-*")).joinpath("recipe.yaml").read_text()
+    assert str(caches[0]) in recipe_text
+
+
+def test_bench_bad_options_exit_2(cli, smoke, tmp_path):
+    res = cli("bench", smoke, "--losses", "none", "--store", "hard", "--out", tmp_path / "b")
+    assert res.code == 2 and "--store: 'hard' needs --cache" in res.err
+    res = cli("bench", smoke, "--losses", "token", "--students", "deit_tiny_patch16_224",
+              "--out", tmp_path / "b")
+    assert res.code == 2 and "fits loss 'token'" in res.err
+    assert not (tmp_path / "b").exists()
+
+
+# -- distill speed -----------------------------------------------------------------------
+def test_our_token_loss_is_timms_on_the_same_weights(smoke):
+    """The `timm` arm computes what ours does: same student weights, same teacher, same
+    batch give the same loss (so the speed ratio compares equal work)."""
+    from distill.bench.speed import _speed_recipe, _timm_task
+    from distill.data import Batch
+    from distill.engine import build_student_for, build_teacher_for, resolve_runtime
+    from distill.losses import build as build_loss
+    from distill.recipe import load_recipe
+
+    r = _speed_recipe(load_recipe(smoke, ["student.drop_path_rate=0.0"]), 8)
+    rt = resolve_runtime(r)
+    task, model, _ = _timm_task(r, rt, 1e-3)
+    ours = build_student_for(r, rt)
+    model.load_state_dict(ours.state_dict())  # the contract: timm's key names
+    teacher = build_teacher_for(r, rt, live=True)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    loss_fn = build_loss("token", alpha=r.loss.alpha, tau=r.loss.tau,
+                         smoothing=r.loss.smoothing, target="hard")
+    with torch.no_grad():
+        mine = loss_fn.parts(ours(x), y, teacher.targets(Batch(x, y, torch.arange(8))))["loss"]
+        theirs = task(x, y)["loss"]
+    assert torch.allclose(mine, theirs, atol=1e-5), (mine, theirs)
+
+
+def test_speed_times_every_arm_and_writes_json(cli, smoke, tmp_path):
+    out = tmp_path / "speed.json"
+    res = cli("speed", smoke, "--steps", "2", "--repeats", "2", "--warmup", "1",
+              "--batch-size", "8", "--out", out)
+    assert res.code == 0, res.err
+    doc = json.loads(out.read_text())
+    assert {"command", "date", "device", "arms", "ratios", "goals"} <= set(doc)
+    assert list(doc["arms"]) == ["none", "live", "cache", "timm"]
+    for name, arm in doc["arms"].items():
+        assert arm["skipped"] is None, (name, arm["skipped"])
+        assert arm["images_per_s"] > 0 and len(arm["blocks_images_per_s"]) == 2
+        assert arm["flops_per_step"] > 0 and arm["mfu"] is None  # no known peak on a CPU
+        assert arm["peak_mem_mb"] is not None
+    # a live teacher adds its forward to the student's step
+    assert doc["arms"]["live"]["flops_per_step"] > doc["arms"]["none"]["flops_per_step"]
+    # the cache arm adds only the distillation head's backward to the student's step
+    flops = {k: a["flops_per_step"] for k, a in doc["arms"].items()}
+    assert flops["none"] <= flops["cache"] < 1.01 * flops["none"] < flops["live"]
+    rate = {k: a["images_per_s"] for k, a in doc["arms"].items()}
+    assert doc["ratios"]["cache_vs_none"] == pytest.approx(rate["cache"] / rate["none"])
+    assert doc["ratios"]["live_vs_timm"] == pytest.approx(rate["live"] / rate["timm"])
+    goals = {g["goal"]: g for g in doc["goals"]}
+    assert goals["cached teacher vs no teacher"]["target"] == 0.97
+    assert "images/s" in res.out and "goal ≥" in res.out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--arms", "none,warp"], "--arms: unknown arm 'warp'"),
+    (["--steps", "0"], "--steps: must be at least 1"),
+    (["--teacher", "none"], "teacher.name: loss 'token' needs a teacher"),
+    (["--teacher", "none", "--set", "loss.name=none", "--student", "deit_tiny_patch16_224"],
+     "teacher.name: `distill speed` needs a live teacher"),
+    (["--student", "cifar_resnet8", "--set", "loss.name=hard", "--set", "student.kwargs={}",
+      "--set", "student.drop_path_rate=null"],
+     "'cifar_resnet8' has no counterpart with a distillation token"),
+])
+def test_speed_bad_input_exit_2(cli, smoke, args, needle):
+    res = cli("speed", smoke, *args)
+    assert res.code == 2 and needle in res.err and "Traceback" not in res.err
