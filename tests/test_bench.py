@@ -253,3 +253,24 @@ def test_speed_times_every_arm_and_writes_json(cli, smoke, tmp_path):
 def test_speed_bad_input_exit_2(cli, smoke, args, needle):
     res = cli("speed", smoke, *args)
     assert res.code == 2 and needle in res.err and "Traceback" not in res.err
+
+
+def test_live_table_shows_each_cells_state(smoke, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from distill.cli.bench import LiveBench
+
+    cells = plan_cells(smoke, losses="none,token", out=tmp_path)
+    buf = io.StringIO()
+    bench = LiveBench(cells, Console(file=buf, width=200))
+    rep = bench.cell_start(cells[0], 0)
+    rep.start(epochs=2, start_epoch=0, steps_per_epoch=4, info={})
+    rep.epoch({"epoch": 0, "train_loss": 1.0, "train_images_per_s": 321.0, "top1": 55.5})
+    bench.cell_done(cells[1], 1, {"train_images_per_s": 99.0, "top1": 60.0, "top1_cls": 59.0,
+                                  "top1_dist": 61.0, "teacher_top1": 70.0}, ran=False)
+    Console(file=buf, width=200).print(bench.table())
+    text = buf.getvalue()
+    assert "epoch 2/2" in text and "321" in text and "55.50" in text
+    assert "done before" in text and "61.00" in text and "70.00" in text

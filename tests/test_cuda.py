@@ -71,3 +71,15 @@ def test_cache_build_and_train_on_cuda(tmp_path):
     run = train(load_recipe(SMOKE, [*sets, f"run.out={tmp_path / 'run'}"],
                             teacher=f"cache:{cache}")).summary
     assert run["device"] == "cuda" and run["teacher_top1"] == built.manifest.teacher_top1
+
+
+def test_speed_on_cuda_reports_memory_and_compiled_arms():
+    from distill.bench.speed import measure_speed
+
+    r = load_recipe(SMOKE, ["run.device=cuda", "run.compile=true", "data.batch_size=16"])
+    res = measure_speed(r, steps=2, warmup=2, repeats=2)
+    assert res["device"]["precision"] == "bf16" and res["compile"] is True
+    for name, arm in res["arms"].items():
+        assert arm["skipped"] is None, (name, arm["skipped"])
+        assert arm["images_per_s"] > 0 and arm["peak_mem_mb"] > 0 and arm["flops_per_step"] > 0
+    assert res["ratios"]["live_vs_timm"] is not None

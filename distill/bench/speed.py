@@ -309,8 +309,10 @@ def _report(r: Recipe, rt: Runtime, arms: dict[str, SpeedArm], fmt: StoreFormat,
                       "met": None if value is None else value >= target})
     if "live" in rate and "none" in rate:
         ratios["live_vs_none"] = rate["live"] / rate["none"]
-    big = (rt.device.type == "cuda" and rt.dtype == torch.bfloat16 and r.data.img_size == 224
-           and r.student.name.startswith("deit_small_distilled") and peak is not None)
+    hopper = rt.device.type == "cuda" and any(
+        k in torch.cuda.get_device_name(rt.device) for k in ("H100", "H200"))
+    big = (hopper and rt.dtype == torch.bfloat16 and r.data.img_size == 224
+           and r.student.name.startswith("deit_small_distilled"))
     if big and "none" in rate:
         goals.append({"goal": "DeiT-S distilled, no teacher, 224², bf16 (images/s)",
                       "ratio": rate["none"], "target": 10000.0, "met": rate["none"] >= 10000})
