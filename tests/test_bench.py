@@ -226,7 +226,7 @@ def test_speed_times_every_arm_and_writes_json(cli, smoke, tmp_path):
         assert arm["skipped"] is None, (name, arm["skipped"])
         assert arm["images_per_s"] > 0 and len(arm["blocks_images_per_s"]) == 2
         assert arm["flops_per_step"] > 0 and arm["mfu"] is None  # no known peak on a CPU
-        assert arm["peak_mem_mb"] is not None
+        assert arm["peak_mem_mb"] is None  # CUDA's allocator peak only (see test_cuda.py)
     # a live teacher adds its forward to the student's step
     assert doc["arms"]["live"]["flops_per_step"] > doc["arms"]["none"]["flops_per_step"]
     # the cache arm adds only the distillation head's backward to the student's step

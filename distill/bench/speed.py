@@ -15,17 +15,17 @@ The batch lives on the device: data loading is not timed (the cache's row reads 
 loader workers; `benchmarks/cache_overhead.py` times them). Warm-up steps (and compilation)
 are excluded; each arm runs `repeats` timed blocks of `steps` steps, synchronised on CUDA
 only at block ends; images/s is the median block. Peak memory is CUDA's allocator peak
-during the arm, or on CPU the largest resident-set growth seen while the arm ran. FLOPs per
-step are counted once by `torch.utils.flop_counter` (student forward and backward, teacher
-forward); MFU divides the achieved rate by the device's bf16 dense peak where it is known.
+during the arm (on a CPU none is reported: the allocator hands one arm's freed memory to the
+next, so a per-arm peak in one process would be wrong). FLOPs per step (2 per multiply-add)
+are counted once by `torch.utils.flop_counter` on an eager step (student forward and
+backward, teacher forward); MFU divides the achieved rate by the device's bf16 dense peak
+where it is known.
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,38 +81,6 @@ class SpeedArm:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "name"}
-
-
-class _RSSPeak:
-    """Largest resident-set size seen by a sampling thread (CPU peak memory)."""
-
-    def __init__(self, every: float = 0.002):
-        self.every, self.peak, self.stop = every, 0, threading.Event()
-        self.page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * self.page
-        except (OSError, ValueError, IndexError):
-            return 0
-
-    def __enter__(self) -> _RSSPeak:
-        self.base = self._rss()
-        self.peak = self.base
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(self.every)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self._rss())
 
 
 class _Replayed:
@@ -234,19 +202,17 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
             if rt.device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(rt.device)
-            with _RSSPeak() as rss:
-                step = _arm_step(name, r, rt, teacher, batch, rows, fmt, lr)
-                note(f"{name}: warm-up")
-                for _ in range(warmup):
+            step = _arm_step(name, r, rt, teacher, batch, rows, fmt, lr)
+            note(f"{name}: warm-up")
+            for _ in range(warmup):
+                step()
+            _sync(rt)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _ in range(steps):
                     step()
                 _sync(rt)
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    for _ in range(steps):
-                        step()
-                    _sync(rt)
-                    arm.blocks_images_per_s.append(
-                        steps * d.batch_size / (time.perf_counter() - t0))
+                arm.blocks_images_per_s.append(steps * d.batch_size / (time.perf_counter() - t0))
         except UsageError as exc:
             arm.skipped = str(exc)
             note(f"{name}: skipped ({exc})")
@@ -255,8 +221,8 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
         arm.step_ms = 1000.0 * d.batch_size / arm.images_per_s
         arm.tflops = arm.flops_per_step * arm.images_per_s / d.batch_size / 1e12
         arm.mfu = arm.tflops / peak if peak else None
-        arm.peak_mem_mb = (torch.cuda.max_memory_allocated(rt.device) / 2**20
-                           if rt.device.type == "cuda" else (rss.peak - rss.base) / 2**20)
+        if rt.device.type == "cuda":
+            arm.peak_mem_mb = torch.cuda.max_memory_allocated(rt.device) / 2**20
         note(f"{name}: {arm.images_per_s:.1f} img/s")
         del step
     return _report(r, rt, results, fmt, peak, steps=steps, warmup=warmup, repeats=repeats)
