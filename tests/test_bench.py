@@ -111,7 +111,7 @@ def test_nice_ticks():
 
 
 # -- the command -------------------------------------------------------------------------
-def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path):
+def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path, monkeypatch):
     out = tmp_path / "bench"
     args = ["bench", smoke, "--losses", "none,soft,hard,token", "--out", out, *sets(*ONE_EPOCH)]
     res = cli(*args)
@@ -136,10 +136,16 @@ def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path)
     assert img.size == (960, 600)
     colours = {c for _, c in img.getcolors(1 << 20)}
     assert (31, 119, 180) in colours  # the teacher's colour: its cells and its top-1 line
-    # again: every cell is finished, nothing trains
+    # again: every cell is finished, nothing trains; the files follow each cell
+    import distill.cli.bench as bench_cli
+
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("cells/*/model.safetensors")}
+    seen, real = [], bench_cli.write_results
+    monkeypatch.setattr(bench_cli, "write_results",
+                        lambda out, rows, **kw: (seen.append(len(rows)), real(out, rows, **kw))[1])
     res = cli(*args)
     assert res.code == 0 and res.err.count("done before") == 4
+    assert seen == [1, 2, 3, 4, 4]  # after each cell, then once more with the plot
     assert stamps == {p: p.stat().st_mtime_ns for p in out.glob("cells/*/model.safetensors")}
     # the same folder with another recipe: refused, nothing touched
     res = cli(*args, "--set", "optim.lr=1e-3")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,8 +128,11 @@ def _attach_caches(cells: Sequence[Cell], cache: CacheUse, reporter: BenchReport
 
 
 def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
-              reporter: BenchReporter | None = None) -> list[dict[str, Any]]:
-    """Run (or read back) every cell; one results row per cell, in order."""
+              reporter: BenchReporter | None = None,
+              on_row: Callable[[list[dict[str, Any]]], None] | None = None
+              ) -> list[dict[str, Any]]:
+    """Run (or read back) every cell; one results row per cell, in order. `on_row` gets the
+    rows so far after each cell (the CLI rewrites the result files with them)."""
     reporter = reporter or _LogBench()
     for cell in cells:
         check_paths(cell.recipe)  # every teacher and data path, before the first cell runs
@@ -146,4 +149,6 @@ def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
         row = cell_row(cell, summary)
         rows.append(row)
         reporter.cell_done(cell, i, row, ran)
+        if on_row is not None:
+            on_row(list(rows))
     return rows

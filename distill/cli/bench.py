@@ -166,7 +166,8 @@ def bench(
             "device": resolve_runtime(cells[0].recipe).describe()["device_name"],
             "commit": _commit(), "recipe": str(recipe), "cells_planned": len(cells)}
     with LiveBench(cells) as live:
-        rows = run_cells(cells, cache=use, reporter=live)
+        rows = run_cells(cells, cache=use, reporter=live,  # files kept current as cells end
+                         on_row=lambda done: write_results(out, done, meta=meta, plot=False))
     write_results(out, rows, meta=meta, plot=plot)
     console.print(f"[bold]{len(rows)} cells[/bold] → {out}/results.md", highlight=False)
     typer.echo((out / "results.md").read_text())  # markdown, unwrapped
