@@ -166,6 +166,7 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
     names = [c.name for c in cells]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:
-        raise UsageError(f"--teachers: two teachers share the run name {twins[0]}; give "
-                         "checkpoints distinct folder names")
+        raise UsageError(f"two cells would share the run folder '{twins[0]}': a seed, student "
+                         "or teacher is given twice, or two teachers' checkpoint folders have "
+                         "the same name (--seeds, --students, --teachers)")
     return cells

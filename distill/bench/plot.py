@@ -1,8 +1,8 @@
 """`accuracy_vs_throughput.png`, like the paper's Figure 1, drawn with Pillow alone.
 
-One marker per cell: top-1 against the student's inference throughput (eval images/s,
-measured by the run). The marker's shape is the strategy, its colour the teacher; each
-teacher's own top-1 is a dashed line of its colour.
+One marker per cell: top-1 against the student's inference throughput (images/s of the
+model alone on an in-memory batch, `run.model_images_per_s`). The marker's shape is the
+strategy, its colour the teacher; each teacher's own top-1 is a dashed line of its colour.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _marker(draw: ImageDraw.ImageDraw, shape: str, x: float, y: float, r: float,
 def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title: str = "",
                            size: tuple[int, int] = (960, 600)) -> None:
     """Draw the cells of a benchmark into `path` (PNG, written atomically)."""
-    pts = [r for r in rows if r.get("top1") is not None and r.get("eval_images_per_s")]
+    pts = [r for r in rows if r.get("top1") is not None and r.get("infer_images_per_s")]
     teachers = list(dict.fromkeys(r["teacher"] for r in rows if r.get("teacher")))
     colour = {t: _COLOURS[i % len(_COLOURS)] for i, t in enumerate(teachers)}
     tops = {}
@@ -73,7 +73,7 @@ def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title:
     img = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(img)
     font, small = _font(15), _font(13)
-    xs = [r["eval_images_per_s"] for r in pts] or [0.0, 1.0]
+    xs = [r["infer_images_per_s"] for r in pts] or [0.0, 1.0]
     ys = [r["top1"] for r in pts] + [v for v in tops.values() if v is not None] or [0.0, 1.0]
     xlo, xhi = min(xs), max(xs)
     ylo, yhi = min(ys), max(ys)
@@ -105,9 +105,9 @@ def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title:
                 draw.line([(x, py(v)), (min(x + 8, w - right), py(v))], fill=colour[t], width=2)
                 x += 14
     for r in pts:
-        _marker(draw, _SHAPES.get(r["loss"], "circle"), px(r["eval_images_per_s"]),
+        _marker(draw, _SHAPES.get(r["loss"], "circle"), px(r["infer_images_per_s"]),
                 py(r["top1"]), 7, colour.get(r.get("teacher"), _GREY))
-    draw.text(((left + w - right) / 2, h - 25), "student inference throughput (eval images/s)",
+    draw.text(((left + w - right) / 2, h - 25), "student inference throughput (images/s, the model alone)",
               fill=(0, 0, 0), font=font, anchor="mm")
     label = Image.new("RGB", (260, 24), "white")
     ImageDraw.Draw(label).text((130, 12), "top-1 accuracy (%)", fill=(0, 0, 0), font=font,

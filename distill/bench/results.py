@@ -23,9 +23,9 @@ __all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "table3_markdown", "write_r
 
 CELL_FIELDS = ["loss", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
                "teacher_top1", "params", "gflops", "train_images_per_s", "eval_images_per_s",
-               "wall_time_s", "epochs", "device_name", "precision", "run_dir"]
+               "infer_images_per_s", "wall_time_s", "epochs", "device_name", "precision", "run_dir"]
 AGGREGATED = ["top1", "top1_cls", "top1_dist", "teacher_top1", "train_images_per_s",
-              "eval_images_per_s", "wall_time_s"]
+              "eval_images_per_s", "infer_images_per_s", "wall_time_s"]
 _METHOD = {"none": "no distillation", "soft": "usual distillation, soft",
            "hard": "usual distillation, hard", "token": "DeiT⚗ distillation token, hard"}
 
@@ -90,7 +90,7 @@ def table3_markdown(agg: Sequence[dict[str, Any]]) -> str:
 
 def _detail_markdown(agg: Sequence[dict[str, Any]]) -> str:
     head = ("| loss | teacher | student | seeds | top-1 | class head | dist. head | teacher "
-            "top-1 | params | GFLOPs | train img/s | eval img/s | wall s |")
+            "top-1 | params | GFLOPs | train img/s | eval img/s | model img/s | wall s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for a in agg:
         lines.append(
@@ -98,7 +98,8 @@ def _detail_markdown(agg: Sequence[dict[str, Any]]) -> str:
             f"{','.join(map(str, a['seeds']))} | {_pm(a['top1'])} | {_pm(a['top1_cls'])} | "
             f"{_pm(a['top1_dist'])} | {_pm(a['teacher_top1'])} | {a['params']:,} | "
             f"{a['gflops']:.3g} | {_pm(a['train_images_per_s'], 0)} | "
-            f"{_pm(a['eval_images_per_s'], 0)} | {_pm(a['wall_time_s'], 0)} |")
+            f"{_pm(a['eval_images_per_s'], 0)} | {_pm(a['infer_images_per_s'], 0)} | "
+            f"{_pm(a['wall_time_s'], 0)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,8 +122,10 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, 
           "## Top-1 (%) by strategy and teacher, mean ± std over seeds", "",
           table3_markdown(agg), "## Every measurement", "", _detail_markdown(agg),
           "GFLOPs: multiply-adds of one image through the student, counted by "
-          "`torch.utils.flop_counter`. train img/s includes the teacher (or the cache); "
-          "eval img/s is the student alone.", ""]
+          "`torch.utils.flop_counter`. train img/s: the training loop, teacher (or cache) and "
+          "data loading included; eval img/s: the validation loop, data loading included; "
+          "model img/s: the student alone on an in-memory batch (the plot's x axis). "
+          "wall s: the session that finished the cell.", ""]
     atomic_write_text(out / "results.md", "\n".join(md))
     if plot:
         from .plot import accuracy_vs_throughput

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import torch
 
-from distill.cache.check import needs_soft_targets
+from distill.cache import StoreFormat, load_manifest
+from distill.cache.check import mismatches, needs_soft_targets
 from distill.engine import LogReporter, Reporter, train
 from distill.engine.cache_build import build_cache
 from distill.engine.train import RESUME_FREE_FIELDS, recipe_diff
@@ -81,6 +82,43 @@ def model_gflops(recipe: Recipe) -> float:
     return _GFLOPS[key]
 
 
+_THROUGHPUT: dict[str, float] = {}
+
+
+def model_images_per_s(recipe: Recipe, min_seconds: float = 1.0) -> float:
+    """The student's inference throughput (images/s) on the run's device and precision, on
+    a fixed in-memory batch: the model alone, as the paper's Figure 1 measures it. Once per
+    architecture in a process."""
+    from distill.engine import build_student_for, resolve_runtime
+    from distill.engine.evaluate import autocast, split_heads
+
+    rt = resolve_runtime(recipe)
+    key = json.dumps([recipe.student.name, recipe.student_kwargs(), str(rt.device),
+                      str(rt.dtype)], sort_keys=True, default=str)
+    if key not in _THROUGHPUT:
+        model = build_student_for(recipe, rt).eval()
+        d = recipe.data
+        b = d.eval_batch_size or 2 * d.batch_size
+        x = torch.randn(b, d.in_chans, d.img_size, d.img_size, device=rt.device)
+        if rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def sync() -> None:
+            if rt.device.type == "cuda":
+                torch.cuda.synchronize(rt.device)
+
+        with torch.inference_mode(), autocast(rt.device, rt.dtype):
+            split_heads(model, x)  # warm-up
+            sync()
+            n, t0 = 0, time.perf_counter()
+            while n < 2 or time.perf_counter() - t0 < min_seconds:
+                split_heads(model, x)
+                n += 1
+            sync()
+        _THROUGHPUT[key] = n * b / (time.perf_counter() - t0)
+    return _THROUGHPUT[key]
+
+
 def cell_row(cell: Cell, summary: dict[str, Any]) -> dict[str, Any]:
     """One line of results.json: what the cell is and what it measured."""
     return {
@@ -90,6 +128,7 @@ def cell_row(cell: Cell, summary: dict[str, Any]) -> dict[str, Any]:
         "params": summary.get("params"), "gflops": model_gflops(cell.recipe),
         "train_images_per_s": summary.get("train_images_per_s"),
         "eval_images_per_s": summary.get("eval_images_per_s"),
+        "infer_images_per_s": model_images_per_s(cell.recipe),
         "wall_time_s": summary.get("wall_time_s"), "epochs": summary.get("epochs"),
         "device_name": summary.get("device_name"), "precision": summary.get("precision"),
         "run_dir": str(cell.recipe.run.out),
@@ -111,20 +150,37 @@ def _finished(cell: Cell) -> dict[str, Any] | None:
 
 
 def _attach_caches(cells: Sequence[Cell], cache: CacheUse, reporter: BenchReporter) -> None:
-    """Build each (teacher, seed) cache the unfinished cells need; point them at it."""
+    """Point each teacher cell at its (teacher, seed) cache, build the caches unfinished
+    cells need, and check every cell against its cache before any of them trains."""
     groups: dict[Path, list[Cell]] = {}
     for cell in cells:
         if cell.teacher is not None:
             groups.setdefault(cache.folder(cell), []).append(cell)
     for folder, members in groups.items():
-        store = cache.store or ("full" if any(needs_soft_targets(c.recipe.loss) for c in members) else "hard")
+        soft = [c for c in members if needs_soft_targets(c.recipe.loss)]
+        store = cache.store or ("full" if soft else "hard")
+        if soft and StoreFormat.parse(store, members[0].recipe.data.num_classes).kind == "hard":
+            raise UsageError(f"--store: '{store}' keeps only the teacher's argmax and the "
+                             f"'{soft[0].loss}' cells need its distribution; use full or topk:K")
+        src = (soft or members)[0].recipe  # top-k is stored at the soft cells' temperature
+        for c in members:  # first: a finished cell's recipe.yaml names its cache
+            c.recipe.teacher.cache = folder
         if any(_finished(c) is None for c in members):
-            first = members[0].recipe
             reporter.note(f"cache {folder}: {store} store of {members[0].teacher}, "
                           f"seed {members[0].seed}")
-            build_cache(first, folder, store=store, reporter=LogReporter())
+            live = src.model_copy(update={"teacher": src.teacher.model_copy(
+                update={"cache": None})})
+            try:
+                build_cache(live, folder, store=store, reporter=LogReporter())
+            except UsageError as exc:  # its --out is our --cache
+                raise UsageError(*[line.replace("--out:", "--cache:", 1)
+                                   for line in exc.lines]) from None
+        manifest = load_manifest(folder)
         for c in members:
-            c.recipe.teacher.cache = folder
+            problems = mismatches(manifest, c.recipe, world_size=1)
+            if problems:
+                raise UsageError(f"--cache: '{folder}' does not fit cell {c.name}: "
+                                 f"{'; '.join(problems)}")
 
 
 def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
@@ -143,9 +199,7 @@ def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
         summary = _finished(cell)
         ran = summary is None
         if ran:
-            t0 = time.perf_counter()
             summary = train(cell.recipe, resume=True, reporter=reporter.cell_start(cell, i)).summary
-            summary.setdefault("wall_time_s", time.perf_counter() - t0)
         row = cell_row(cell, summary)
         rows.append(row)
         reporter.cell_done(cell, i, row, ran)

@@ -1,6 +1,6 @@
 """`distill speed`: training steps timed in one process, on one model, batch and precision.
 
-Arms, each a fresh student (same seed) with its own optimizer, run one after another:
+Arms, each a fresh student (same seed) with its own optimizer and its own teacher:
 
 - `none`:  the student alone (`none` loss on its class head);
 - `live`:  our step with the live teacher (`engine.train.train_step`, what `distill train`
@@ -8,18 +8,20 @@ Arms, each a fresh student (same seed) with its own optimizer, run one after ano
 - `cache`: the same step with the teacher's outputs replayed from the cache format: rows
            encoded by the recipe's store, copied from host memory each step as a loader
            delivers them, decoded by the store (what `CachedTeacher.targets` does);
-- `timm`:  timm's own `timm.task.TokenDistillationTask` around timm's DeiT and the same
-           teacher module, with timm's AdamW (`create_optimizer_v2`), the outside reference.
+- `timm`:  timm's own `timm.task.TokenDistillationTask` around timm's DeiT (same
+           architecture and drop path) and the same teacher module as `live` builds, with
+           timm's AdamW (`create_optimizer_v2`, fused on CUDA as ours), the recipe's
+           distillation target and temperature: the outside reference.
 
 The batch lives on the device: data loading is not timed (the cache's row reads happen in
 loader workers; `benchmarks/cache_overhead.py` times them). Warm-up steps (and compilation)
-are excluded; each arm runs `repeats` timed blocks of `steps` steps, synchronised on CUDA
-only at block ends; images/s is the median block. Peak memory is CUDA's allocator peak
-during the arm (on a CPU none is reported: the allocator hands one arm's freed memory to the
-next, so a per-arm peak in one process would be wrong). FLOPs per step (2 per multiply-add)
-are counted once by `torch.utils.flop_counter` on an eager step (student forward and
-backward, teacher forward); MFU divides the achieved rate by the device's bf16 dense peak
-where it is known.
+are excluded; the arms' timed blocks of `steps` steps run round-robin, `repeats` rounds,
+synchronised on CUDA only at block ends; images/s is an arm's median block. Peak memory is
+what the arm adds to CUDA's allocator peak while it is built and warmed up (weights,
+optimizer state, teacher, activations); on a CPU none is reported. FLOPs per step (2 per
+multiply-add) are counted once by `torch.utils.flop_counter` on an eager step (student
+forward and backward, teacher forward); MFU divides the achieved rate by the device's bf16
+dense peak where it is known.
 """
 
 from __future__ import annotations
@@ -125,11 +127,12 @@ def _timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
     if not getattr(ours, "timm_model", ""):
         raise UsageError(f"'{recipe.student.name}' has no timm equivalent")
     torch.manual_seed(recipe.run.seed)
-    model = timm.create_model(ours.timm_model, pretrained=False, **ours.timm_kwargs)
+    model = timm.create_model(ours.timm_model, pretrained=False, **ours.timm_kwargs,
+                              drop_path_rate=recipe.student.drop_path_rate or 0.0)
     model.pretrained_cfg = dict(model.pretrained_cfg, mean=tuple(recipe.data.mean),
                                 std=tuple(recipe.data.std))
     model = model.to(rt.device)
-    teacher = build_teacher_for(recipe, rt, live=True)  # its own copy: it is changed below
+    teacher = build_teacher_for(recipe, rt, live=True)  # as ours gets it (channels_last…)
     inner = getattr(teacher, "model", None)
     if not isinstance(inner, nn.Module):
         raise UsageError("the teacher exposes no module for timm's task")
@@ -141,15 +144,16 @@ def _timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
                          f"{d.in_chans}×{d.img_size}×{d.img_size}; timm's task does not adapt")
     inner.pretrained_cfg = dict(getattr(inner, "pretrained_cfg", {}) or {},
                                 mean=tuple(spec.mean), std=tuple(spec.std))
-    inner = inner.to(memory_format=torch.contiguous_format)  # as timm's task gets it
     task = TokenDistillationTask(
         model, inner, criterion=nn.CrossEntropyLoss(label_smoothing=recipe.loss.smoothing),
-        distill_type="hard", task_loss_weight=1.0 - recipe.loss.alpha,
-        device=rt.device, verbose=False)
+        distill_type=recipe.loss.target, temperature=recipe.loss.tau,
+        task_loss_weight=1.0 - recipe.loss.alpha, device=rt.device, verbose=False)
     if recipe.run.compile:
         task.compile()
     task.train()
-    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=recipe.optim.weight_decay)
+    fused = recipe.optim.fused if recipe.optim.fused is not None else rt.device.type == "cuda"
+    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=recipe.optim.weight_decay,
+                              **({"fused": True} if fused else {}))  # as ours: fused on CUDA
     return task, model, opt
 
 
@@ -161,16 +165,26 @@ def _count_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
+def _free(rt: Runtime) -> None:
+    gc.collect()
+    if rt.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int = 20,
                   warmup: int = 5, repeats: int = 5, arms: tuple[str, ...] = ARMS,
                   store: str | None = None, note: Callable[[str], None] = lambda s: None
                   ) -> dict[str, Any]:
-    """Time each arm; returns the arms, their ratios and the goals, with the setting."""
+    """Time each arm; returns the arms, their ratios and the goals, with the setting.
+
+    Every arm is built (and warmed up) in turn, its memory measured as it is; then the
+    timed blocks run round-robin, one block of each arm per round, so that a drift of the
+    machine (clocks, heat, a neighbour) falls on every arm alike."""
     for a in arms:
         if a not in ARMS:
             raise UsageError(f"--arms: unknown arm '{a}' (arms: {', '.join(ARMS)})")
-    for name, value in (("--steps", steps), ("--repeats", repeats), ("--batch-size",
-                                                                       batch_size or 1)):
+    for name, value in (("--steps", steps), ("--repeats", repeats),
+                        ("--batch-size", 1 if batch_size is None else batch_size)):
         if value < 1:
             raise UsageError(f"{name}: must be at least 1, got {value}")
     if warmup < 0:
@@ -186,45 +200,48 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
     batch = Batch(images, labels, torch.arange(d.batch_size)).to(rt.device)
     lr = peak_lr(r.optim, d.batch_size)
     peak = device_peak_tflops(rt)
-    teacher = build_teacher_for(r, rt, live=True)
+    teacher = build_teacher_for(r, rt, live=True)  # the cache's rows, then let go
     with torch.inference_mode(), autocast(rt.device, rt.dtype):
         rows = fmt.encode(teacher.targets(batch), r.loss.tau)
+    del teacher
     # FLOPs are counted on an eager step: a compiled one hides its kernels from the counter.
     eager = r.model_copy(update={"run": r.run.model_copy(update={"compile": False})})
-    eager_teacher = build_teacher_for(eager, rt, live=True) if r.run.compile else teacher
-    results: dict[str, SpeedArm] = {}
-    for name in arms:
-        arm = results[name] = SpeedArm(name)
+    results: dict[str, SpeedArm] = {name: SpeedArm(name) for name in arms}
+    steps_of: dict[str, Callable[[], None]] = {}
+    for name, arm in results.items():
         try:
-            arm.flops_per_step = _count_flops(
-                _arm_step(name, eager, rt, eager_teacher, batch, rows, fmt, lr))
-            gc.collect()
+            arm.flops_per_step = _count_flops(_arm_step(name, eager, rt, batch, rows, fmt, lr))
+            _free(rt)
+            before = torch.cuda.memory_allocated(rt.device) if rt.device.type == "cuda" else 0
             if rt.device.type == "cuda":
-                torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(rt.device)
-            step = _arm_step(name, r, rt, teacher, batch, rows, fmt, lr)
-            note(f"{name}: warm-up")
+            note(f"{name}: build and warm-up")
+            step = _arm_step(name, r, rt, batch, rows, fmt, lr)
             for _ in range(warmup):
                 step()
             _sync(rt)
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                _sync(rt)
-                arm.blocks_images_per_s.append(steps * d.batch_size / (time.perf_counter() - t0))
+            if rt.device.type == "cuda":  # what this arm adds: weights, state, activations
+                arm.peak_mem_mb = (torch.cuda.max_memory_allocated(rt.device) - before) / 2**20
+            steps_of[name] = step
         except UsageError as exc:
             arm.skipped = str(exc)
             note(f"{name}: skipped ({exc})")
-            continue
+    for rep in range(repeats):
+        for name, step in steps_of.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            _sync(rt)
+            results[name].blocks_images_per_s.append(
+                steps * d.batch_size / (time.perf_counter() - t0))
+        note(f"round {rep + 1}/{repeats}: " + ", ".join(
+            f"{k} {results[k].blocks_images_per_s[-1]:.1f}" for k in steps_of) + " img/s")
+    for name in steps_of:
+        arm = results[name]
         arm.images_per_s = statistics.median(arm.blocks_images_per_s)
         arm.step_ms = 1000.0 * d.batch_size / arm.images_per_s
         arm.tflops = arm.flops_per_step * arm.images_per_s / d.batch_size / 1e12
         arm.mfu = arm.tflops / peak if peak else None
-        if rt.device.type == "cuda":
-            arm.peak_mem_mb = torch.cuda.max_memory_allocated(rt.device) / 2**20
-        note(f"{name}: {arm.images_per_s:.1f} img/s")
-        del step
     return _report(r, rt, results, fmt, peak, steps=steps, warmup=warmup, repeats=repeats)
 
 
@@ -233,9 +250,10 @@ def _sync(rt: Runtime) -> None:
         torch.cuda.synchronize(rt.device)
 
 
-def _arm_step(name: str, r: Recipe, rt: Runtime, teacher: Any, batch: Batch,
+def _arm_step(name: str, r: Recipe, rt: Runtime, batch: Batch,
               rows: dict[str, torch.Tensor], fmt: StoreFormat, lr: float
               ) -> Callable[[], None]:
+    """One training step of arm `name`, with everything it needs built for it alone."""
     if name == "timm":
         task, model, opt = _timm_task(r, rt, lr)
 
@@ -253,8 +271,8 @@ def _arm_step(name: str, r: Recipe, rt: Runtime, teacher: Any, batch: Batch,
                          tau=r.loss.tau, smoothing=r.loss.smoothing, target=r.loss.target,
                          kl_reduction=r.loss.kl_reduction)
     opt = build_optimizer(model, r.optim, lr, rt.device)
-    source = {"none": None, "live": teacher,
-              "cache": _Replayed(fmt, rows, r.data.num_classes, r.loss.tau, rt.device)}[name]
+    source = (None if name == "none" else build_teacher_for(r, rt, live=True) if name == "live"
+              else _Replayed(fmt, rows, r.data.num_classes, r.loss.tau, rt.device))
 
     def ours() -> None:
         train_step(step_model, loss_fn, source, opt, batch, rt, r.optim.clip_grad)

@@ -50,6 +50,12 @@ def speed(
         raise UsageError(f"--arms: expected a comma-separated list of {', '.join(ARMS)}")
     if out is not None and out.is_dir():
         raise UsageError(f"--out: '{out}' is a folder; give a file name such as speed.json")
+    if out is not None:  # before minutes of timing, not after
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out: cannot create '{out.parent}' ({exc.strerror or exc})"
+                             ) from None
     res = measure_speed(r, batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
                         arms=chosen, store=store,
                         note=lambda t: err_console.print(f"[dim]{t}[/dim]", highlight=False))
@@ -75,7 +81,9 @@ def speed(
                    "[green]met[/green]" if g["met"] else "[red]below[/red]")
         console.print(f"{g['goal']}: {_f(g['ratio'], '.3f')} (goal ≥ {g['target']:g}) "
                       f"{verdict}", highlight=False)
+    live_none = res["ratios"].get("live_vs_none")
+    if live_none is not None:
+        console.print(f"live teacher vs no teacher: {live_none:.3f}", highlight=False)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, json.dumps(res, indent=2) + "\n")
         console.print(f"wrote {out}", highlight=False)
