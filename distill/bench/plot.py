@@ -104,8 +104,10 @@ def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title:
             while x < w - right:
                 draw.line([(x, py(v)), (min(x + 8, w - right), py(v))], fill=colour[t], width=2)
                 x += 14
-    for r in pts:
-        _marker(draw, _SHAPES.get(r["loss"], "circle"), px(r["infer_images_per_s"]),
+    losses = list(dict.fromkeys(r["loss"] for r in rows))
+    for r in pts:  # strategies side by side at one throughput, so none hides another
+        dodge = (losses.index(r["loss"]) - (len(losses) - 1) / 2) * 11
+        _marker(draw, _SHAPES.get(r["loss"], "circle"), px(r["infer_images_per_s"]) + dodge,
                 py(r["top1"]), 7, colour.get(r.get("teacher"), _GREY))
     draw.text(((left + w - right) / 2, h - 25), "student inference throughput (images/s, the model alone)",
               fill=(0, 0, 0), font=font, anchor="mm")
@@ -117,7 +119,7 @@ def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title:
     # legend: strategies by shape, teachers by colour (a dashed line: the teacher's top-1)
     lx, ly = w - right + 20, top
     draw.text((lx, ly), "strategy", fill=(0, 0, 0), font=font)
-    for loss in dict.fromkeys(r["loss"] for r in rows):
+    for loss in losses:
         ly += 24
         _marker(draw, _SHAPES.get(loss, "circle"), lx + 8, ly + 8, 6, _GREY)
         draw.text((lx + 24, ly), loss, fill=(0, 0, 0), font=small)
@@ -126,7 +128,8 @@ def accuracy_vs_throughput(rows: Sequence[dict[str, Any]], path: Path, *, title:
     for t in teachers:
         ly += 24
         draw.rectangle([lx + 2, ly + 2, lx + 14, ly + 14], fill=colour[t])
-        name = t if len(t) <= 30 else "…" + t[-29:]
+        adapter, _, target = t.partition(":")
+        name = t if len(t) <= 30 else f"{adapter}:{Path(target.rstrip('/')).name}"[:30]
         top1 = f" ({tops[t]:.2f})" if tops[t] is not None else ""
         draw.text((lx + 24, ly), name + top1, fill=(0, 0, 0), font=small)
     if any(r.get("teacher") is None for r in rows):
