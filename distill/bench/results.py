@@ -98,7 +98,7 @@ def _detail_markdown(agg: Sequence[dict[str, Any]]) -> str:
             f"{','.join(map(str, a['seeds']))} | {_pm(a['top1'])} | {_pm(a['top1_cls'])} | "
             f"{_pm(a['top1_dist'])} | {_pm(a['teacher_top1'])} | {a['params']:,} | "
             f"{a['gflops']:.3g} | {_pm(a['train_images_per_s'], 0)} | "
-            f"{_pm(a['eval_images_per_s'], 0)} | {_pm(a['infer_images_per_s'], 0)} | "
+            f"{_pm(a['eval_images_per_s'], 0)} | {_pm(dict(a['infer_images_per_s'], std=None), 0)} | "
             f"{_pm(a['wall_time_s'], 0)} |")
     return "\n".join(lines) + "\n"
 
@@ -124,7 +124,8 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, 
           "GFLOPs: multiply-adds of one image through the student, counted by "
           "`torch.utils.flop_counter`. train img/s: the training loop, teacher (or cache) and "
           "data loading included; eval img/s: the validation loop, data loading included; "
-          "model img/s: the student alone on an in-memory batch (the plot's x axis). "
+          "model img/s: the student alone on an in-memory batch, measured once per architecture "
+          "(the plot's x axis). "
           "wall s: the session that finished the cell.", ""]
     atomic_write_text(out / "results.md", "\n".join(md))
     if plot:
