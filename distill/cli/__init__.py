@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from distill.engine import dist
 from distill.errors import DistillError
 
 from . import bench, cache, ls, recipe, report, speed, train
@@ -36,15 +37,20 @@ app.add_typer(cache.app, name="cache")
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    top = dist.topology()
+    # Under torchrun each rank says which it is: a failing rank's error is the one to read.
+    tag = f"[rank {top.rank}] " if top.distributed else ""
     try:
         app(args=argv, prog_name="distill")
     except DistillError as exc:
         for line in exc.lines:
-            err_console.print(f"[bold red]error:[/bold red] {line}", markup=True,
+            err_console.print(f"[bold red]error:[/bold red] {tag}{line}", markup=True,
                               highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except OSError as exc:  # disk full, permissions: one line, files written so far intact
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        err_console.print(f"[bold red]error:[/bold red] {exc.strerror or exc}{where}",
+        err_console.print(f"[bold red]error:[/bold red] {tag}{exc.strerror or exc}{where}",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
+    finally:
+        dist.shutdown()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from distill.engine import dist
 from distill.engine import train as run_training
 
 from ._common import LossOption, RichReporter, SetOption, StudentOption, TeacherOption, resolve
@@ -28,4 +29,5 @@ def train(
     """Train RECIPE; writes model.safetensors, metrics.jsonl and summary.json."""
     r = resolve(recipe, sets, teacher, student, loss, out, init)
     result = run_training(r, resume=resume, reporter=RichReporter())
-    print_runs([result.out])
+    if dist.topology().main:  # under torchrun, rank 0 speaks for the job
+        print_runs([result.out])

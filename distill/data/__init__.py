@@ -195,11 +195,17 @@ def pil_mode(data: DataConfig) -> str:
     return "L" if data.in_chans == 1 else "RGB"
 
 
-def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False) -> DataLoader:
-    """The validation split with the evaluation transform, in order."""
+def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False,
+                     num_replicas: int = 1, rank: int = 0) -> DataLoader:
+    """The validation split with the evaluation transform, in order; with several ranks,
+    rank r gets images r, r + n, r + 2n, … (every image once, summed over the ranks)."""
     val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, pil_mode(data))
+    if len(val) < num_replicas:
+        raise UsageError(f"data: {len(val)} validation images cannot be shared by "
+                         f"{num_replicas} processes")
+    shard = range(rank, len(val), num_replicas) if num_replicas > 1 else None
     return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
-                      shuffle=False, drop_last=False,
+                      sampler=shard, shuffle=False, drop_last=False,
                       **loader_args(data, pin_memory, persistent=False))
 
 
@@ -224,7 +230,8 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
                             num_replicas=num_replicas, rank=rank)
     train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
                               **loader_args(data, pin_memory, persistent=True))
-    val_loader = build_val_loader(data, seed, pin_memory=pin_memory)
+    val_loader = build_val_loader(data, seed, pin_memory=pin_memory,
+                                  num_replicas=num_replicas, rank=rank)
     return Data(train, val_loader.dataset, sampler, train_loader, val_loader)
 
 

@@ -33,10 +33,17 @@ def split_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     return out, None
 
 
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
 def _accumulate(batches: Iterable, device: torch.device,
-                predict: Callable[[torch.Tensor], dict[str, torch.Tensor]]) -> dict[str, float]:
+                predict: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+                reduce: Reduce | None = None) -> dict[str, float]:
+    """Top-1 of each prediction; with `reduce` (a sum over ranks, each holding a non-empty
+    shard of the validation set), of the whole set."""
     correct: dict[str, torch.Tensor] = {}
-    total, start = 0, time.perf_counter()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    start = time.perf_counter()
     for x, y, *_ in batches:
         x = x.to(device, non_blocking=True)
         y = y.to(device, non_blocking=True)
@@ -44,17 +51,22 @@ def _accumulate(batches: Iterable, device: torch.device,
             hit = (logits.argmax(dim=-1) == y).sum()
             correct[key] = correct[key] + hit if key in correct else hit
         total += y.shape[0]
+    keys = sorted(correct)
+    counts = torch.stack([correct[k].to(torch.float64) for k in keys] + [total])
+    if reduce is not None:
+        counts = reduce(counts)
     seconds = time.perf_counter() - start
-    out = {k: 100.0 * v.item() / max(total, 1) for k, v in correct.items()}
-    out["images"] = total
-    out["images_per_s"] = total / seconds if seconds > 0 else 0.0
+    n = int(counts[-1].item())
+    out = {k: 100.0 * counts[i].item() / max(n, 1) for i, k in enumerate(keys)}
+    out["images"] = n
+    out["images_per_s"] = n / seconds if seconds > 0 else 0.0
     return out
 
 
 @torch.inference_mode()
 def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
-                   dtype: torch.dtype | None = None, channels_last: bool = False
-                   ) -> dict[str, float]:
+                   dtype: torch.dtype | None = None, channels_last: bool = False,
+                   reduce: Reduce | None = None) -> dict[str, float]:
     """`top1` of the model's eval output (the heads' average for DeiT⚗), `top1_cls` and
     `top1_dist` where there is a distillation head."""
     was_training = model.training
@@ -70,14 +82,15 @@ def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
         return {"top1": (cls + dist) / 2, "top1_cls": cls, "top1_dist": dist}
 
     try:
-        return _accumulate(batches, device, predict)
+        return _accumulate(batches, device, predict, reduce)
     finally:
         model.train(was_training)
 
 
 @torch.inference_mode()
 def evaluate_teacher(teacher, batches: Iterable, device: torch.device,
-                     dtype: torch.dtype | None = None) -> dict[str, float]:
+                     dtype: torch.dtype | None = None,
+                     reduce: Reduce | None = None) -> dict[str, float]:
     """Top-1 of a teacher through its own `targets` path (student-normalised inputs)."""
 
     from distill.data import Batch
@@ -86,4 +99,4 @@ def evaluate_teacher(teacher, batches: Iterable, device: torch.device,
         with autocast(device, dtype):
             return {"top1": teacher.targets(Batch(x, torch.empty(0), torch.empty(0)))}
 
-    return _accumulate(batches, device, predict)
+    return _accumulate(batches, device, predict, reduce)

@@ -62,12 +62,12 @@ class LogReporter:
 class MetricsLog:
     """`metrics.jsonl`: one JSON object per log step and per epoch, appended and flushed."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled  # under torchrun, rank 0 alone writes
 
     def truncate_after(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (a resumed run redoes them)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         keep = []
         for line in self.path.read_text().splitlines():
@@ -80,6 +80,8 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(f"{k}\n" for k in keep))
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
             fh.flush()

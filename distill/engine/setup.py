@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,12 @@ class Runtime:
     channels_last: bool
     world_size: int = 1
     rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the process that writes the run's files and reports."""
+        return self.rank == 0
 
     def describe(self) -> dict[str, Any]:
         name = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
@@ -52,15 +57,25 @@ def is_convnet(model: nn.Module) -> bool:
     return sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1
 
 
-def resolve_runtime(recipe: Recipe) -> Runtime:
+def resolve_runtime(recipe: Recipe, *, distributed: str | None = None) -> Runtime:
+    """Device, precision and place among torchrun's processes. `distributed` names the
+    command when it runs under torchrun with several processes (it joins the process
+    group); commands that run in one process only refuse torchrun."""
+    from . import dist
+
     run = recipe.run
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UsageError("torchrun with several processes is not supported yet: each process "
-                         "would train alone and write the same run directory; run one process")
+    top = dist.topology()
+    if top.distributed and distributed is None:
+        raise UsageError(f"torchrun with {top.world_size} processes: this command runs in one "
+                         "process (only `distill train` uses several); run it without torchrun")
     if run.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("run.device: 'cuda' requested but no CUDA device is available")
-    device = torch.device("cuda" if run.device == "cuda" or (
-        run.device == "auto" and torch.cuda.is_available()) else "cpu")
+    cuda = run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available())
+    if cuda and top.distributed and top.local_rank >= torch.cuda.device_count():
+        raise UsageError(f"torchrun: local rank {top.local_rank} has no GPU (this node has "
+                         f"{torch.cuda.device_count()}); lower --nproc-per-node")
+    device = torch.device("cuda", top.local_rank) if cuda and top.distributed else \
+        torch.device("cuda" if cuda else "cpu")
     if run.precision == "bf16" or (run.precision == "auto" and device.type == "cuda"):
         dtype = torch.bfloat16
     else:
@@ -71,7 +86,9 @@ def resolve_runtime(recipe: Recipe) -> Runtime:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    return Runtime(device=device, dtype=dtype, channels_last=False)
+    dist.init(top, device.type)
+    return Runtime(device=device, dtype=dtype, channels_last=False, world_size=top.world_size,
+                   rank=top.rank, local_rank=top.local_rank)
 
 
 def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:

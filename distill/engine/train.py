@@ -32,6 +32,7 @@ from distill.losses import build as build_loss
 from distill.recipe import Recipe, check_paths, dump_recipe
 from distill.registry import LOSSES
 
+from . import dist
 from .evaluate import autocast, evaluate_model, evaluate_teacher
 from .optim import EMA, LRSchedule, build_optimizer, peak_lr
 from .report import LogReporter, MetricsLog, Reporter
@@ -127,7 +128,8 @@ class _Trainer:
         # A cached teacher checks itself against the data and attaches its rows to it here.
         prepare = self.teacher.prepare if self.teacher is not None else None
         self.data: Data = build_data(r.data, r.augment, r.run.seed,
-                                     pin_memory=rt.device.type == "cuda", prepare=prepare)
+                                     pin_memory=rt.device.type == "cuda", prepare=prepare,
+                                     num_replicas=rt.world_size, rank=rt.rank)
         self.steps_per_epoch = len(self.data.train_loader)
         if self.steps_per_epoch == 0:
             raise UsageError(f"data.batch_size: {r.data.batch_size} leaves no full batch")
@@ -140,14 +142,25 @@ class _Trainer:
         self.optimizer = build_optimizer(self.model, r.optim, self.lr_peak, rt.device)
         self.schedule = LRSchedule(r.schedule, self.lr_peak, self.steps_per_epoch)
         self.ema = EMA(self.model, r.run.ema_decay) if r.run.ema else None
-        self.step_model: nn.Module = torch.compile(self.model) if r.run.compile else self.model
-        self.metrics = MetricsLog(out / "metrics.jsonl")
+        # Under torchrun the step runs through DistributedDataParallel (gradients averaged
+        # over ranks); `self.model` stays the plain module that is saved and evaluated.
+        step_model: nn.Module = self.model
+        if rt.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step_model = DistributedDataParallel(
+                self.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        self.step_model = torch.compile(step_model) if r.run.compile else step_model
+        self.reduce = dist.all_reduce_sum if rt.world_size > 1 else None
+        self.metrics = MetricsLog(out / "metrics.jsonl", enabled=rt.main)
         self.epoch = 0  # next epoch to run
         self.step = 0  # optimizer steps done
         self.history: list[dict[str, Any]] = []
 
     # -- checkpoint --------------------------------------------------------------------
     def save(self) -> None:
+        if not self.rt.main:  # rank 0 writes; every rank holds the same weights
+            return
         state = {
             "epoch": self.epoch,
             "step": self.step,
@@ -217,6 +230,10 @@ class _Trainer:
         if rt.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - epoch_start
+        if self.reduce is not None:  # the epoch's mean loss over every rank's batches
+            keys = sorted(sums)
+            total = self.reduce(torch.stack([sums[k].float() for k in keys]))
+            sums = {k: total[i] / rt.world_size for i, k in enumerate(keys)}
         return {"train_" + k: v.item() / max(count, 1) for k, v in sums.items()} | {
             "lr": lr, "train_images": seen, "train_seconds": seconds,
             "train_images_per_s": seen * self.rt.world_size / seconds}
@@ -233,12 +250,12 @@ class _Trainer:
 
     def evaluate(self) -> dict[str, Any]:
         res = evaluate_model(self.model, self.data.val_loader, self.rt.device, self.rt.dtype,
-                             self.rt.channels_last)
+                             self.rt.channels_last, self.reduce)
         out = {k: v for k, v in res.items() if k.startswith("top1")}
         out["eval_images_per_s"] = res["images_per_s"]
         if self.ema is not None:
             ema = evaluate_model(self.ema.module, self.data.val_loader, self.rt.device,
-                                 self.rt.dtype, self.rt.channels_last)
+                                 self.rt.dtype, self.rt.channels_last, self.reduce)
             out["ema_top1"] = ema["top1"]
         return out
 
@@ -273,7 +290,8 @@ class _Trainer:
             if self.teacher.val_top1 is not None:
                 summary["teacher_top1"] = self.teacher.val_top1
         elif self.teacher is not None:
-            t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype)
+            t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype,
+                                 self.reduce)
             summary["teacher_top1"] = t["top1"]
         summary |= {
             "student": self.recipe.student.name,
@@ -285,7 +303,8 @@ class _Trainer:
             "wall_time_s": wall,
             "world_size": self.rt.world_size,
         } | self.rt.describe()
-        atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if self.rt.main:
+            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
 
@@ -318,14 +337,18 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
             raise UsageError(f"--resume: the recipe differs from the run in '{out}' at "
                              f"{', '.join(changed)}; resume with the same recipe or use "
                              "another --out")
-    rt = resolve_runtime(recipe)
+    rt = resolve_runtime(recipe, distributed="train")
+    if not rt.main:
+        reporter = LogReporter()  # rank 0 reports for the job
     trainer = _Trainer(recipe, out, rt, reporter)  # builds everything: bad input fails here
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create '{out}' ({exc.strerror or exc})") from None
-    for stale in out.glob(".*.tmp"):  # half-written files of a killed run: never read
-        stale.unlink(missing_ok=True)
+    dist.barrier()  # every rank has read the run directory before rank 0 writes to it
+    if rt.main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out: cannot create '{out}' ({exc.strerror or exc})") from None
+        for stale in out.glob(".*.tmp"):  # half-written files of a killed run: never read
+            stale.unlink(missing_ok=True)
     if resume and state_path.exists():
         trainer.load(state_path)
         reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
@@ -337,7 +360,8 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
         if resume:
             reporter.note(f"no checkpoint in {out}; starting a new run")
         trainer.metrics.truncate_after(-1)  # lines of a run killed before its first checkpoint
-    atomic_write_text(prior, dump_recipe(recipe))
+    if rt.main:
+        atomic_write_text(prior, dump_recipe(recipe))
     summary = trainer.run()
     reporter.finish(summary)
     return TrainResult(out, summary, trainer.history)

@@ -1,0 +1,98 @@
+"""Several processes under `torchrun`: PyTorch's own distributed engine, nothing home-made.
+
+`torchrun` sets RANK, LOCAL_RANK, WORLD_SIZE and the rendezvous; each process then joins
+one process group (NCCL on GPUs, gloo on CPUs) with a timeout, so a rank that dies or hangs
+ends the job with an error instead of a silent wait. Rank r drives the GPU of its local
+rank (`cuda:LOCAL_RANK`): global and local ranks differ on every node but the first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["Topology", "all_reduce_sum", "barrier", "init", "shutdown", "topology"]
+
+DEFAULT_TIMEOUT_S = 600
+
+
+class Topology:
+    """Where this process stands among the job's processes."""
+
+    def __init__(self, rank: int = 0, local_rank: int = 0, world_size: int = 1):
+        self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes files and talks to the user."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        from distill.errors import UsageError
+
+        raise UsageError(f"{name}: expected an integer from torchrun, got '{value}'") from None
+
+
+def topology() -> Topology:
+    """This process's ranks, from torchrun's environment (one process alone without it)."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    return Topology(rank, _env_int("LOCAL_RANK", rank), world)
+
+
+def init(top: Topology, device_type: str) -> None:
+    """Join the job's process group (once); NCCL on CUDA, gloo on CPU.
+
+    The timeout (DISTILL_DIST_TIMEOUT seconds, default 600) bounds every collective: a peer
+    that died or stalls makes the others fail after it, and torchrun then ends the job.
+    """
+    if not top.distributed or dist.is_initialized():
+        return
+    timeout = datetime.timedelta(seconds=_env_int("DISTILL_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+    if device_type == "cuda":
+        torch.cuda.set_device(top.local_rank)
+        dist.init_process_group("nccl", timeout=timeout,
+                                device_id=torch.device("cuda", top.local_rank))
+    else:
+        dist.init_process_group("gloo", timeout=timeout)
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks (in place); the tensor itself when alone."""
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """`obj` as rank `src` has it, on every rank."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
