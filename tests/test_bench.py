@@ -165,7 +165,7 @@ def test_bench_resumes_a_cell_killed_half_way(cli, smoke, tmp_path):
 
     from .conftest import ROOT
 
-    many = [*FAST, "schedule.epochs=12", "schedule.warmup_epochs=0"]
+    many = [*FAST, "schedule.epochs=6", "schedule.warmup_epochs=0"]
     args = ["bench", smoke, "--losses", "none", "--no-plot", *sets(*many)]
     out = tmp_path / "killed"
     job = subprocess.Popen([sys.executable, "-m", "distill", *map(str, args), "--out", out],
