@@ -256,7 +256,7 @@ def test_our_token_loss_is_timms_on_the_same_weights(smoke):
         theirs = task(x, y)["loss"]
     assert torch.allclose(mine, theirs, atol=1e-5), (mine, theirs)
     # and with the recipe's drop path (0.1 in the smoke recipe) timm's DeiT drops as ours
-    _, model, opt = _timm_task(_speed_recipe(load_recipe(smoke), 8), rt, 1e-3)
+    _, model, _ = _timm_task(_speed_recipe(load_recipe(smoke), 8), rt, 1e-3)
     assert model.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
 
 
