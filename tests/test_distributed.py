@@ -83,7 +83,6 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the ranks")
 def test_a_killed_rank_ends_the_job_and_resume_finishes_it(tmp_path):
     run, ref = tmp_path / "run", tmp_path / "ref"
     job = torchrun(2, *train_args(run, 2, 3))
@@ -110,10 +109,27 @@ def test_a_killed_rank_ends_the_job_and_resume_finishes_it(tmp_path):
         assert torch.allclose(a[key], b[key], atol=1e-6), key
 
 
-def test_one_process_commands_refuse_torchrun(monkeypatch):
+def test_one_process_commands_refuse_torchrun(monkeypatch, cli, tmp_path):
     from distill.engine import resolve_runtime
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(UsageError, match="torchrun with 2 processes: this command runs in one"):
         resolve_runtime(load_recipe(SMOKE))
+    # from the command line: one line, tagged with the rank that says it, exit 2
+    res = cli("cache", "build", SMOKE, "--out", tmp_path / "c")
+    assert res.code == 2 and res.err.startswith("error: [rank 1] torchrun with 2 processes")
+    assert not (tmp_path / "c").exists()
+
+
+def test_bad_torchrun_environment_is_named(monkeypatch):
+    from distill.engine import dist
+
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(UsageError, match="WORLD_SIZE: expected an integer from torchrun, got 'two'"):
+        dist.topology()
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "5")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    top = dist.topology()
+    assert (top.rank, top.local_rank, top.world_size, top.main) == (5, 5, 4, False)

@@ -46,11 +46,6 @@ class Cell:
         teacher = teacher_slug(self.teacher) if self.teacher else "no_teacher"
         return f"{self.loss}-{teacher}-{student}-s{self.seed}"
 
-    @property
-    def key(self) -> tuple[str, str | None, str]:
-        """What seeds are aggregated over."""
-        return (self.loss, self.teacher, self.student)
-
 
 def teacher_slug(spec: str) -> str:
     """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`)."""

@@ -10,6 +10,7 @@ import logging
 import sys
 
 import typer
+from rich.markup import escape
 
 from distill.engine import dist
 from distill.errors import DistillError
@@ -44,12 +45,12 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="distill")
     except DistillError as exc:
         for line in exc.lines:
-            err_console.print(f"[bold red]error:[/bold red] {tag}{line}", markup=True,
+            err_console.print(f"[bold red]error:[/bold red] {escape(tag + line)}", markup=True,
                               highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except OSError as exc:  # disk full, permissions: one line, files written so far intact
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        err_console.print(f"[bold red]error:[/bold red] {tag}{exc.strerror or exc}{where}",
+        err_console.print(f"[bold red]error:[/bold red] {escape(f'{tag}{exc.strerror or exc}{where}')}",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
     finally:

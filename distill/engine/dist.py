@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -87,12 +86,3 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """`obj` as rank `src` has it, on every rank."""
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
