@@ -336,6 +336,58 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, cli):
     assert "Traceback" not in res.err
 
 
+# -- the rows of a cache -------------------------------------------------------------------
+@pytest.mark.parametrize("world, repeats", [(None, 1), (1, 1), (3, 1), (2, 3)])
+def test_each_row_is_computed_once_in_the_batch_that_trains_on_it(world, repeats):
+    """Per-sample rows are positions in the epoch's global order; with exact mixing for W
+    processes, row r + W·j is slot j of rank r, computed in rank r's own batch and step."""
+    from distill.data import ReplaySampler
+    from distill.engine.cache_build import _Layout
+
+    size, b = 50, 4
+    sampler = ReplaySampler(size, 7, repeats=repeats)
+    layout = _Layout(sampler, b, world)
+    w = world or 1
+    per_rank = len(ReplaySampler(size, 7, repeats=repeats, num_replicas=w))
+    rows = w * (per_rank // b * b) if world else len(sampler)
+    shard = 2 * w * b  # whole steps of every rank
+    seen = []
+    for start in range(0, rows, shard):
+        for batch in layout.batches(1, start, min(shard, rows - start)):
+            assert len(batch.keys) <= b
+            if world:
+                rank_keys = ReplaySampler(size, 7, repeats=repeats, num_replicas=w,
+                                          rank=batch.rank, epoch=1).keys()
+                assert batch.keys == rank_keys[batch.step * b:(batch.step + 1) * b]
+            for k, key in enumerate(batch.keys):
+                row = start + batch.rows.start + k * (batch.rows.step or 1)
+                assert key[0] == 1 and key[3] == row  # the row is the key's position
+                seen.append(row)
+                found, slot = layout.locate(1, row)
+                assert found.keys[slot] == key and (found.step, found.rank) == \
+                    (batch.step, batch.rank)
+    assert sorted(seen) == list(range(rows))  # every row once
+
+
+def test_shards_rank_0_cannot_see_mean_an_unshared_output_directory(tmp_path):
+    """Under torchrun on several nodes, a rank that wrote its shards to a directory rank 0
+    does not see (a per-node disk) fails the build, naming the file; nothing is listed."""
+    from distill.cache import ShardInfo
+    from distill.engine.cache_build import _merge
+
+    cache = tmp_path / "cache"
+    m = build(cache, store="hard").manifest
+    before = (cache / "manifest.json").read_text()
+    elsewhere = ShardInfo(file="epoch-0001-part-007.safetensors", epoch=1, start=0, rows=8,
+                          sha256="0" * 64, bytes=100)
+    ranks = [{"shards": [], "build_seconds": 1.0},
+             {"shards": [elsewhere.model_dump(mode="json")], "build_seconds": 1.0}]
+    with pytest.raises(UsageError, match="rank 1 wrote 'epoch-0001-part-007.safetensors'.*every "
+                       "node shares"):
+        _merge(cache, m, ranks)
+    assert (cache / "manifest.json").read_text() == before
+
+
 # -- command line --------------------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "--epochs: must be at least 1, got 0"),
@@ -343,6 +395,11 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, cli):
     (["--mode", "live"], "--mode: expected replay or static, got 'live'"),
     (["--shard-rows", "0"], "--shard-rows: must be at least 1, got 0"),
     (["--set", "teacher.name=timm:resnet1000"], "unknown timm model 'resnet1000'"),
+    (["--world-size", "2"], "--world-size: only a cache for exact mixing"),
+    (["--world-size", "0", "--set", "augment.mixup=0.8"], "--world-size: must be at least 1"),
+    # 62 images on 4 processes: each rank's 16th key pads; batch 16 would train on it
+    (["--world-size", "4", "--batch-size", "16", "--set", "augment.mixup=0.8", "--set",
+      "data.options.train_size=62"], "--world-size: with exact mixing, 4 processes and batch 16"),
 ])
 def test_bad_build_options_are_one_line_errors(tmp_path, cli, args, message):
     res = cli("cache", "build", SMOKE, "--out", tmp_path / "c", *args)

@@ -6,6 +6,7 @@ reads one as a teacher. Layout of a cache directory:
     manifest.json                       what it holds and what it was built from
     epoch-0000-part-000.safetensors     replay: rows of epoch 0, in the epoch's global order
     static-part-000.safetensors         static: rows by dataset index
+    progress.rank-00001.json            while torchrun's rank 1 builds: the shards it wrote
 """
 
 from .check import mismatches, needs_soft_targets, run_mixing
@@ -17,6 +18,8 @@ from .manifest import (
     ShardInfo,
     augment_facts,
     load_manifest,
+    progress_files,
+    progress_name,
     save_manifest,
     teacher_facts,
     transform_facts,
@@ -40,6 +43,8 @@ __all__ = [
     "load_manifest",
     "mismatches",
     "needs_soft_targets",
+    "progress_files",
+    "progress_name",
     "run_mixing",
     "save_manifest",
     "shard_name",

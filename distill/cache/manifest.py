@@ -5,6 +5,10 @@ labels hash, content hash), the augmentation and image transform, the seed, the 
 mode (`replay` or `static`), the store (`full`, `topk:K`, `hard`), and for exact mixing the
 batch and world size. Each shard has its file, first row, row count, sha256 and size; a
 shard is listed only once its file is complete on disk.
+
+A build under torchrun: rank 0 lists its shards in `manifest.json`, rank r > 0 in
+`progress.rank-RRRRR.json` (a manifest of the same cache listing that rank's shards); rank 0
+merges them into `manifest.json` when every rank has finished, or when a build resumes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ __all__ = [
     "ShardInfo",
     "augment_facts",
     "load_manifest",
+    "progress_files",
+    "progress_name",
     "save_manifest",
     "teacher_facts",
     "transform_facts",
@@ -32,6 +38,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+PROGRESS_GLOB = "progress.rank-*.json"
 # Augmentation fields that only shape mixup/cutmix (free to differ with interpolated targets).
 MIXING_FIELDS = ("mixup", "cutmix", "mixup_prob", "switch_prob", "mixup_mode")
 
@@ -134,14 +141,23 @@ def teacher_facts(teacher: Any) -> dict[str, Any]:
     return facts
 
 
-def save_manifest(folder: Path, manifest: Manifest) -> None:
-    atomic_write_text(folder / MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+def save_manifest(folder: Path, manifest: Manifest, name: str = MANIFEST) -> None:
+    atomic_write_text(Path(folder) / name, manifest.model_dump_json(indent=2) + "\n")
 
 
-def load_manifest(folder: Path) -> Manifest:
-    path = Path(folder) / MANIFEST
+def progress_name(rank: int) -> str:
+    """The file rank `rank` (> 0) of a build under torchrun lists its shards in."""
+    return f"progress.rank-{rank:05d}.json"
+
+
+def progress_files(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob(PROGRESS_GLOB))
+
+
+def load_manifest(folder: Path, name: str = MANIFEST) -> Manifest:
+    path = Path(folder) / name
     if not path.is_file():
-        raise UsageError(f"cache: no {MANIFEST} in '{folder}' (build one with `distill cache "
+        raise UsageError(f"cache: no {name} in '{folder}' (build one with `distill cache "
                          "build`)")
     try:
         manifest = Manifest.model_validate(json.loads(path.read_text()))

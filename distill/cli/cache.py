@@ -41,25 +41,39 @@ def build(
     batch_size: int = typer.Option(None, "--batch-size", help="Teacher batch; with exact "
                                    "mixing, the training batch size the cache is tied to."),
     shard_rows: int = typer.Option(None, "--shard-rows", help="Rows per shard (default: "
-                                   "about 256 MB)."),
+                                   "about 256 MB); under torchrun, the unit of work dealt to "
+                                   "the processes."),
+    world_size: int = typer.Option(None, "--world-size", help="With exact mixing: the "
+                                   "processes of the training runs the cache is for (default: "
+                                   "the processes building it)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Run the teacher over the replayed "
                                  "data as a build would, write nothing: times the build."),
     teacher: str = TeacherOption,
     sets: list[str] = SetOption,
 ) -> None:
-    """Run RECIPE's teacher over the training data and store its outputs in OUT."""
+    """Run RECIPE's teacher over the training data and store its outputs in OUT.
+
+    Under torchrun every process builds its share of the shards; the cache is the one a
+    single process builds."""
     from distill.engine.cache_build import build_cache
 
     if shard_rows is not None and shard_rows < 1:
         raise UsageError(f"--shard-rows: must be at least 1, got {shard_rows}")
     r = resolve(recipe, sets, teacher, None, None)
     result = build_cache(r, out, epochs=epochs, mode=mode, store=store, batch_size=batch_size,
-                         shard_rows=shard_rows, dry_run=dry_run, reporter=_Notes())
-    if dry_run:
+                         shard_rows=shard_rows, world_size=world_size, dry_run=dry_run,
+                         reporter=_Notes())
+    if dry_run or not _main():  # rank 0 speaks for a torchrun job
         return
     console.print(f"{result.out}  {result.manifest.size_bytes()} bytes  "
                   f"{len(result.manifest.shards)} shards  complete="
                   f"{result.manifest.complete}")
+
+
+def _main() -> bool:
+    from distill.engine import dist
+
+    return dist.topology().main
 
 
 @app.command("inspect")

@@ -12,6 +12,16 @@ Shards are written by a background thread while the teacher computes the next on
 written to a temporary name, fsynced and renamed, then listed in the manifest (itself
 rewritten atomically). A build killed at any point resumes with the same command, skipping
 the shards the manifest lists.
+
+Under torchrun the shards still to build are dealt to the processes in turn (shard k to rank
+k mod N), so every rank computes a disjoint part of the cache, a part of every epoch when an
+epoch has N shards or more. The shard layout does not depend on N: N processes build the
+very cache one process builds, and a build resumes with any number of processes. Rank r > 0
+lists its shards in its own progress file; rank 0 merges them into the manifest at the end.
+
+Exact mixing ties a cache to the training world size W (`--world-size`, by default the
+processes building it): row r + W·j of an epoch is slot j of training rank r, and is computed
+in rank r's batch, mixed with rank r's draws, exactly as a W-process run forms it.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ from distill.cache import (
     augment_facts,
     check_shard,
     load_manifest,
+    progress_files,
+    progress_name,
     run_mixing,
     save_manifest,
     shard_name,
@@ -56,6 +68,7 @@ from distill.data import (
 from distill.errors import UsageError
 from distill.recipe import Recipe, check_paths
 
+from . import dist
 from .evaluate import autocast, evaluate_teacher
 from .report import LogReporter
 from .setup import build_teacher_for, resolve_runtime
@@ -81,11 +94,82 @@ class BuildResult:
 
 
 def shard_plan_rows(rows: int, bytes_per_row: int, batch: int, exact: bool,
-                    requested: int | None = None) -> int:
-    """Rows per shard: about SHARD_BYTES, a multiple of the batch (whole batches per shard)."""
+                    requested: int | None = None, world: int = 1) -> int:
+    """Rows per shard: about SHARD_BYTES, a multiple of the batch (whole batches per shard;
+    with exact mixing, whole steps of every training rank: a multiple of batch × world)."""
+    unit = batch * world if exact else batch
     want = requested if requested is not None else max(1, SHARD_BYTES // bytes_per_row)
-    want = max(batch, want // batch * batch) if (exact or requested is None) else want
+    want = max(unit, want // unit * unit) if (exact or requested is None) else want
     return max(1, min(want, rows))
+
+
+@dataclass
+class _Batch:
+    """One teacher batch: its sample keys, the shard rows its outputs fill, and (exact
+    mixing) the training step and rank whose batch it is."""
+
+    keys: list[Any]
+    rows: slice
+    step: int = 0
+    rank: int = 0
+
+
+class _Layout:
+    """Which image each row of a cache is, and the batches the teacher sees them in.
+
+    Per-sample outputs: row p is the key at position p of the epoch's global order, in
+    batches of consecutive rows. Exact mixing for W training processes: row r + W·j is slot j
+    of rank r's keys, and the batches are the run's own, rank r's keys j·B … (j+1)·B − 1."""
+
+    def __init__(self, sampler: ReplaySampler | None, batch: int, world: int | None):
+        self.sampler, self.batch, self.world = sampler, batch, world
+        self._epoch: int | None = None
+        self._keys: list[list[Any]] = []
+
+    def rank_keys(self, epoch: int) -> list[list[Any]]:
+        """The epoch's keys: in global order, or (exact) each training rank's in its order."""
+        if epoch != self._epoch:
+            s = self.sampler
+            assert s is not None
+            if self.world is None:
+                s.set_epoch(epoch)
+                self._keys = [s.keys()]
+            else:
+                self._keys = [ReplaySampler(s.size, s.seed, shuffle=s.shuffle, repeats=s.repeats,
+                                            num_replicas=self.world, rank=r, epoch=epoch).keys()
+                              for r in range(self.world)]
+            self._epoch = epoch
+        return self._keys
+
+    def batches(self, epoch: int | None, start: int, rows: int) -> Iterator[_Batch]:
+        """The batches that fill rows start … start + rows − 1 of `epoch` (None: static)."""
+        b = self.batch
+        if epoch is None or self.world is None:
+            keys = None if epoch is None else self.rank_keys(epoch)[0]
+            for o in range(0, rows, b):
+                n = min(b, rows - o)
+                part = (list(range(start + o, start + o + n)) if keys is None
+                        else keys[start + o:start + o + n])
+                yield _Batch(part, slice(o, o + n))
+            return
+        w, keys = self.world, self.rank_keys(epoch)
+        for step in range(start // (w * b), (start + rows) // (w * b)):
+            for r in range(w):
+                first = r + w * step * b - start
+                yield _Batch(keys[r][step * b:(step + 1) * b], slice(first, first + w * b, w),
+                             step, r)
+
+    def locate(self, epoch: int | None, row: int) -> tuple[_Batch, int]:
+        """The batch that computes `row`, and the row's slot in it (for live checks)."""
+        if epoch is None:
+            return _Batch([row], slice(row, row + 1)), 0
+        if self.world is None:
+            return _Batch([self.rank_keys(epoch)[0][row]], slice(row, row + 1)), 0
+        w, b = self.world, self.batch
+        r, j = row % w, row // w
+        step = j // b
+        return _Batch(self.rank_keys(epoch)[r][step * b:(step + 1) * b],
+                      slice(row, row + 1), step, r), j - step * b
 
 
 def _source(recipe: Recipe, mode: str) -> tuple[ReplayDataset, ReplaySampler | None]:
@@ -102,17 +186,27 @@ def _source(recipe: Recipe, mode: str) -> tuple[ReplayDataset, ReplaySampler | N
 def _plan(recipe: Recipe, *, mode: str, store: StoreFormat, epochs: int, batch_size: int,
           world_size: int, dataset: ReplayDataset, sampler: ReplaySampler | None,
           teacher: Any, shard_rows: int | None) -> Manifest:
+    """The cache to build. `world_size`: the training processes exact mixing is tied to."""
     mixing = run_mixing(recipe) if mode == "replay" else None
     exact = mixing == "exact"
     if sampler is not None:
         rows = len(sampler)
-        if exact:  # training drops the last partial batch; so does the cache
-            rows = rows // batch_size * batch_size
+        if exact:  # training drops each rank's last partial batch; so does the cache
+            per_rank = len(ReplaySampler(sampler.size, sampler.seed, repeats=sampler.repeats,
+                                         num_replicas=world_size))
+            rows = world_size * (per_rank // batch_size * batch_size)
+            if rows > sampler.size * sampler.repeats:
+                raise UsageError(
+                    f"--world-size: with exact mixing, {world_size} processes and batch "
+                    f"{batch_size}, the last batch of some ranks repeats samples that pad the "
+                    f"{sampler.size} images to a multiple of {world_size}; choose another "
+                    "batch size, or teacher.mix_targets: interpolate")
     else:
         rows = len(dataset)
     if rows == 0:
+        share = f" shared by {world_size} processes" if exact and world_size > 1 else ""
         raise UsageError(f"--batch-size: {batch_size} leaves no full batch of the "
-                         f"{len(dataset)} training images")
+                         f"{len(dataset)} training images{share}")
     fp = dataset_fingerprint(dataset.base)
     n_cls = recipe.data.num_classes
     return Manifest(
@@ -132,7 +226,7 @@ def _plan(recipe: Recipe, *, mode: str, store: StoreFormat, epochs: int, batch_s
         world_size=world_size if exact else None,
         rows_per_epoch=rows,
         shard_rows=shard_plan_rows(rows, store.bytes_per_row(n_cls), batch_size, exact,
-                                   shard_rows),
+                                   shard_rows, world_size),
         recipe=recipe.model_dump(mode="json"),
     )
 
@@ -143,7 +237,9 @@ def _identity_diff(a: Manifest, b: Manifest) -> list[str]:
 
 
 def _resume(out: Path, planned: Manifest, reporter: Any) -> Manifest:
-    """The manifest to continue from: the one on disk if it describes the same cache."""
+    """The manifest to continue from: the one on disk if it describes the same cache, with
+    the shards that the ranks of an interrupted torchrun build listed in their progress
+    files."""
     if not (out / MANIFEST).exists():
         if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
             raise UsageError(f"--out: '{out}' is not empty and holds no cache; choose an empty "
@@ -154,45 +250,45 @@ def _resume(out: Path, planned: Manifest, reporter: Any) -> Manifest:
     if diff:
         raise UsageError(f"--out: '{out}' holds a different cache (it differs at "
                          f"{', '.join(diff)}); choose another --out or remove it")
-    kept = []
-    for info in prior.shards:  # a listed shard is whole unless altered since
-        try:
+    listed = list(prior.shards)
+    for path in progress_files(out):
+        part = load_manifest(out, path.name)
+        if _identity_diff(part, planned):
+            raise UsageError(f"--out: '{path}' lists shards of a different cache; remove it")
+        listed += part.shards
+        prior.build_seconds = max(prior.build_seconds, part.build_seconds)
+    kept, seen = [], set()
+    for info in sorted(listed, key=lambda i: (i.epoch or 0, i.start)):
+        if (info.epoch, info.start) in seen:
+            continue
+        try:  # a listed shard is whole unless altered since
             check_shard(out / info.file, info, "quick")
-            kept.append(info)
         except UsageError as exc:
             reporter.note(f"rebuilding a damaged shard: {exc}")
+            continue
+        kept.append(info)
+        seen.add((info.epoch, info.start))
     prior.shards = kept
     prior.complete = prior.complete and len(kept) == len(prior.planned())
-    if kept:
+    if kept and not prior.complete:
         reporter.note(f"resuming {out}: {len(kept)} of {len(prior.planned())} shards present")
     return prior
 
 
 class _KeyBatches:
-    """The data loader's batch sampler: keys of the pending shards, cut into whole batches
-    within each shard (so a batch never spans two shards, and exact mixing sees the run's
-    batches)."""
+    """The data loader's batch sampler: the keys of each batch of the pending shards (a
+    batch never spans two shards; with exact mixing, batches are the run's own)."""
 
-    def __init__(self, pending: list[tuple[int | None, int, int]],
-                 sampler: ReplaySampler | None, batch: int):
-        self.pending, self.sampler, self.batch = pending, sampler, batch
+    def __init__(self, pending: list[tuple[int | None, int, int]], layout: _Layout):
+        self.pending, self.layout = pending, layout
 
     def __len__(self) -> int:
-        return sum(-(-rows // self.batch) for _, _, rows in self.pending)
+        return sum(-(-rows // self.layout.batch) for _, _, rows in self.pending)
 
     def __iter__(self) -> Iterator[list[Any]]:
-        current, keys = None, []
         for epoch, start, rows in self.pending:
-            if epoch is None:  # static: rows are dataset indices
-                part: list[Any] = list(range(start, start + rows))
-            else:
-                if epoch != current:
-                    assert self.sampler is not None
-                    self.sampler.set_epoch(epoch)
-                    keys, current = self.sampler.keys(), epoch
-                part = keys[start:start + rows]
-            for b in range(0, rows, self.batch):
-                yield part[b:b + self.batch]
+            for batch in self.layout.batches(epoch, start, rows):
+                yield batch.keys
 
 
 class _ShardWriter:
@@ -200,10 +296,11 @@ class _ShardWriter:
     each in the manifest (saved atomically) once its file is complete. At most two shards are
     in memory: the one computing and the one writing."""
 
-    def __init__(self, out: Path, manifest: Manifest):
-        self.out, self.manifest = out, manifest
+    def __init__(self, out: Path, manifest: Manifest, name: str = MANIFEST):
+        self.out, self.manifest, self.name = out, manifest, name
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
         self.in_flight: list[tuple[Future, ShardInfo]] = []
+        self.new: list[ShardInfo] = []  # the shards this call wrote
         self.written, self.write_seconds, self.wait_seconds = 0, 0.0, 0.0
         self.mark = time.perf_counter()
 
@@ -229,11 +326,12 @@ class _ShardWriter:
             self.wait_seconds += time.perf_counter() - t0
             self.write_seconds += busy
             self.written += size
-            self.manifest.shards.append(info.model_copy(update={"sha256": sha, "bytes": size}))
+            self.new.append(info.model_copy(update={"sha256": sha, "bytes": size}))
+            self.manifest.shards.append(self.new[-1])
             now = time.perf_counter()
             self.manifest.build_seconds += now - self.mark
             self.mark = now
-            save_manifest(self.out, self.manifest)
+            save_manifest(self.out, self.manifest, self.name)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -241,11 +339,14 @@ class _ShardWriter:
 
 def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: str = "replay",
                 store: str = "full", batch_size: int | None = None,
-                shard_rows: int | None = None, evaluate: bool = True, dry_run: bool = False,
+                shard_rows: int | None = None, world_size: int | None = None,
+                evaluate: bool = True, dry_run: bool = False,
                 reporter: Any = None) -> BuildResult:
-    """Build (or finish) the cache of `recipe`'s teacher in `out`. `dry_run`: run the teacher
-    over the replayed data exactly as a build does, but store and write nothing (times the
-    pipeline; `out` is not touched)."""
+    """Build (or finish) the cache of `recipe`'s teacher in `out`, with every process of a
+    torchrun job. `world_size`: with exact mixing, the training processes the cache is for
+    (default: the processes building it). `dry_run`: run the teacher over the replayed data
+    exactly as a build does, but store and write nothing (times the pipeline; `out` is not
+    touched)."""
     reporter = reporter or LogReporter()
     t = recipe.teacher
     if t.name is None or t.name.startswith("cache:"):
@@ -260,6 +361,12 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     exact = mode == "replay" and run_mixing(recipe) == "exact"
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size: must be at least 1, got {batch_size}")
+    if world_size is not None and world_size < 1:
+        raise UsageError(f"--world-size: must be at least 1, got {world_size}")
+    if world_size is not None and not exact:
+        raise UsageError(f"--world-size: only a cache for exact mixing (mixup/cutmix with "
+                         f"teacher.mix_targets: exact) depends on the training world size; "
+                         f"this one does not (got {world_size})")
     if exact:
         batch = batch_size or recipe.data.batch_size
         if batch != recipe.data.batch_size:  # the run must use the batch the cache mixed
@@ -270,14 +377,20 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     else:
         batch = batch_size or recipe.data.eval_batch_size or 2 * recipe.data.batch_size
     check_paths(recipe)
-    rt = resolve_runtime(recipe)
+    rt = resolve_runtime(recipe, distributed="cache build")
+    if not rt.main:
+        reporter = _Quiet()  # rank 0 reports for the job; errors still name their rank
     teacher = build_teacher_for(recipe, rt, live=True)
     dataset, sampler = _source(recipe, mode)
     planned = _plan(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
-                    world_size=rt.world_size, dataset=dataset, sampler=sampler,
+                    world_size=world_size or rt.world_size, dataset=dataset, sampler=sampler,
                     teacher=teacher, shard_rows=shard_rows)
     out = Path(out)
-    manifest = planned if dry_run else _resume(out, planned, reporter)
+    if dry_run:
+        manifest = planned
+    else:  # rank 0 reads what is on disk; every rank continues from the same manifest
+        found = _resume(out, planned, reporter).model_dump_json() if rt.main else None
+        manifest = Manifest.model_validate_json(str(dist.broadcast_object(found)))
     per_row = fmt.bytes_per_row(manifest.num_classes)
     total_rows = manifest.rows_per_epoch * manifest.epochs
     estimate = total_rows * per_row + 256 * len(manifest.planned())  # + shard headers
@@ -287,34 +400,33 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     if manifest.complete:
         reporter.note(f"{out} is complete ({_size(manifest.size_bytes())}); nothing to do")
         return BuildResult(out, manifest, 0, 0.0)
-    try:
-        if not dry_run:
-            out.mkdir(parents=True, exist_ok=True)
-            for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
-                stale.unlink()
-            save_manifest(out, manifest)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write to '{out}' ({exc.strerror or exc})") from None
+    if not dry_run:
+        _prepare_out(out, manifest, rt.main)
 
     done = {(s.epoch, s.start) for s in manifest.shards}
     pending = [p for p in manifest.planned() if (p[0], p[1]) not in done]
-    loader = DataLoader(dataset, batch_sampler=_KeyBatches(pending, sampler, batch),
+    mine = pending[rt.rank::rt.world_size]  # shard k to rank k mod N
+    if rt.world_size > 1:
+        reporter.note(f"{rt.world_size} processes share {len(pending)} shards")
+    world = manifest.world_size if exact else None
+    loader = DataLoader(dataset, batch_sampler=_KeyBatches(mine, _Layout(sampler, batch, world)),
                         **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
+    layout = _Layout(sampler, batch, world)
     mixer = Mixer.from_recipe(recipe) if exact else None
     start_time = time.perf_counter()
     images = 0
-    writer = _ShardWriter(out, manifest)
+    own = manifest if rt.main else manifest.model_copy(update={"shards": []}, deep=True)
+    writer = _ShardWriter(out, own, MANIFEST if rt.main else progress_name(rt.rank))
     batches = iter(loader)
     try:
-        for epoch, first, rows in pending:
+        for epoch, first, rows in mine:
             buf = fmt.empty(rows, manifest.num_classes)
             filled = 0
-            while filled < rows:
+            for spec in layout.batches(epoch, first, rows):
                 b = next(batches)
                 x = b.images.to(rt.device, non_blocking=True)
-                if mixer is not None:
-                    step = (first + filled) // batch
-                    x, _, _ = mixer(x, b.labels.to(rt.device), epoch, step, rt.rank)
+                if mixer is not None:  # mixed as training rank `spec.rank` mixes its step
+                    x, _, _ = mixer(x, b.labels.to(rt.device), epoch, spec.step, spec.rank)
                 with autocast(rt.device, rt.dtype):
                     logits = teacher.targets(x)
                 n = logits.shape[0]
@@ -322,8 +434,8 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                     logits.sum().item()  # wait for the device, as encoding would
                 else:
                     for key, value in fmt.encode(logits, manifest.tau).items():
-                        buf[key][filled:filled + n] = value
-                    buf["valid"][filled:filled + n] = 1
+                        buf[key][spec.rows] = value
+                    buf["valid"][spec.rows] = 1
                 filled += n
                 images += n
                 reporter.advance(epoch or 0, filled)
@@ -334,24 +446,86 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     finally:
         writer.close()
     seconds = time.perf_counter() - start_time
+    ranks = dist.all_gather_object({
+        "images": images, "seconds": seconds, "written": writer.written,
+        "write_seconds": writer.write_seconds, "wait_seconds": writer.wait_seconds,
+        "build_seconds": own.build_seconds,
+        "shards": [i.model_dump(mode="json") for i in writer.new]})
+    images = sum(int(r["images"]) for r in ranks)  # type: ignore[index]
+    seconds = max(float(r["seconds"]) for r in ranks)  # type: ignore[index]
     if dry_run:
         reporter.note(f"dry run: {images} images through the teacher in {seconds:.1f} s "
                       f"({images / max(seconds, 1e-9):.0f} img/s); nothing written")
         return BuildResult(out, manifest, images, seconds)
-    if evaluate:
-        val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda")
-        manifest.teacher_top1 = evaluate_teacher(teacher, val, rt.device, rt.dtype)["top1"]
-    manifest.complete = True
-    save_manifest(out, manifest)
+    if evaluate:  # sharded over the processes, counts summed
+        val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda",
+                               num_replicas=rt.world_size, rank=rt.rank)
+        manifest.teacher_top1 = evaluate_teacher(
+            teacher, val, rt.device, rt.dtype,
+            reduce=dist.all_reduce_sum if rt.world_size > 1 else None)["top1"]
+    if not rt.main:
+        return BuildResult(out, own, images, seconds)
+    _merge(out, manifest, ranks)
+    written = sum(int(r["written"]) for r in ranks)  # type: ignore[index]
+    write_s = max(float(r["write_seconds"]) for r in ranks)  # type: ignore[index]
+    wait_s = max(float(r["wait_seconds"]) for r in ranks)  # type: ignore[index]
     reporter.note(f"built {out}: {_size(manifest.size_bytes())} in {len(manifest.shards)} "
                   f"shards; {images} images in {seconds:.1f} s ({images / max(seconds, 1e-9):.0f}"
-                  f" img/s, {writer.written / max(seconds, 1e-9) / 1e6:.1f} MB/s; writing took "
-                  f"{writer.write_seconds:.1f} s in the background, the teacher waited "
-                  f"{writer.wait_seconds:.1f} s)"
+                  f" img/s, {written / max(seconds, 1e-9) / 1e6:.1f} MB/s; writing took "
+                  f"{write_s:.1f} s in the background, the teacher waited {wait_s:.1f} s)"
                   + (f"; teacher top-1 {manifest.teacher_top1:.2f}"
-                     if manifest.teacher_top1 is not None else ""))
-    return BuildResult(out, manifest, images, seconds, writer.written, writer.write_seconds,
-                       writer.wait_seconds)
+                     if manifest.teacher_top1 is not None else "")
+                  + (f"; {rt.world_size} processes" if rt.world_size > 1 else ""))
+    return BuildResult(out, manifest, images, seconds, written, write_s, wait_s)
+
+
+class _Quiet:
+    """The reporter of ranks other than 0."""
+
+    def note(self, text: str) -> None:
+        pass
+
+    def advance(self, *_: object) -> None:
+        pass
+
+
+def _prepare_out(out: Path, manifest: Manifest, main: bool) -> None:
+    """Rank 0 creates `out`, clears what a killed build left half-written and writes the
+    manifest, with the shards of earlier progress files merged in (then drops those files);
+    the other ranks start once it is done."""
+    try:
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
+                stale.unlink()
+            save_manifest(out, manifest)  # before the progress files go: nothing is lost
+            for path in progress_files(out):
+                path.unlink()
+        dist.barrier()
+        out.mkdir(parents=True, exist_ok=True)  # a node that does not share `out` gets its own
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to '{out}' ({exc.strerror or exc})") from None
+
+
+def _merge(out: Path, manifest: Manifest, ranks: list[Any]) -> None:
+    """Rank 0, once every rank has finished: list the other ranks' shards in the manifest
+    (each checked on disk: every node must write to the same `out`), mark it complete."""
+    for r, part in enumerate(ranks[1:], start=1):
+        for raw in part["shards"]:
+            info = ShardInfo.model_validate(raw)
+            try:
+                check_shard(out / info.file, info, "quick")
+            except UsageError:
+                raise UsageError(f"--out: rank {r} wrote '{info.file}', which rank 0 does not "
+                                 f"find whole in '{out}'; under torchrun on several nodes --out "
+                                 "must be a directory every node shares") from None
+            manifest.shards.append(info)
+    manifest.shards.sort(key=lambda i: (i.epoch or 0, i.start))
+    manifest.build_seconds = max(float(r["build_seconds"]) for r in ranks)
+    manifest.complete = len(manifest.shards) == len(manifest.planned())
+    save_manifest(out, manifest)
+    for path in progress_files(out):
+        path.unlink()
 
 
 def _size(n: float) -> str:
@@ -399,32 +573,21 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
         rows.append((info.epoch, info.start + int(torch.randint(info.rows, (1,), generator=g))))
     exact = manifest.mix_targets == "exact"
     mixer = Mixer.from_recipe(recipe) if exact else None
+    layout = _Layout(sampler, manifest.batch_size or 1, manifest.world_size if exact else None)
     live_rows, stored_rows = [], []
-    keys_cache: dict[int, list[Any]] = {}
     for epoch, row in rows:
-        if sampler is None:
-            keys, slot = [row], 0
-        else:
-            if epoch not in keys_cache:
-                sampler.set_epoch(epoch)
-                keys_cache[epoch] = sampler.keys()
-            all_keys = keys_cache[epoch]
-            if exact:
-                b = manifest.batch_size
-                step = row // b
-                keys, slot = all_keys[step * b:(step + 1) * b], row - step * b
-            else:
-                keys, slot = [all_keys[row]], 0
-        items = dataset.__getitems__(keys)
+        batch, slot = layout.locate(epoch, row)
+        items = dataset.__getitems__(batch.keys)
         x = torch.stack([it[0] for it in items]).to(rt.device)
-        if mixer is not None:
+        if mixer is not None:  # the whole batch of training rank `batch.rank`, mixed as it is
             y = torch.tensor([it[1] for it in items], device=rt.device)
-            x, _, _ = mixer(x, y, epoch, row // manifest.batch_size, 0)
+            x, _, _ = mixer(x, y, epoch, batch.step, batch.rank)
         with autocast(rt.device, rt.dtype):
             logits = teacher.targets(x).float().cpu()
         live_rows.append(logits[slot])
-        key = all_keys[row] if sampler is not None else row
+        key = batch.keys[slot]
         ep, pos, idx = (key[0], key[3], key[1]) if sampler is not None else (0, row, row)
+        assert sampler is None or pos == row, (pos, row)  # the row is the key's position
         stored_rows.append(reader(ep, pos, idx))
     live = torch.stack(live_rows)
     stored = {k: torch.stack([r[k] for r in stored_rows]) for k in stored_rows[0]}

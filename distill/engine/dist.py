@@ -14,7 +14,8 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["Topology", "all_reduce_sum", "barrier", "init", "shutdown", "topology"]
+__all__ = ["Topology", "all_gather_object", "all_reduce_sum", "barrier", "broadcast_object",
+           "init", "shutdown", "topology"]
 
 DEFAULT_TIMEOUT_S = 600
 
@@ -86,3 +87,21 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's `obj` on every rank (picklable, small; the object itself when alone)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_object(obj: object) -> list[object]:
+    """Every rank's `obj`, in rank order (`[obj]` when alone)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

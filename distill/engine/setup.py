@@ -67,7 +67,8 @@ def resolve_runtime(recipe: Recipe, *, distributed: str | None = None) -> Runtim
     top = dist.topology()
     if top.distributed and distributed is None:
         raise UsageError(f"torchrun with {top.world_size} processes: this command runs in one "
-                         "process (only `distill train` uses several); run it without torchrun")
+                         "process (only `distill train` and `distill cache build` use several); run "
+                         "it without torchrun")
     if run.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("run.device: 'cuda' requested but no CUDA device is available")
     cuda = run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available())
