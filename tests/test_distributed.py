@@ -230,3 +230,24 @@ def test_exact_mixing_cache_for_two_processes_trains_like_the_live_teacher(tmp_p
         runs[name] = load_weights(tmp_path / name / "model.safetensors")
     for key, value in runs["live"].items():
         assert torch.equal(value, runs["cached"][key]), key
+
+
+def test_a_failing_rank_ends_a_torchrun_build_with_its_error_shown(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    job = torchrun(2, *cache_args(blocker / "cache"))
+    log, _ = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert f"error: [rank 0] --out: cannot write to '{blocker / 'cache'}'" in log
+    assert "[rank1]: Traceback" not in log  # the other rank: one line at most, no traceback
+    assert blocker.read_text() == "not a directory"
+
+
+def test_a_lost_peer_is_told_apart_from_a_bug():
+    from distill.engine.dist import peer_lost
+
+    gloo = RuntimeError("[/src/gloo/transport/tcp/pair.cc:561] Connection closed by peer "
+                        "[127.0.0.1]:4242. This is typically caused by a remote worker crashing.")
+    assert peer_lost(gloo) == "Connection closed by peer [127.0.0.1]:4242"
+    assert peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
+    assert peer_lost(ValueError("closed by peer")) is None

@@ -53,5 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/bold red] {escape(f'{tag}{exc.strerror or exc}{where}')}",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
+    except Exception as exc:
+        lost = dist.peer_lost(exc) if top.distributed else None
+        if lost is None:
+            raise
+        # Another rank failed first and its own error says why: one line here, no traceback.
+        err_console.print(f"[bold red]error:[/bold red] {escape(tag)}another process of the "
+                          f"job stopped ({escape(lost)}); its error says why", highlight=False,
+                          soft_wrap=True)
+        sys.exit(1)
     finally:
         dist.shutdown()

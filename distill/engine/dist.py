@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 
 import torch
 import torch.distributed as dist
 
 __all__ = ["Topology", "all_gather_object", "all_reduce_sum", "barrier", "broadcast_object",
-           "init", "shutdown", "topology"]
+           "init", "peer_lost", "shutdown", "topology"]
 
 DEFAULT_TIMEOUT_S = 600
 
@@ -70,6 +71,23 @@ def init(top: Topology, device_type: str) -> None:
                                 device_id=torch.device("cuda", top.local_rank))
     else:
         dist.init_process_group("gloo", timeout=timeout)
+
+
+# What gloo and NCCL say when a peer process is gone or stalls.
+_LOST = ("closed by peer", "reset by peer", "Broken pipe", "timed out", "Timed out",
+         "NCCL communicator was aborted", "ProcessGroupNCCL")
+
+
+def peer_lost(exc: BaseException) -> str | None:
+    """The first line of a collective's error raised because another rank died or stalled
+    (None for any other error, which keeps its traceback)."""
+    text = str(exc)
+    if isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError)
+                                           and any(s in text for s in _LOST)):
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # no source path
+        return first if len(first) <= 120 else first[:117] + "…"
+    return None
 
 
 def shutdown() -> None:
