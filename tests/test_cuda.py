@@ -83,3 +83,23 @@ def test_speed_on_cuda_reports_memory_and_compiled_arms():
         assert arm["skipped"] is None, (name, arm["skipped"])
         assert arm["images_per_s"] > 0 and arm["peak_mem_mb"] > 0 and arm["flops_per_step"] > 0
     assert res["ratios"]["live_vs_timm"] is not None
+
+
+def test_one_gpu_under_torchrun_takes_the_nccl_path(tmp_path):
+    """`torchrun --nproc-per-node 1` on one GPU: a process group of one on NCCL, DDP in the
+    step, the sharded evaluation's all-reduce, and a cache build's gather."""
+    import json
+
+    from tests.test_distributed import CACHE_SETS, cache_args, torchrun, train_args
+
+    cuda = ["--set", "run.device=cuda"]
+    job = torchrun(1, *train_args(tmp_path / "run", 1), *cuda)
+    log, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, log
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["device"], summary["dist_backend"], summary["world_size"]) == \
+        ("cuda", "nccl", 1)
+    assert summary["teacher_top1"] >= 0 and summary["train_images_per_s"] > 0
+    job = torchrun(1, *cache_args(tmp_path / "cache", sets=[*CACHE_SETS, "run.device=cuda"]))
+    log, _ = job.communicate(timeout=300)
+    assert job.returncode == 0 and "; 1 process (nccl)" in log, log

@@ -57,7 +57,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     assert {p.name for p in run.iterdir()} >= {"model.safetensors", "state.pt", "recipe.yaml",
                                                "metrics.jsonl", "summary.json"}
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["world_size"] == 2
+    assert summary["world_size"] == 2 and summary["dist_backend"] == "gloo"
     assert out.count("top1") >= 2 and "[rank 1]" not in out  # rank 0 alone reports
     # each rank takes half of every global batch: the same images per step as one process
     a, b = epoch_rows(run), epoch_rows(tmp_path / "w1")
@@ -143,6 +143,14 @@ CACHE_SETS = [*SETS, "data.batch_size=16"]
 MIX = ["augment.mixup=0.8", "augment.cutmix=1.0"]
 
 
+class Quiet:
+    def note(self, text: str) -> None:
+        pass
+
+    def advance(self, *_: object) -> None:
+        pass
+
+
 def cache_args(out: Path, *extra: str, sets: list[str] = CACHE_SETS) -> list[str]:
     return ["cache", "build", SMOKE, "--out", out, "--shard-rows", "32",
             *[a for s in sets for a in ("--set", s)], *extra]
@@ -174,11 +182,13 @@ def test_two_processes_build_the_cache_one_process_builds(tmp_path, two_process_
     assert not progress_files(two_process_cache)  # merged into the manifest, then removed
     res = cli("cache", "verify", two_process_cache)
     assert res.code == 0 and "8 shards ok" in res.out, res.err
-    run = run_distill("train", SMOKE, "--out", tmp_path / "run", "--teacher",
-                      f"cache:{two_process_cache}", *[a for s in CACHE_SETS for a in ("--set", s)])
-    assert run.returncode == 0, run.stderr
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["teacher"] == f"cache:{two_process_cache}" and summary["world_size"] == 1
+    from distill.engine import train
+
+    alone = [s for s in CACHE_SETS if not s.startswith("run.threads")]  # one process trains
+    run = train(load_recipe(SMOKE, [*alone, f"run.out={tmp_path / 'run'}"],
+                            teacher=f"cache:{two_process_cache}"))
+    assert run.summary["teacher"] == f"cache:{two_process_cache}"
+    assert run.summary["world_size"] == 1 and "dist_backend" not in run.summary
 
 
 def test_an_interrupted_torchrun_build_resumes_with_any_number_of_processes(
@@ -209,17 +219,20 @@ def test_an_interrupted_torchrun_build_resumes_with_any_number_of_processes(
 def test_exact_mixing_cache_for_two_processes_trains_like_the_live_teacher(tmp_path):
     """Rows r + 2j hold rank r's slot j, computed on rank r's mixed batch: two processes
     training from the cache take the very steps of two processes with the live teacher."""
-    sets = [*CACHE_SETS, *MIX]
+    sets = [*CACHE_SETS, *MIX, "schedule.epochs=1"]
     cache = tmp_path / "cache"
     job = torchrun(2, *cache_args(cache, "--store", "hard", sets=sets))
     log, _ = job.communicate(timeout=300)
     assert job.returncode == 0, log
     m = load_manifest(cache)
     assert (m.mix_targets, m.world_size, m.batch_size, m.rows_per_epoch) == ("exact", 2, 16, 128)
-    one = run_distill(*cache_args(tmp_path / "one", "--store", "hard", "--world-size", "2",
-                                  sets=sets))
-    assert one.returncode == 0, one.stderr
-    same_cache(cache, tmp_path / "one")  # one process builds it too, with --world-size 2
+    # one process builds it too, with --world-size 2
+    from distill.engine.cache_build import build_cache
+
+    alone = load_recipe(SMOKE, [s for s in sets if not s.startswith("run.threads")])
+    build_cache(alone, tmp_path / "one", store="hard", shard_rows=32, world_size=2,
+                reporter=Quiet())
+    same_cache(cache, tmp_path / "one")
     runs = {}
     for name, teacher in (("live", []), ("cached", ["--teacher", f"cache:{cache}"])):
         args = ["train", SMOKE, "--out", tmp_path / name, *teacher,
@@ -251,3 +264,36 @@ def test_a_lost_peer_is_told_apart_from_a_bug():
     assert peer_lost(gloo) == "Connection closed by peer [127.0.0.1]:4242"
     assert peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
     assert peer_lost(ValueError("closed by peer")) is None
+
+
+def test_one_process_under_torchrun_joins_a_group_of_one(monkeypatch, tmp_path):
+    """`torchrun --nproc-per-node 1` (as on a machine with one GPU): the process joins a
+    group of one, so the step runs through DDP and the reductions and gathers run."""
+    import socket
+
+    from distill.engine import dist, train
+    from distill.engine.cache_build import build_cache
+    from tests.conftest import FAST
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)),
+                       ("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(key, value)
+    notes: list[str] = []
+
+    class Notes(Quiet):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    try:
+        run = train(load_recipe(SMOKE, [*FAST, "schedule.epochs=1",
+                                        f"run.out={tmp_path / 'run'}"]))
+        assert run.summary["dist_backend"] == "gloo" and run.summary["world_size"] == 1
+        build_cache(load_recipe(SMOKE, [*FAST, "schedule.epochs=1"]), tmp_path / "cache",
+                    store="hard", reporter=Notes())
+        assert notes[-1].startswith("built ") and notes[-1].endswith("; 1 process (gloo)")
+    finally:
+        dist.shutdown()
+    assert dist.backend() is None

@@ -151,10 +151,16 @@ class ReplaySampler(Sampler[Key]):
 
     def keys(self) -> list[Key]:
         """This rank's keys, in the order it trains on them."""
+        return self.dealt([self.rank])[0]
+
+    def dealt(self, ranks: list[int] | None = None) -> list[list[Key]]:
+        """The keys of each rank in `ranks` (default: all), from one shuffle of the epoch."""
         keys = self.global_keys()
-        total = math.ceil(len(keys) / self.num_replicas) * self.num_replicas
+        world = self.num_replicas
+        total = math.ceil(len(keys) / world) * world
         keys += keys[: total - len(keys)]  # pad so every rank gets the same count
-        return keys[self.rank:total:self.num_replicas][: len(self)]
+        return [keys[r:total:world][: len(self)]
+                for r in (range(world) if ranks is None else ranks)]
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.keys())

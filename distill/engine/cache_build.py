@@ -135,9 +135,8 @@ class _Layout:
                 s.set_epoch(epoch)
                 self._keys = [s.keys()]
             else:
-                self._keys = [ReplaySampler(s.size, s.seed, shuffle=s.shuffle, repeats=s.repeats,
-                                            num_replicas=self.world, rank=r, epoch=epoch).keys()
-                              for r in range(self.world)]
+                self._keys = ReplaySampler(s.size, s.seed, shuffle=s.shuffle, repeats=s.repeats,
+                                           num_replicas=self.world, epoch=epoch).dealt()
             self._epoch = epoch
         return self._keys
 
@@ -462,7 +461,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                                num_replicas=rt.world_size, rank=rt.rank)
         manifest.teacher_top1 = evaluate_teacher(
             teacher, val, rt.device, rt.dtype,
-            reduce=dist.all_reduce_sum if rt.world_size > 1 else None)["top1"]
+            reduce=dist.all_reduce_sum if rt.backend is not None else None)["top1"]
     if not rt.main:
         return BuildResult(out, own, images, seconds)
     _merge(out, manifest, ranks)
@@ -475,7 +474,8 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                   f"{write_s:.1f} s in the background, the teacher waited {wait_s:.1f} s)"
                   + (f"; teacher top-1 {manifest.teacher_top1:.2f}"
                      if manifest.teacher_top1 is not None else "")
-                  + (f"; {rt.world_size} processes" if rt.world_size > 1 else ""))
+                  + (f"; {rt.world_size} process{'es' if rt.world_size > 1 else ''} "
+                     f"({rt.backend})" if rt.backend is not None else ""))
     return BuildResult(out, manifest, images, seconds, written, write_s, wait_s)
 
 

@@ -15,8 +15,18 @@ import re
 import torch
 import torch.distributed as dist
 
-__all__ = ["Topology", "all_gather_object", "all_reduce_sum", "barrier", "broadcast_object",
-           "init", "peer_lost", "shutdown", "topology"]
+__all__ = [
+    "Topology",
+    "all_gather_object",
+    "all_reduce_sum",
+    "backend",
+    "barrier",
+    "broadcast_object",
+    "init",
+    "peer_lost",
+    "shutdown",
+    "topology",
+]
 
 DEFAULT_TIMEOUT_S = 600
 
@@ -24,11 +34,14 @@ DEFAULT_TIMEOUT_S = 600
 class Topology:
     """Where this process stands among the job's processes."""
 
-    def __init__(self, rank: int = 0, local_rank: int = 0, world_size: int = 1):
+    def __init__(self, rank: int = 0, local_rank: int = 0, world_size: int = 1,
+                 launched: bool = False):
         self.rank, self.local_rank, self.world_size = rank, local_rank, world_size
+        self.launched = launched or world_size > 1  # started by torchrun (even as 1 process)
 
     @property
     def distributed(self) -> bool:
+        """Several processes."""
         return self.world_size > 1
 
     @property
@@ -53,16 +66,18 @@ def topology() -> Topology:
     """This process's ranks, from torchrun's environment (one process alone without it)."""
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
-    return Topology(rank, _env_int("LOCAL_RANK", rank), world)
+    launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+    return Topology(rank, _env_int("LOCAL_RANK", rank), world, launched)
 
 
 def init(top: Topology, device_type: str) -> None:
-    """Join the job's process group (once); NCCL on CUDA, gloo on CPU.
+    """Join the job's process group (once); NCCL on CUDA, gloo on CPU. A single process
+    started by torchrun joins a group of one, so one GPU runs the NCCL path.
 
     The timeout (DISTILL_DIST_TIMEOUT seconds, default 600) bounds every collective: a peer
     that died or stalls makes the others fail after it, and torchrun then ends the job.
     """
-    if not top.distributed or dist.is_initialized():
+    if not top.launched or dist.is_initialized():
         return
     timeout = datetime.timedelta(seconds=_env_int("DISTILL_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     if device_type == "cuda":
@@ -88,6 +103,11 @@ def peer_lost(exc: BaseException) -> str | None:
         first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # no source path
         return first if len(first) <= 120 else first[:117] + "…"
     return None
+
+
+def backend() -> str | None:
+    """The process group's backend ("nccl", "gloo"); None outside a group."""
+    return str(dist.get_backend()) if dist.is_initialized() else None
 
 
 def shutdown() -> None:

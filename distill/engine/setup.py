@@ -26,6 +26,7 @@ class Runtime:
     world_size: int = 1
     rank: int = 0
     local_rank: int = 0
+    backend: str | None = None  # the torchrun process group's ("nccl", "gloo"), if joined
 
     @property
     def main(self) -> bool:
@@ -37,7 +38,8 @@ class Runtime:
                 else f"{cpu_name()} ({torch.get_num_threads()} threads)")
         return {"device": self.device.type, "device_name": name,
                 "precision": "bf16" if self.dtype == torch.bfloat16 else "fp32",
-                "torch": torch.__version__}
+                "torch": torch.__version__} | ({"dist_backend": self.backend}
+                                               if self.backend is not None else {})
 
 
 def cpu_name() -> str:
@@ -72,10 +74,10 @@ def resolve_runtime(recipe: Recipe, *, distributed: str | None = None) -> Runtim
     if run.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("run.device: 'cuda' requested but no CUDA device is available")
     cuda = run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available())
-    if cuda and top.distributed and top.local_rank >= torch.cuda.device_count():
+    if cuda and top.launched and top.local_rank >= torch.cuda.device_count():
         raise UsageError(f"torchrun: local rank {top.local_rank} has no GPU (this node has "
                          f"{torch.cuda.device_count()}); lower --nproc-per-node")
-    device = torch.device("cuda", top.local_rank) if cuda and top.distributed else \
+    device = torch.device("cuda", top.local_rank) if cuda and top.launched else \
         torch.device("cuda" if cuda else "cpu")
     if run.precision == "bf16" or (run.precision == "auto" and device.type == "cuda"):
         dtype = torch.bfloat16
@@ -87,9 +89,10 @@ def resolve_runtime(recipe: Recipe, *, distributed: str | None = None) -> Runtim
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    dist.init(top, device.type)
+    if distributed is not None:
+        dist.init(top, device.type)
     return Runtime(device=device, dtype=dtype, channels_last=False, world_size=top.world_size,
-                   rank=top.rank, local_rank=top.local_rank)
+                   rank=top.rank, local_rank=top.local_rank, backend=dist.backend())
 
 
 def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:

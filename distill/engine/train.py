@@ -145,13 +145,13 @@ class _Trainer:
         # Under torchrun the step runs through DistributedDataParallel (gradients averaged
         # over ranks); `self.model` stays the plain module that is saved and evaluated.
         step_model: nn.Module = self.model
-        if rt.world_size > 1:
+        if rt.backend is not None:
             from torch.nn.parallel import DistributedDataParallel
 
             step_model = DistributedDataParallel(
                 self.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
         self.step_model = torch.compile(step_model) if r.run.compile else step_model
-        self.reduce = dist.all_reduce_sum if rt.world_size > 1 else None
+        self.reduce = dist.all_reduce_sum if rt.backend is not None else None
         self.metrics = MetricsLog(out / "metrics.jsonl", enabled=rt.main)
         self.epoch = 0  # next epoch to run
         self.step = 0  # optimizer steps done
