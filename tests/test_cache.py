@@ -22,19 +22,11 @@ from distill.engine import LogReporter, train
 from distill.engine.cache_build import build_cache, live_check
 from distill.errors import RunError, UsageError
 from distill.recipe import load_recipe
-from tests.conftest import FAST, ROOT, SMOKE
+from tests.conftest import FAST, ROOT, SMOKE, Quiet
 
 pytestmark = pytest.mark.integration
 
 MIX = ["augment.mixup=0.8", "augment.cutmix=1.0"]
-
-
-class Quiet:
-    def note(self, text: str) -> None:
-        pass
-
-    def advance(self, *_: object) -> None:
-        pass
 
 
 def recipe(*sets: str, **shortcuts):

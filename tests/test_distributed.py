@@ -19,7 +19,7 @@ from distill.checkpoint import load_weights
 from distill.errors import UsageError
 from distill.recipe import load_recipe
 
-from .conftest import ROOT, SMOKE, run_distill
+from .conftest import ROOT, SMOKE, Quiet, run_distill
 
 pytestmark = pytest.mark.integration
 
@@ -141,14 +141,6 @@ def test_bad_torchrun_environment_is_named(monkeypatch):
 # 4 shards of 32 rows per epoch: each of 2 processes builds a part of every epoch.
 CACHE_SETS = [*SETS, "data.batch_size=16"]
 MIX = ["augment.mixup=0.8", "augment.cutmix=1.0"]
-
-
-class Quiet:
-    def note(self, text: str) -> None:
-        pass
-
-    def advance(self, *_: object) -> None:
-        pass
 
 
 def cache_args(out: Path, *extra: str, sets: list[str] = CACHE_SETS) -> list[str]:
