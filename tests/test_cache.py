@@ -161,6 +161,12 @@ def test_a_cache_that_does_not_fit_is_refused_before_training(tmp_path, exact_ca
     assert not out.exists()  # nothing started
 
 
+def test_an_exact_cache_for_another_world_size_names_the_option(exact_cache):
+    with pytest.raises(UsageError, match=r"holds a cache for 1 training process, not 2; to "
+                       r"finish or reuse it, pass --world-size 1"):
+        build(exact_cache, *MIX, store="hard", world_size=2)
+
+
 def test_exact_mixing_checks_the_world_size(exact_cache):
     from distill.cache import mismatches
 
@@ -359,6 +365,27 @@ def test_each_row_is_computed_once_in_the_batch_that_trains_on_it(world, repeats
                 assert found.keys[slot] == key and (found.step, found.rank) == \
                     (batch.step, batch.rank)
     assert sorted(seen) == list(range(rows))  # every row once
+
+
+def test_ranks_that_do_not_see_rank_0s_output_directory_stop_the_build_first(tmp_path,
+                                                                             monkeypatch):
+    """Under torchrun on several nodes: before any work, every rank reads the token rank 0
+    wrote in --out; ranks on a node with its own disk do not find it, and all ranks stop."""
+    from distill.engine import dist
+    from distill.engine.cache_build import TOKEN, _prepare_out
+
+    m = build(tmp_path / "first", store="hard").manifest
+    seen = {}
+
+    def gather(ok, **_):  # rank 0 (this process) and a rank 1 on another node
+        seen["rank0"] = ok
+        return [ok, False]
+
+    monkeypatch.setattr(dist, "all_gather_object", gather)
+    with pytest.raises(UsageError, match=r"--out: rank\(s\) 1 do not see the '.*out' that "
+                       "rank 0 writes to; .* every node shares"):
+        _prepare_out(tmp_path / "out", m, main=True)
+    assert seen["rank0"] is True and (tmp_path / "out" / TOKEN).exists()
 
 
 def test_shards_rank_0_cannot_see_mean_an_unshared_output_directory(tmp_path):

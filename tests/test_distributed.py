@@ -28,10 +28,11 @@ SETS = ["data.options.train_size=128", "data.options.val_size=64", "run.threads=
         "run.log_every=2"]
 
 
-def torchrun(nproc: int, *args: str, **popen: object) -> subprocess.Popen:
+def torchrun(nproc: int, *args: str, env: dict[str, str] | None = None,
+             **popen: object) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "distill", *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_DIST_TIMEOUT": "60"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_DIST_TIMEOUT": "60", **(env or {})}
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
 
@@ -248,6 +249,19 @@ def test_a_failing_rank_ends_a_torchrun_build_with_its_error_shown(tmp_path):
     assert blocker.read_text() == "not a directory"
 
 
+def test_ranks_that_finish_first_wait_for_the_others_past_the_collective_timeout(tmp_path):
+    """Whole shards are dealt, so a rank may finish long before another. With a 3 s collective
+    timeout, rank 1 waits 5 s for rank 0's slow shard: the build still completes."""
+    slow = ["teacher.name=python:tests.plugins.user_teacher:slow_on_rank0",
+            "teacher.kwargs={num_classes: 10, delay: 5.0}", "data.options.train_size=96",
+            "schedule.epochs=1"]
+    job = torchrun(2, *cache_args(tmp_path / "cache", "--store", "hard",
+                                  sets=[*CACHE_SETS, *slow]), env={"DISTILL_DIST_TIMEOUT": "3"})
+    log, _ = job.communicate(timeout=120)
+    assert job.returncode == 0, log
+    assert "2 processes share 3 shards" in log and load_manifest(tmp_path / "cache").complete
+
+
 def test_a_lost_peer_is_told_apart_from_a_bug():
     from distill.engine.dist import peer_lost
 
@@ -255,7 +269,12 @@ def test_a_lost_peer_is_told_apart_from_a_bug():
                         "[127.0.0.1]:4242. This is typically caused by a remote worker crashing.")
     assert peer_lost(gloo) == "Connection closed by peer [127.0.0.1]:4242"
     assert peer_lost(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
-    assert peer_lost(ValueError("closed by peer")) is None
+    assert peer_lost(ValueError("Connection closed by peer")) is None
+    assert peer_lost(RuntimeError("DataLoader timed out after 5 seconds")) is None  # local
+    assert peer_lost(torch.distributed.DistBackendError("NCCL error: out of memory")) is None
+    timeout = RuntimeError("[../gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting "
+                           "3000ms for recv operation to complete")
+    assert peer_lost(timeout) == "Timed out waiting 3000ms for recv operation to complete"
 
 
 def test_one_process_under_torchrun_joins_a_group_of_one(monkeypatch, tmp_path):
@@ -271,7 +290,8 @@ def test_one_process_under_torchrun_joins_a_group_of_one(monkeypatch, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)),
-                       ("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+                       ("WORLD_SIZE", "1"), ("RANK", "0"), ("LOCAL_RANK", "0"),
+                       ("TORCHELASTIC_RUN_ID", "test")):
         monkeypatch.setenv(key, value)
     notes: list[str] = []
 

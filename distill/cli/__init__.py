@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         lost = dist.peer_lost(exc) if top.distributed else None
         if lost is None:
             raise
-        # Another rank failed first and its own error says why: one line here, no traceback.
-        err_console.print(f"[bold red]error:[/bold red] {escape(tag)}another process of the "
-                          f"job stopped ({escape(lost)}); its error says why", highlight=False,
-                          soft_wrap=True)
+        # Another rank failed or stalled first; its own error says why: one line here.
+        err_console.print(f"[bold red]error:[/bold red] {escape(tag)}lost another process of "
+                          f"the job ({escape(lost)}): it stopped or stalled; its own error, "
+                          "if any, says why", highlight=False, soft_wrap=True)
         sys.exit(1)
     finally:
         dist.shutdown()

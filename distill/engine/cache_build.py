@@ -26,6 +26,7 @@ in rank r's batch, mixed with rank r's draws, exactly as a W-process run forms i
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +54,7 @@ from distill.cache import (
     transform_facts,
     write_shard,
 )
+from distill.checkpoint import atomic_write_text
 from distill.data import (
     Mixer,
     ReplayDataset,
@@ -246,6 +248,11 @@ def _resume(out: Path, planned: Manifest, reporter: Any) -> Manifest:
         return planned
     prior = load_manifest(out)
     diff = _identity_diff(prior, planned)
+    if diff == ["world_size"]:
+        n = prior.world_size
+        raise UsageError(f"--out: '{out}' holds a cache for {n} training process"
+                         f"{'es' if n != 1 else ''}, not {planned.world_size}; to finish or "
+                         f"reuse it, pass --world-size {n}")
     if diff:
         raise UsageError(f"--out: '{out}' holds a different cache (it differs at "
                          f"{', '.join(diff)}); choose another --out or remove it")
@@ -379,7 +386,12 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     rt = resolve_runtime(recipe, distributed="cache build")
     if not rt.main:
         reporter = _Quiet()  # rank 0 reports for the job; errors still name their rank
+    dist.patient_group()  # for the ranks that finish first (a collective: all ranks, now)
     teacher = build_teacher_for(recipe, rt, live=True)
+    val = None
+    if evaluate and not dry_run:  # built now: a split too small for the ranks fails first
+        val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda",
+                               num_replicas=rt.world_size, rank=rt.rank)
     dataset, sampler = _source(recipe, mode)
     planned = _plan(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
                     world_size=world_size or rt.world_size, dataset=dataset, sampler=sampler,
@@ -438,6 +450,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                 filled += n
                 images += n
                 reporter.advance(epoch or 0, filled)
+                writer.settle(wait_all=False)  # list a written shard as soon as it is whole
             if dry_run:
                 continue
             writer.submit(epoch, first, rows, buf)
@@ -445,7 +458,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     finally:
         writer.close()
     seconds = time.perf_counter() - start_time
-    ranks = dist.all_gather_object({
+    ranks = dist.all_gather_object(patient=True, obj={
         "images": images, "seconds": seconds, "written": writer.written,
         "write_seconds": writer.write_seconds, "wait_seconds": writer.wait_seconds,
         "build_seconds": own.build_seconds,
@@ -456,9 +469,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
         reporter.note(f"dry run: {images} images through the teacher in {seconds:.1f} s "
                       f"({images / max(seconds, 1e-9):.0f} img/s); nothing written")
         return BuildResult(out, manifest, images, seconds)
-    if evaluate:  # sharded over the processes, counts summed
-        val = build_val_loader(recipe.data, recipe.run.seed, pin_memory=rt.device.type == "cuda",
-                               num_replicas=rt.world_size, rank=rt.rank)
+    if val is not None:  # sharded over the processes, counts summed
         manifest.teacher_top1 = evaluate_teacher(
             teacher, val, rt.device, rt.dtype,
             reduce=dist.all_reduce_sum if rt.backend is not None else None)["top1"]
@@ -489,10 +500,14 @@ class _Quiet:
         pass
 
 
+TOKEN = ".build-token"  # rank 0's mark in `out`: every rank must see it
+
+
 def _prepare_out(out: Path, manifest: Manifest, main: bool) -> None:
     """Rank 0 creates `out`, clears what a killed build left half-written and writes the
     manifest, with the shards of earlier progress files merged in (then drops those files);
-    the other ranks start once it is done."""
+    the other ranks start once it is done, after checking that they see the same `out`."""
+    token = secrets.token_hex(8) if main else None
     try:
         if main:
             out.mkdir(parents=True, exist_ok=True)
@@ -501,10 +516,24 @@ def _prepare_out(out: Path, manifest: Manifest, main: bool) -> None:
             save_manifest(out, manifest)  # before the progress files go: nothing is lost
             for path in progress_files(out):
                 path.unlink()
-        dist.barrier()
-        out.mkdir(parents=True, exist_ok=True)  # a node that does not share `out` gets its own
+            atomic_write_text(out / TOKEN, str(token))
     except OSError as exc:
         raise UsageError(f"--out: cannot write to '{out}' ({exc.strerror or exc})") from None
+    token = dist.broadcast_object(token)  # after rank 0 wrote it
+    try:
+        seen = (out / TOKEN).read_text() == token
+    except OSError:
+        seen = False
+    blind = [r for r, ok in enumerate(dist.all_gather_object(seen)) if not ok]
+    if blind:
+        raise UsageError(f"--out: rank(s) {_ranks(blind)} do not see the '{out}' that rank 0 "
+                         "writes to; under torchrun on several nodes --out must be a "
+                         "directory every node shares")
+
+
+def _ranks(ranks: list[int]) -> str:
+    return ", ".join(map(str, ranks[:8])) + (f" and {len(ranks) - 8} more" if len(ranks) > 8
+                                             else "")
 
 
 def _merge(out: Path, manifest: Manifest, ranks: list[Any]) -> None:
@@ -524,8 +553,8 @@ def _merge(out: Path, manifest: Manifest, ranks: list[Any]) -> None:
     manifest.build_seconds = max(float(r["build_seconds"]) for r in ranks)
     manifest.complete = len(manifest.shards) == len(manifest.planned())
     save_manifest(out, manifest)
-    for path in progress_files(out):
-        path.unlink()
+    for path in [*progress_files(out), out / TOKEN]:
+        path.unlink(missing_ok=True)
 
 
 def _size(n: float) -> str:

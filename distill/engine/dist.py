@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,6 +24,7 @@ __all__ = [
     "barrier",
     "broadcast_object",
     "init",
+    "patient_group",
     "peer_lost",
     "shutdown",
     "topology",
@@ -66,7 +68,7 @@ def topology() -> Topology:
     """This process's ranks, from torchrun's environment (one process alone without it)."""
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
-    launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+    launched = "TORCHELASTIC_RUN_ID" in os.environ  # set by torchrun, even for 1 process
     return Topology(rank, _env_int("LOCAL_RANK", rank), world, launched)
 
 
@@ -88,17 +90,16 @@ def init(top: Topology, device_type: str) -> None:
         dist.init_process_group("gloo", timeout=timeout)
 
 
-# What gloo and NCCL say when a peer process is gone or stalls.
-_LOST = ("closed by peer", "reset by peer", "Broken pipe", "timed out", "Timed out",
-         "NCCL communicator was aborted", "ProcessGroupNCCL")
+# What gloo and NCCL say when the peer of a collective is gone, or never came.
+_LOST = ("Connection closed by peer", "Connection reset by peer", "Timed out waiting",
+         "Watchdog caught collective operation timeout", "NCCL communicator was aborted")
 
 
 def peer_lost(exc: BaseException) -> str | None:
     """The first line of a collective's error raised because another rank died or stalled
-    (None for any other error, which keeps its traceback)."""
+    (None for any other error, local ones included, which keeps its traceback)."""
     text = str(exc)
-    if isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError)
-                                           and any(s in text for s in _LOST)):
+    if isinstance(exc, RuntimeError) and any(s in text for s in _LOST):
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # no source path
         return first if len(first) <= 120 else first[:117] + "…"
@@ -111,8 +112,26 @@ def backend() -> str | None:
 
 
 def shutdown() -> None:
+    global _patient
     if dist.is_initialized():
         dist.destroy_process_group()
+    _patient = None
+
+
+DEFAULT_WAIT_S = 24 * 3600
+_patient: Any = None
+
+
+def patient_group() -> Any:
+    """A gloo group whose collectives wait up to DISTILL_DIST_WAIT_TIMEOUT seconds (default
+    24 h): for ranks that finished their share of uneven work (a cache build deals whole
+    shards) and wait for the others. A rank that dies still ends the job at once: torchrun
+    stops the others. Every rank must call this at the same point (it is a collective)."""
+    global _patient
+    if _patient is None and dist.is_initialized():
+        wait = _env_int("DISTILL_DIST_WAIT_TIMEOUT", DEFAULT_WAIT_S)
+        _patient = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=wait))
+    return _patient
 
 
 def barrier() -> None:
@@ -136,10 +155,11 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
-def all_gather_object(obj: object) -> list[object]:
-    """Every rank's `obj`, in rank order (`[obj]` when alone)."""
+def all_gather_object(obj: object, *, patient: bool = False) -> list[object]:
+    """Every rank's `obj`, in rank order (`[obj]` when alone). `patient`: on
+    `patient_group()`, for ranks that may wait long for the others."""
     if not dist.is_initialized():
         return [obj]
     out: list[object] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=patient_group() if patient else None)
     return out
