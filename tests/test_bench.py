@@ -118,6 +118,7 @@ def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path,
     assert res.code == 0, res.err
     doc = json.loads((out / "results.json").read_text())
     assert {"command", "date", "device", "commit", "cells", "aggregate"} <= set(doc)
+    assert doc["command"].startswith("distill bench ") and doc["date"].endswith("+00:00")
     rows = doc["cells"]
     assert [r["loss"] for r in rows] == ["none", "soft", "hard", "token"]
     for r in rows:
@@ -266,7 +267,8 @@ def test_speed_times_every_arm_and_writes_json(cli, smoke, tmp_path):
               "--batch-size", "8", "--out", out)
     assert res.code == 0, res.err
     doc = json.loads(out.read_text())
-    assert {"command", "date", "device", "arms", "ratios", "goals"} <= set(doc)
+    assert {"command", "date", "device", "commit", "arms", "ratios", "goals"} <= set(doc)
+    assert doc["command"].startswith("distill speed ") and doc["date"].endswith("+00:00")
     assert list(doc["arms"]) == ["none", "live", "cache", "timm"]
     for name, arm in doc["arms"].items():
         assert arm["skipped"] is None, (name, arm["skipped"])

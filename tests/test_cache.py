@@ -218,6 +218,38 @@ CLI_BUILD = ["cache", "build", str(SMOKE), "--store", "full", "--shard-rows", "1
                for x in ("--set", s)]]
 
 
+def test_a_written_shard_is_listed_while_the_next_one_computes(tmp_path):
+    """A kill during shard k loses only shard k: the ones before it are already listed."""
+    out = tmp_path / "cache"
+    listed: list[tuple[int, int]] = []  # (shard being computed, shards listed), second batch
+
+    class Watch(Quiet):
+        calls = 0
+
+        def advance(self, *_: object) -> None:
+            shard, second = divmod(Watch.calls, 2)  # 2 teacher batches of 16 per shard
+            Watch.calls += 1
+            if not second:
+                time.sleep(0.3)  # the writer thread finishes the previous shard meanwhile
+            elif (out / "manifest.json").exists():
+                listed.append((shard, len(load_manifest(out).shards)))
+
+    build_cache(recipe(), out, store="hard", batch_size=16, shard_rows=32, reporter=Watch())
+    assert listed == [(k, k) for k in range(4)]
+
+
+def test_a_validation_split_too_small_fails_before_any_work(tmp_path, monkeypatch):
+    import distill.engine.cache_build as cb
+
+    def refuse(*_: object, **__: object):
+        raise UsageError("data: 1 validation images cannot be shared by 2 processes")
+
+    monkeypatch.setattr(cb, "build_val_loader", refuse)
+    with pytest.raises(UsageError, match="cannot be shared by 2 processes"):
+        build(tmp_path / "cache", store="hard")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_build_killed_at_any_point_resumes_to_identical_contents(tmp_path):
     whole = tmp_path / "whole"
     subprocess.run([sys.executable, "-m", "distill", *CLI_BUILD, "--out", str(whole)],
@@ -351,7 +383,10 @@ def test_each_row_is_computed_once_in_the_batch_that_trains_on_it(world, repeats
     shard = 2 * w * b  # whole steps of every rank
     seen = []
     for start in range(0, rows, shard):
-        for batch in layout.batches(1, start, min(shard, rows - start)):
+        n = min(shard, rows - start)
+        placed = [(p.rows, p.step, p.rank) for p in layout.batches(1, start, n, keys=False)]
+        assert placed == [(p.rows, p.step, p.rank) for p in layout.batches(1, start, n)]
+        for batch in layout.batches(1, start, n):
             assert len(batch.keys) <= b
             if world:
                 rank_keys = ReplaySampler(size, 7, repeats=repeats, num_replicas=w,

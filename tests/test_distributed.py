@@ -136,6 +136,14 @@ def test_bad_torchrun_environment_is_named(monkeypatch):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     top = dist.topology()
     assert (top.rank, top.local_rank, top.world_size, top.main) == (5, 5, 4, False)
+    # one process: in a group of one only when torchrun started it (not any WORLD_SIZE=1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    assert not dist.topology().launched
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    assert dist.topology().launched and not dist.topology().distributed
 
 
 # -- cache building ------------------------------------------------------------------------

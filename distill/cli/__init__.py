@@ -15,7 +15,7 @@ from rich.markup import escape
 from distill.engine import dist
 from distill.errors import DistillError
 
-from . import bench, cache, ls, recipe, report, speed, train
+from . import _common, bench, cache, ls, recipe, report, speed, train
 from . import eval as eval_cmd
 from ._common import err_console
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     top = dist.topology()
     # Under torchrun each rank says which it is: a failing rank's error is the one to read.
     tag = f"[rank {top.rank}] " if top.distributed else ""
+    _common.ARGV[:] = sys.argv[1:] if argv is None else list(argv)  # recorded with results
     try:
         app(args=argv, prog_name="distill")
     except DistillError as exc:

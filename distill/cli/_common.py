@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import shlex
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,23 @@ from distill.recipe import Recipe, load_recipe
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+ARGV: list[str] = []  # the arguments `distill` was called with (set by `main`)
+
+
+def provenance() -> dict[str, Any]:
+    """Where a recorded result came from: the command as typed, the UTC date and time of
+    this call, and the git commit of this checkout (None outside one)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"command": "distill " + " ".join(shlex.quote(a) for a in ARGV),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit}
 
 SetOption = typer.Option(
     None, "--set", "-s", metavar="KEY=VALUE",

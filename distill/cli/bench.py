@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +16,7 @@ from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
 from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
-from ._common import SetOption, console, err_console
+from ._common import SetOption, console, err_console, provenance
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -117,15 +113,6 @@ class _CellReporter:
         pass
 
 
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def bench(
     recipe: Path = typer.Argument(..., help="Recipe YAML file: data, budget and optimizer of "
                                   "every cell."),
@@ -161,10 +148,8 @@ def bench(
         use = CacheUse(out / "caches" if cache == "auto" else Path(cache), store)
     elif store is not None:
         raise UsageError(f"--store: '{store}' needs --cache (the store of the shared caches)")
-    meta = {"command": "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": resolve_runtime(cells[0].recipe).describe()["device_name"],
-            "commit": _commit(), "recipe": str(recipe), "cells_planned": len(cells)}
+    meta = provenance() | {"device": resolve_runtime(cells[0].recipe).describe()["device_name"],
+                           "recipe": str(recipe), "cells_planned": len(cells)}
     with LiveBench(cells) as live:
         rows = run_cells(cells, cache=use, reporter=live,  # files kept current as cells end
                          on_row=lambda done: write_results(out, done, meta=meta, plot=False))

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from distill.cache import check_shard, describe, load_manifest
+from distill.engine import dist
 from distill.errors import UsageError
 
 from ._common import SetOption, TeacherOption, console, err_console, resolve
@@ -63,17 +64,11 @@ def build(
     result = build_cache(r, out, epochs=epochs, mode=mode, store=store, batch_size=batch_size,
                          shard_rows=shard_rows, world_size=world_size, dry_run=dry_run,
                          reporter=_Notes())
-    if dry_run or not _main():  # rank 0 speaks for a torchrun job
+    if dry_run or not dist.topology().main:  # rank 0 speaks for a torchrun job
         return
     console.print(f"{result.out}  {result.manifest.size_bytes()} bytes  "
                   f"{len(result.manifest.shards)} shards  complete="
                   f"{result.manifest.complete}")
-
-
-def _main() -> bool:
-    from distill.engine import dist
-
-    return dist.topology().main
 
 
 @app.command("inspect")

@@ -3,10 +3,7 @@ and timm's TokenDistillationTask in one process; print the ratios against our go
 
 from __future__ import annotations
 
-import datetime
 import json
-import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -17,7 +14,15 @@ from distill.bench.speed import ARMS, measure_speed
 from distill.checkpoint import atomic_write_text
 from distill.errors import UsageError
 
-from ._common import SetOption, StudentOption, TeacherOption, console, err_console, resolve
+from ._common import (
+    SetOption,
+    StudentOption,
+    TeacherOption,
+    console,
+    err_console,
+    provenance,
+    resolve,
+)
 
 
 def _f(v: float | None, fmt: str) -> str:
@@ -59,9 +64,7 @@ def speed(
     res = measure_speed(r, batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
                         arms=chosen, store=store,
                         note=lambda t: err_console.print(f"[dim]{t}[/dim]", highlight=False))
-    res = {"command": "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "recipe": str(recipe)} | res
+    res = provenance() | {"recipe": str(recipe)} | res
     table = Table(box=box.SIMPLE_HEAD, header_style="bold",
                   title=f"{res['student']} ← {res['teacher']}, batch {res['batch_size']}, "
                         f"{res['device']['precision']}, {res['device']['device_name']}")

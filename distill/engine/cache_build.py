@@ -142,23 +142,26 @@ class _Layout:
             self._epoch = epoch
         return self._keys
 
-    def batches(self, epoch: int | None, start: int, rows: int) -> Iterator[_Batch]:
-        """The batches that fill rows start … start + rows − 1 of `epoch` (None: static)."""
+    def batches(self, epoch: int | None, start: int, rows: int, *,
+                keys: bool = True) -> Iterator[_Batch]:
+        """The batches that fill rows start … start + rows − 1 of `epoch` (None: static).
+        `keys=False`: where each batch goes only (no shuffle computed; the keys are empty)."""
         b = self.batch
         if epoch is None or self.world is None:
-            keys = None if epoch is None else self.rank_keys(epoch)[0]
+            order = self.rank_keys(epoch)[0] if keys and epoch is not None else None
             for o in range(0, rows, b):
                 n = min(b, rows - o)
-                part = (list(range(start + o, start + o + n)) if keys is None
-                        else keys[start + o:start + o + n])
+                part = ([] if not keys else list(range(start + o, start + o + n))
+                        if order is None else order[start + o:start + o + n])
                 yield _Batch(part, slice(o, o + n))
             return
-        w, keys = self.world, self.rank_keys(epoch)
+        w = self.world
+        per_rank = self.rank_keys(epoch) if keys else None
         for step in range(start // (w * b), (start + rows) // (w * b)):
             for r in range(w):
                 first = r + w * step * b - start
-                yield _Batch(keys[r][step * b:(step + 1) * b], slice(first, first + w * b, w),
-                             step, r)
+                part = per_rank[r][step * b:(step + 1) * b] if per_rank is not None else []
+                yield _Batch(part, slice(first, first + w * b, w), step, r)
 
     def locate(self, epoch: int | None, row: int) -> tuple[_Batch, int]:
         """The batch that computes `row`, and the row's slot in it (for live checks)."""
@@ -420,9 +423,9 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     if rt.world_size > 1:
         reporter.note(f"{rt.world_size} processes share {len(pending)} shards")
     world = manifest.world_size if exact else None
-    loader = DataLoader(dataset, batch_sampler=_KeyBatches(mine, _Layout(sampler, batch, world)),
-                        **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
     layout = _Layout(sampler, batch, world)
+    loader = DataLoader(dataset, batch_sampler=_KeyBatches(mine, layout),
+                        **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
     mixer = Mixer.from_recipe(recipe) if exact else None
     start_time = time.perf_counter()
     images = 0
@@ -433,7 +436,8 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
         for epoch, first, rows in mine:
             buf = fmt.empty(rows, manifest.num_classes)
             filled = 0
-            for spec in layout.batches(epoch, first, rows):
+            # the loader's batch sampler draws the keys; here only where each batch goes
+            for spec in layout.batches(epoch, first, rows, keys=False):
                 b = next(batches)
                 x = b.images.to(rt.device, non_blocking=True)
                 if mixer is not None:  # mixed as training rank `spec.rank` mixes its step
