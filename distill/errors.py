@@ -6,7 +6,7 @@ traceback. `RunError` is a run that had to stop (a NaN loss): exit code 1.
 
 from __future__ import annotations
 
-__all__ = ["DistillError", "RunError", "UsageError"]
+__all__ = ["DistillError", "OptionError", "RunError", "UsageError"]
 
 
 class DistillError(Exception):
@@ -29,3 +29,20 @@ class RunError(DistillError, RuntimeError):
     """A run stopped on purpose (NaN loss, unusable checkpoint). Exit code 1."""
 
     exit_code = 1
+
+
+class OptionError(UsageError):
+    """Bad value of a library function's argument (`out`, `mode`, `world_size`, …).
+
+    The message names the argument as the library knows it (`out: …`); a command line maps
+    it to its own flag with `as_flag` (`--out: …`, or `--cache: …` where the bench passes
+    its `--cache` folder as a build's `out`)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option, self.message = option, message
+        super().__init__(f"{option}: {message}")
+
+    def as_flag(self, flag: str | None = None) -> UsageError:
+        """The same error naming the command line's `flag` (default `--<option>`)."""
+        flag = flag or "--" + self.option.replace("_", "-")
+        return UsageError(f"{flag}: {self.message}")

@@ -1,6 +1,8 @@
 """Distillation losses: none, soft, hard, token — the paper's formulas, one small module each.
 
-Every loss is an `nn.Module` built by name, `build(name, **params)`, with
+Every loss is an `nn.Module` class registered in `LOSSES` by one decorator, its facts
+(heads, teacher, soft targets, the paper's settings: `LossFacts`) declared on the class;
+it is built by name, `build(name, **params)`, with
 `forward(outputs, targets, teacher_logits) -> Tensor`. `outputs` is the student's logits
 (a tensor) or its `(cls, dist)` pair; `targets` are class indices or, after mixup/cutmix,
 a B×C float tensor of soft targets; `teacher_logits` are the teacher's B×C logits, live
@@ -26,16 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from distill.registry import LOSSES
+from distill.registry import LOSSES, LossFacts
 
 __all__ = [
     "DistillationLoss",
     "HardLoss",
+    "LossFacts",
     "NoneLoss",
     "SoftLoss",
     "TokenLoss",
     "base_loss",
     "build",
+    "facts",
     "hard_distillation",
     "soft_distillation",
 ]
@@ -76,10 +80,11 @@ def _split(outputs: Outputs) -> tuple[Tensor, Tensor | None]:
 
 
 class DistillationLoss(nn.Module):
-    """Shared weighting: total = (1−α)·base + α·distill, in one place."""
+    """Shared weighting: total = (1−α)·base + α·distill, in one place.
 
-    heads: Literal["cls", "dist"] = "cls"
-    needs_teacher = True
+    A subclass declares its `facts` and, if it uses a teacher, its `distill_term`."""
+
+    facts = LossFacts()
 
     def __init__(self, alpha: float = 0.5, tau: float = 1.0, smoothing: float = 0.0,
                  target: Literal["hard", "soft"] = "hard",
@@ -104,7 +109,7 @@ class DistillationLoss(nn.Module):
         """The total loss and each term: `loss`, `base`, and `distill` where there is one."""
         cls, dist = _split(outputs)
         base = base_loss(cls, targets, self.smoothing)
-        if not self.needs_teacher:
+        if not self.facts.needs_teacher:
             return {"loss": base, "base": base}
         if teacher_logits is None:
             raise ValueError(f"loss '{type(self).__name__}' needs teacher logits")
@@ -121,30 +126,45 @@ class DistillationLoss(nn.Module):
                 f"target={self.target}, kl_reduction={self.kl_reduction}")
 
 
+@LOSSES.register(name="none")
 class NoneLoss(DistillationLoss):
-    """No distillation: the base cross-entropy on the class head."""
+    """No distillation: CE(z_cls, y)."""
 
-    needs_teacher = False
+    facts = LossFacts(heads="cls", needs_teacher=False, method="no distillation")
 
 
+@LOSSES.register(name="soft")
 class SoftLoss(DistillationLoss):
-    """Hinton's soft distillation on the class head of a class-token student."""
+    """(1−α)·CE(z_cls, y) + α·τ²·KL(p_t ‖ p_cls): Hinton's soft distillation on the class
+    head of a class-token student."""
+
+    facts = LossFacts(heads="cls", soft_targets=True, paper={"alpha": 0.1, "tau": 3.0},
+                      method="usual distillation, soft")
 
     def distill_term(self, cls: Tensor, dist: Tensor | None, teacher: Tensor) -> Tensor:
         return soft_distillation(cls, teacher, self.tau, self.kl_reduction)
 
 
+@LOSSES.register(name="hard")
 class HardLoss(DistillationLoss):
-    """Hard-label distillation (the teacher's argmax) on the class head."""
+    """(1−α)·CE(z_cls, y) + α·CE(z_cls, argmax z_t): hard-label distillation on the class
+    head."""
+
+    facts = LossFacts(heads="cls", paper={"alpha": 0.5, "tau": 1.0},
+                      method="usual distillation, hard")
 
     def distill_term(self, cls: Tensor, dist: Tensor | None, teacher: Tensor) -> Tensor:
         return hard_distillation(cls, teacher)
 
 
+@LOSSES.register(name="token")
 class TokenLoss(DistillationLoss):
-    """DeiT⚗: the class head learns the labels, the distillation head the teacher."""
+    """(1−α)·CE(z_cls, y) + α·D(z_dist), DeiT⚗: the class head learns the labels, the
+    distillation head the teacher (hard D by default, soft with `target="soft"`)."""
 
-    heads = "dist"
+    facts = LossFacts(heads="dist", soft_targets="target",
+                      paper={"alpha": 0.5, "tau": 1.0, "target": "hard"},
+                      method="DeiT⚗ distillation token, {target}")
 
     def distill_term(self, cls: Tensor, dist: Tensor | None, teacher: Tensor) -> Tensor:
         if dist is None:
@@ -154,30 +174,11 @@ class TokenLoss(DistillationLoss):
         return hard_distillation(dist, teacher)
 
 
-@LOSSES.register(heads="cls", needs_teacher=False)
-def none(**params: Any) -> NoneLoss:
-    """No distillation: CE(z_cls, y)."""
-    return NoneLoss(**params)
-
-
-@LOSSES.register(heads="cls", needs_teacher=True)
-def soft(**params: Any) -> SoftLoss:
-    """(1−α)·CE(z_cls, y) + α·τ²·KL(p_t ‖ p_cls) on a class-token student."""
-    return SoftLoss(**params)
-
-
-@LOSSES.register(heads="cls", needs_teacher=True)
-def hard(**params: Any) -> HardLoss:
-    """(1−α)·CE(z_cls, y) + α·CE(z_cls, argmax z_t) on a class-token student."""
-    return HardLoss(**params)
-
-
-@LOSSES.register(heads="dist", needs_teacher=True)
-def token(**params: Any) -> TokenLoss:
-    """(1−α)·CE(z_cls, y) + α·D(z_dist): the DeiT distillation token (hard D by default)."""
-    return TokenLoss(**params)
-
-
 def build(name: str, **params: Any) -> nn.Module:
     """Build the loss registered as `name` (`none`, `soft`, `hard`, `token`, or a plugin's)."""
     return LOSSES.build(name, **params)
+
+
+def facts(name: str) -> LossFacts:
+    """The facts of the loss registered as `name` (its kind's defaults for a bare plugin)."""
+    return LOSSES.facts(name)

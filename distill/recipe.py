@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distill.errors import UsageError
-from distill.registry import DATASETS, LOSSES, TEACHERS, RegistryError
+from distill.registry import DATASETS, LOSSES, RegistryError
 
 __all__ = [
     "AugmentConfig",
@@ -37,7 +37,6 @@ __all__ = [
     "dump_recipe",
     "load_recipe",
     "recipe_from_dict",
-    "split_teacher",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -153,12 +152,11 @@ class TeacherConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_teacher(cls, v: str | None) -> str | None:
-        if v is None or v.lower() in ("none", "null", ""):
+        from teachers.spec import NO_TEACHER, parse_teacher
+
+        if v is None or v.lower() in NO_TEACHER:
             return None
-        adapter, target = split_teacher(v)
-        check = TEACHERS.tags(adapter).get("check")
-        if check is not None:
-            check(target)
+        parse_teacher(v).check()
         return v
 
 
@@ -291,10 +289,11 @@ class Recipe(_Section):
     @model_validator(mode="after")
     def _fit(self) -> Recipe:
         from students import describe
+        from teachers.spec import parse_teacher
 
-        tags = LOSSES.tags(self.loss.name)
+        facts = LOSSES.facts(self.loss.name)
         student = describe(self.student.name)
-        heads = tags.get("heads", "cls")
+        heads = facts.heads
         if heads == "dist" and not student.distilled:
             raise _FieldError("loss.name", f"'{self.loss.name}' needs a student with a "
                               f"distillation token; '{self.student.name}' has none (try a "
@@ -303,11 +302,11 @@ class Recipe(_Section):
             raise _FieldError("loss.name", f"'{self.loss.name}' trains a class-token student; "
                               f"'{self.student.name}' has a distillation token (use 'token' or "
                               "a student without 'distilled')", self.loss.name)
-        if tags.get("needs_teacher") and self.teacher.name is None:
+        if facts.needs_teacher and self.teacher.name is None:
             raise _FieldError("teacher.name", f"loss '{self.loss.name}' needs a teacher",
                               self.teacher.name)
         if self.teacher.cache is not None and (self.teacher.name is None
-                                               or self.teacher.name.startswith("cache:")):
+                                               or parse_teacher(self.teacher.name).cached):
             raise _FieldError("teacher.cache", "names the cache of the teacher in teacher.name; "
                               "set teacher.name to the teacher it was built from, or use "
                               "--teacher cache:<dir> alone", str(self.teacher.cache))
@@ -400,16 +399,6 @@ def _format_errors(exc: ValidationError, source: str) -> list[str]:
 
 
 # -- loading -----------------------------------------------------------------------------
-def split_teacher(spec: str) -> tuple[str, str]:
-    """`timm:regnety_160` -> ("timm", "regnety_160"); a missing adapter is an error."""
-    adapter, sep, target = spec.partition(":")
-    if not sep or not target:
-        raise ValueError(f"expected '<adapter>:<model>' such as 'timm:regnety_160' "
-                         f"(adapters: {', '.join(TEACHERS.names())})")
-    TEACHERS.entry(adapter)
-    return adapter, target
-
-
 class _Loader(yaml.SafeLoader):
     """Safe YAML that also reads `1e-3` as a float (YAML 1.2; PyYAML's 1.1 wants `1.0e-3`)."""
 
@@ -524,7 +513,7 @@ def check_paths(recipe: Recipe) -> None:
     if recipe.data.root is not None and not recipe.data.root.exists():
         problems.append(f"data.root: folder not found (got '{recipe.data.root}')")
     if recipe.data.root is None:
-        default = DATASETS.tags(recipe.data.name).get("default_root")
+        default = DATASETS.facts(recipe.data.name).default_root
         if default is not None and not Path(default).exists():
             problems.append(f"data.root: not set and the default '{default}' does not exist"
                             f" (dataset '{recipe.data.name}')")
@@ -535,15 +524,13 @@ def check_paths(recipe: Recipe) -> None:
     if recipe.teacher.cache is not None and not (recipe.teacher.cache / "manifest.json").is_file():
         problems.append(f"teacher.cache: no manifest.json in '{recipe.teacher.cache}' (build it "
                         "with `distill cache build`)")
-    if recipe.teacher.name is not None and LOSSES.tags(recipe.loss.name).get("needs_teacher",
-                                                                              True):
-        adapter, target = split_teacher(recipe.teacher.name)
-        check = TEACHERS.tags(adapter).get("check_paths")
-        if check is not None:
-            try:
-                check(target)
-            except UsageError as exc:
-                problems.append(f"teacher.name: {exc} (got '{recipe.teacher.name}')")
+    if recipe.teacher.name is not None and LOSSES.facts(recipe.loss.name).needs_teacher:
+        from teachers.spec import parse_teacher
+
+        try:
+            parse_teacher(recipe.teacher.name).check_paths()
+        except UsageError as exc:
+            problems.append(f"teacher.name: {exc} (got '{recipe.teacher.name}')")
     if problems:
         raise UsageError(*problems)
 

@@ -1,11 +1,17 @@
 """One generic registry of named parts, and its four instances.
 
-A part registers with a decorator; its name defaults to the function's name:
+A part registers with a decorator; its name defaults to the function's name, and its
+facts — typed data, one dataclass per kind of part (`StudentFacts`, `LossFacts`, …) — are
+declared once, beside it, as the decorator's arguments or a class's `facts` attribute:
 
-    @STUDENTS.register(distilled=True)
+    @STUDENTS.register(distilled=True, family="deit")
     def deit_tiny_distilled_patch16_224(**kwargs): ...
 
     STUDENTS.build("deit_tiny_distilled_patch16_224", num_classes=10)
+    STUDENTS.facts("deit_tiny_distilled_patch16_224").distilled   # True
+
+A part registered without facts (a plugin's bare callable) gets its kind's defaults; a
+fact the kind does not know is an error at registration.
 
 The built-in parts live in modules the registry imports on first use, so importing
 `distill.registry` stays cheap and has no dependency on the parts. Third-party packages add
@@ -20,11 +26,11 @@ import difflib
 import fnmatch
 import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 from distill.errors import UsageError
 
@@ -33,9 +39,13 @@ __all__ = [
     "LOSSES",
     "STUDENTS",
     "TEACHERS",
+    "AdapterFacts",
+    "DatasetFacts",
     "Entry",
+    "LossFacts",
     "Registry",
     "RegistryError",
+    "StudentFacts",
     "suggest",
 ]
 
@@ -46,14 +56,75 @@ class RegistryError(UsageError, LookupError):
     """An unknown or duplicate name."""
 
 
+F = TypeVar("F")
+
+
 @dataclass(frozen=True)
-class Entry:
-    """A registered part: its name, the callable that builds it, and free-form tags."""
+class Entry(Generic[F]):
+    """A registered part: its name, the callable that builds it, and its typed facts."""
 
     name: str
     fn: Callable[..., Any]
-    tags: dict[str, Any] = field(default_factory=dict)
+    facts: F
     source: str = ""
+
+
+@dataclass(frozen=True)
+class StudentFacts:
+    """What a student name stands for, known before building it."""
+
+    distilled: bool = False  # a class + distillation token: `(cls, dist)` in training
+    family: str = ""  # "deit", "convnet", … (a DeiT state dict can be resampled to a new grid)
+    signature: Callable[..., Any] | None = None  # the class a `**kwargs` builder forwards to
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """Where a dataset lives when the recipe says nothing (`data.root`)."""
+
+    default_root: str | None = None
+
+
+@dataclass(frozen=True)
+class LossFacts:
+    """What a loss needs, and how the paper sets it. The registry, the recipe's validation,
+    the engine, the bench and the cache check all read these, and nothing else.
+
+    `heads`: "cls" trains a class-token student, "dist" a class + distillation token one.
+    `needs_teacher`: False for a loss that never reads teacher outputs (no teacher is built).
+    `soft_targets`: the loss reads the teacher's distribution, not only its argmax: True,
+    False, or "target" (when `loss.target` is "soft", as `token` allows).
+    `paper`: the loss's settings in the paper (DeiT §5.1, Table 3), as `loss.*` fields;
+    `distill bench` gives them to a cell whose recipe is about another loss.
+    `method`: the row label of Table 3; `{target}` is filled with `loss.target`."""
+
+    heads: Literal["cls", "dist"] = "cls"
+    needs_teacher: bool = True
+    soft_targets: bool | Literal["target"] = False
+    paper: Mapping[str, Any] = field(default_factory=dict)
+    method: str = ""
+
+    def wants_soft_targets(self, target: str = "hard") -> bool:
+        """Whether a loss with `loss.target = target` needs the teacher's distribution."""
+        return target == "soft" if self.soft_targets == "target" else bool(self.soft_targets)
+
+    def label(self, name: str, target: str = "hard") -> str:
+        """The Table 3 row label of this loss with `loss.target = target`."""
+        return self.method.format(target=target) if self.method else name
+
+
+@dataclass(frozen=True)
+class AdapterFacts:
+    """A teacher adapter: how its target is checked, and whether it reads a logit cache.
+
+    `check(target)` refuses a bad target without building anything (a recipe's validation);
+    `check_paths(target)` checks the files it names (`distill recipe validate` without
+    `--no-paths`, and every command before work). `cached`: the adapter replays a cache
+    (`cache:<dir>`), so it is built against the run's recipe and needs no live model."""
+
+    check: Callable[[str], None] | None = None
+    check_paths: Callable[[str], None] | None = None
+    cached: bool = False
 
 
 def suggest(name: str, candidates: list[str], n: int = 3) -> list[str]:
@@ -65,32 +136,52 @@ def suggest(name: str, candidates: list[str], n: int = 3) -> list[str]:
     return close[:n]
 
 
-class Registry:
-    """Named builders of one kind of part (teacher, student, loss, dataset)."""
+class Registry(Generic[F]):
+    """Named builders of one kind of part (teacher, student, loss, dataset), each with the
+    facts of its kind (`facts_type`, a dataclass whose defaults are the kind's defaults)."""
 
-    def __init__(self, kind: str, plural: str, builtins: tuple[str, ...] = ()):
+    def __init__(self, kind: str, plural: str, facts_type: type[F],
+                 builtins: tuple[str, ...] = ()):
         self.kind = kind
         self.plural = plural
         self.group = f"distill.{plural}"
+        self.facts_type = facts_type
         self._builtins = builtins
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, Entry[F]] = {}
         self._loaded = False
 
     # -- registration ------------------------------------------------------------------
     def register(
-        self, fn: Callable[..., Any] | None = None, *, name: str | None = None, **tags: Any
+        self, fn: Callable[..., Any] | None = None, *, name: str | None = None, **facts: Any
     ) -> Any:
-        """Register `fn` (usable bare, `@R.register`, or with arguments, `@R.register(...)`)."""
+        """Register `fn` (usable bare, `@R.register`, or with facts, `@R.register(...)`).
+
+        The facts are the decorator's keyword arguments, else `fn.facts` (a class that
+        declares them), else the kind's defaults."""
 
         def add(f: Callable[..., Any]) -> Callable[..., Any]:
             key = name or f.__name__
             if key in self._entries:
                 prior = self._entries[key].source
                 raise RegistryError(f"duplicate {self.kind} name '{key}' (already from {prior})")
-            self._entries[key] = Entry(key, f, dict(tags), getattr(f, "__module__", ""))
+            self._entries[key] = Entry(key, f, self._facts_of(key, f, facts),
+                                       getattr(f, "__module__", ""))
             return f
 
         return add(fn) if fn is not None else add
+
+    def _facts_of(self, key: str, fn: Callable[..., Any], given: dict[str, Any]) -> F:
+        declared = getattr(fn, "facts", None)
+        if not given and isinstance(declared, self.facts_type):
+            return declared
+        try:
+            return self.facts_type(**given)
+        except TypeError as exc:
+            raise TypeError(f"{self.kind} '{key}': {exc}") from None
+
+    def refresh(self) -> None:
+        """Read the entry points again at the next lookup (after a plugin was installed)."""
+        self._loaded = False
 
     def unregister(self, name: str) -> None:
         """Remove a part (for tests and plugins that replace their own entries)."""
@@ -126,7 +217,8 @@ class Registry:
             raise RegistryError(f"duplicate {self.kind} name '{ep.name}' from plugin "
                                 f"{ep.value} (already from {known.source})")
         if known is None:
-            self.register(obj, name=ep.name, plugin=ep.value)
+            self._entries[ep.name] = Entry(ep.name, obj, self._facts_of(ep.name, obj, {}),
+                                           f"plugin {ep.value}")
 
     def __contains__(self, name: object) -> bool:
         self._ensure_loaded()
@@ -144,7 +236,7 @@ class Registry:
             names = [n for n in names if fnmatch.fnmatch(n, glob)]
         return names
 
-    def entry(self, name: str) -> Entry:
+    def entry(self, name: str) -> Entry[F]:
         """The entry for `name`; an unknown name raises listing the closest names."""
         self._ensure_loaded()
         try:
@@ -160,12 +252,13 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         return self.entry(name).fn
 
-    def tags(self, name: str) -> dict[str, Any]:
-        return self.entry(name).tags
+    def facts(self, name: str) -> F:
+        """The typed facts of the part registered as `name`."""
+        return self.entry(name).facts
 
-    def build(self, name: str, /, **kwargs: Any) -> Any:
-        """Call the builder registered as `name` with `kwargs`."""
-        return self.get(name)(**kwargs)
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call the builder registered as `name` with `args` and `kwargs`."""
+        return self.get(name)(*args, **kwargs)
 
 
 def _entry_points(group: str) -> list[metadata.EntryPoint]:
@@ -175,12 +268,15 @@ def _entry_points(group: str) -> list[metadata.EntryPoint]:
         return []
 
 
-TEACHERS = Registry(
+TEACHERS: Registry[AdapterFacts] = Registry(
     "teacher",
     "teachers",
+    AdapterFacts,
     builtins=("teachers.timm", "teachers.torchvision", "teachers.checkpoint", "teachers.python",
               "teachers.cache"),
 )
-STUDENTS = Registry("student", "students", builtins=("students",))
-LOSSES = Registry("loss", "losses", builtins=("distill.losses",))
-DATASETS = Registry("dataset", "datasets", builtins=("distill.data.datasets",))
+STUDENTS: Registry[StudentFacts] = Registry("student", "students", StudentFacts,
+                                            builtins=("students",))
+LOSSES: Registry[LossFacts] = Registry("loss", "losses", LossFacts, builtins=("distill.losses",))
+DATASETS: Registry[DatasetFacts] = Registry("dataset", "datasets", DatasetFacts,
+                                            builtins=("distill.data.datasets",))

@@ -45,8 +45,8 @@ def describe(name: str) -> StudentInfo:
             hint = f"; did you mean {', '.join(repr(TIMM_PREFIX + c) for c in close)}?" if close else ""
             raise UsageError(f"unknown timm model '{model}'{hint}")
         return StudentInfo(name, "distilled" in model, "timm")
-    tags = STUDENTS.tags(name)
-    return StudentInfo(name, bool(tags.get("distilled")), str(tags.get("family", "")))
+    facts = STUDENTS.facts(name)
+    return StudentInfo(name, facts.distilled, facts.family)
 
 
 def build_student(name: str, **kwargs: Any) -> nn.Module:
@@ -85,7 +85,7 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """
     if name.startswith(TIMM_PREFIX):
         return  # timm's model classes take **kwargs; timm itself reports the bad ones
-    target = STUDENTS.tags(name).get("signature") or STUDENTS.get(name)
+    target = STUDENTS.facts(name).signature or STUDENTS.get(name)
     params = inspect.signature(target).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return

@@ -11,7 +11,7 @@ from torch import nn
 from distill.checkpoint import describe_misfit, file_sha256, load_weights
 from distill.errors import UsageError
 
-from .base import LiveTeacher, StudentInput, model_io
+from .base import LiveTeacher, TeacherContext, TeacherOptions, model_io
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,13 +36,15 @@ def probe_classes(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     return int(out.shape[-1])
 
 
-def live(model: nn.Module, *, adapter: str, target: str, student: StudentInput,
-         defaults: dict[str, Any] | None = None, facts: dict[str, Any] | None = None,
-         mean: Any = None, std: Any = None, input_size: int | None = None,
-         interpolation: str | None = None, weights_sha256: str | None = None) -> LiveTeacher:
-    """Wrap `model` as a live teacher. Precedence: the recipe's overrides, then `facts` the
+def live(model: nn.Module, *, adapter: str, target: str, options: TeacherOptions,
+         context: TeacherContext, defaults: dict[str, Any] | None = None,
+         facts: dict[str, Any] | None = None, weights_sha256: str | None = None) -> LiveTeacher:
+    """Wrap `model` as a live teacher. Precedence: the recipe's `options`, then `facts` the
     adapter knows for sure (a run's metadata), then the model's own config (`model_io`),
     then the adapter's `defaults`."""
+    student = context.student
+    mean, std, input_size = options.mean, options.std, options.input_size
+    interpolation = options.interpolation
     io = {**(defaults or {}), **model_io(model), **(facts or {})}
     chans, *hw = tuple(io.get("input_size", (student.in_chans, student.img_size,
                                              student.img_size)))

@@ -1,10 +1,21 @@
 """The teacher contract, and the live teacher every model-backed adapter returns.
 
-A teacher has
+`Teacher` is the whole contract the engine reads; its defaults are no-ops:
 - `spec`: what it is (adapter, name, sha256 of its weights, classes, mean/std, input size);
   the logit cache keys on it;
-- `prepare(dataset)`: the dataset to train on (identity for a live teacher);
-- `targets(images)`: teacher logits for a batch of *student-normalised* images.
+- `prepare(dataset)`: the dataset to train on (identity for a live teacher; a cached
+  teacher checks itself against the data and attaches its rows);
+- `targets(batch)`: teacher logits for a `distill.data.Batch` of *student-normalised*
+  images (a cached teacher decodes the rows that came with the batch);
+- `notes`: what the teacher wants the user to know before the run (shown once);
+- `val_top1`: its top-1 on the validation split where already measured (a cache's build),
+  else None and the engine measures it;
+- `place(device, channels_last=…, compile=…)`: put it on the run's device.
+
+An adapter is a function registered in `TEACHERS` with its `AdapterFacts`, called as
+`fn(target, options, context)`: `options` are the recipe's `teacher.*` facts
+(`TeacherOptions`), `context` what the run is (`TeacherContext`: the student's input, the
+recipe, the world size).
 
 `LiveTeacher` runs its model in eval mode under `torch.inference_mode()`. It maps the
 student's input to its own in one fused affine op (undo the student's mean/std, apply its
@@ -13,8 +24,9 @@ own), repeats a grayscale channel to RGB where needed, and resizes to its input 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +36,11 @@ from torch import nn
 from distill.checkpoint import state_dict_sha256
 from distill.errors import UsageError
 
-__all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherSpec", "model_io"]
+if TYPE_CHECKING:
+    from distill.data import Batch
+
+__all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherContext", "TeacherOptions",
+           "TeacherSpec", "is_convnet", "model_io"]
 
 
 class TeacherSpec(BaseModel):
@@ -53,14 +69,61 @@ class StudentInput:
     num_classes: int
 
 
-@runtime_checkable
-class Teacher(Protocol):
+@dataclass(frozen=True)
+class TeacherOptions:
+    """The recipe's facts about a teacher (`teacher.*`): None means "the model's own"."""
+
+    pretrained: bool = False
+    weights: Path | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    input_size: int | None = None
+    interpolation: str | None = None
+
+    @classmethod
+    def of(cls, config: Any) -> TeacherOptions:
+        """From a recipe's `teacher` section."""
+        return cls(pretrained=config.pretrained, weights=config.weights,
+                   kwargs=dict(config.kwargs), mean=config.mean, std=config.std,
+                   input_size=config.input_size, interpolation=config.interpolation)
+
+
+@dataclass(frozen=True)
+class TeacherContext:
+    """What the run is: the student's input, and (for a cached teacher, which checks itself
+    against it) the recipe and the number of training processes."""
+
+    student: StudentInput
+    recipe: Any = None
+    world_size: int = 1
+
+
+class Teacher:
+    """The contract every teacher keeps (see the module docstring). Defaults are no-ops."""
+
+    notes: tuple[str, ...] = ()
+    val_top1: float | None = None
+
     @property
-    def spec(self) -> TeacherSpec: ...
+    def spec(self) -> TeacherSpec:
+        raise NotImplementedError(f"{type(self).__name__} must define spec")
 
-    def prepare(self, dataset: Any) -> Any: ...
+    def prepare(self, dataset: Any) -> Any:
+        return dataset
 
-    def targets(self, batch: Any) -> torch.Tensor: ...
+    def targets(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define targets")
+
+    def place(self, device: torch.device, *, channels_last: bool | None = None,
+              compile: bool = False) -> Teacher:
+        """Put the teacher on `device`; `channels_last` None: the teacher's own choice."""
+        return self
+
+
+def is_convnet(model: nn.Module) -> bool:
+    """More than one 2-D convolution: a convnet (a ViT has just its patch embedding)."""
+    return sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1
 
 
 def model_io(model: nn.Module) -> dict[str, Any]:
@@ -73,8 +136,9 @@ def model_io(model: nn.Module) -> dict[str, Any]:
     return out
 
 
-class LiveTeacher(nn.Module):
-    """A frozen model answering `targets(images)` for student-normalised images."""
+class LiveTeacher(nn.Module, Teacher):
+    """A frozen model answering `targets(batch)` for student-normalised images; called as a
+    module, `teacher(images)` gives the same logits."""
 
     def __init__(self, model: nn.Module, *, adapter: str, name: str, student: StudentInput,
                  mean: tuple[float, ...], std: tuple[float, ...], input_size: tuple[int, int, int],
@@ -122,19 +186,21 @@ class LiveTeacher(nn.Module):
             self._spec = TeacherSpec(weights_sha256=sha, **self._spec_args)
         return self._spec
 
-    def prepare(self, dataset: Any) -> Any:
-        return dataset
-
     def train(self, mode: bool = True) -> LiveTeacher:
         return super().train(False)  # a teacher is always in eval mode
 
-    def use_channels_last(self) -> None:
-        self.channels_last = True
-        self.model.to(memory_format=torch.channels_last)
-
-    def compile(self, **kwargs: Any) -> None:
-        """torch.compile the forward pass; `spec` keeps hashing the uncompiled weights."""
-        object.__setattr__(self, "_run", torch.compile(self.model, **kwargs))  # not a submodule
+    def place(self, device: torch.device, *, channels_last: bool | None = None,
+              compile: bool = False) -> LiveTeacher:
+        """On `device`; channels_last when asked, or (None) for a convnet on CUDA; the
+        forward pass compiled with `compile` (`spec` keeps hashing the uncompiled weights)."""
+        self.to(device)
+        if channels_last or (channels_last is None and device.type == "cuda"
+                             and is_convnet(self.model)):
+            self.channels_last = True
+            self.model.to(memory_format=torch.channels_last)
+        if compile:
+            object.__setattr__(self, "_run", torch.compile(self.model))  # not a submodule
+        return self
 
     def adapt(self, images: torch.Tensor) -> torch.Tensor:
         """Student-normalised images -> the teacher's own input."""
@@ -150,19 +216,19 @@ class LiveTeacher(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def targets(self, batch: Batch) -> torch.Tensor:
+        """Logits for a batch: the teacher sees `batch.images`, after whatever mixing the
+        student's batch went through."""
+        return self(batch.images)
+
     @torch.inference_mode()
-    def targets(self, batch: Any) -> torch.Tensor:
-        """Logits for a batch (`distill.data.Batch`, or a tensor of images): the teacher
-        sees `batch.images`, after whatever mixing the student's batch went through."""
-        images = batch.images if hasattr(batch, "images") else batch
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (fp32) for student-normalised images."""
         run = self._run if self._run is not None else self.model
         out = run(self.adapt(images))
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.float()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.targets(images)
 
 
 def _infer_classes(model: nn.Module) -> int | None:

@@ -12,7 +12,7 @@ when the recipe asks for `mix_targets: interpolate`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,12 +29,16 @@ from distill.checkpoint import file_sha256
 from distill.errors import RunError, UsageError
 from distill.registry import TEACHERS
 
-from .base import StudentInput, TeacherSpec
+from .base import Teacher, TeacherContext, TeacherOptions, TeacherSpec
+from .spec import TeacherRef
+
+if TYPE_CHECKING:
+    from distill.data import Batch
 
 __all__ = ["CachedTeacher", "open_cache"]
 
 
-class CachedTeacher:
+class CachedTeacher(Teacher):
     """A `Teacher` whose outputs come with the batch (see the module docstring)."""
 
     def __init__(self, folder: Path, manifest: Manifest, recipe: Any, world_size: int = 1):
@@ -47,8 +51,8 @@ class CachedTeacher:
         # Full logits mix at the run's τ; top-k probabilities exist at the cache's τ only.
         self.tau = recipe.loss.tau if self.store.kind == "full" else manifest.tau
         self.val_top1 = manifest.teacher_top1
-        self.notes = ["static cache: the teacher's outputs are on un-augmented images, not on "
-                      "the augmented ones this run trains on"] if manifest.mode == "static" else []
+        self.notes = ("static cache: the teacher's outputs are on un-augmented images, not on "
+                      "the augmented ones this run trains on",) if manifest.mode == "static" else ()
 
     @property
     def spec(self) -> TeacherSpec:
@@ -72,8 +76,8 @@ class CachedTeacher:
             check_shard(self.folder / info.file, info, self.recipe.teacher.cache_verify)
         return dataset.with_targets(CacheReader(self.folder, self.manifest))
 
-    def targets(self, batch: Any) -> torch.Tensor:
-        rows = getattr(batch, "cached", None)
+    def targets(self, batch: Batch) -> torch.Tensor:
+        rows = batch.cached
         if rows is None:
             raise RunError("a cached teacher answers only for the training batches its cache "
                            "holds (no rows came with this batch)")
@@ -88,10 +92,11 @@ def _weights_sha256(recipe: Any) -> str | None:
         return None
     if t.weights is not None and Path(t.weights).is_file():
         return file_sha256(t.weights)
-    if t.name.startswith("checkpoint:"):
+    ref = TeacherRef.of(t, live=True)
+    if ref is not None and ref.adapter == "checkpoint":
         from .checkpoint import resolve
 
-        return file_sha256(resolve(t.name.partition(":")[2]))
+        return file_sha256(resolve(ref.target))
     return None
 
 
@@ -112,10 +117,9 @@ def check_paths(target: str) -> None:
 
 
 @TEACHERS.register(name="cache", check=check, check_paths=check_paths, cached=True)
-def cache_teacher(target: str, *, student: StudentInput, recipe: Any = None,
-                  world_size: int = 1, **ignored: Any) -> CachedTeacher:
+def cache_teacher(target: str, options: TeacherOptions, context: TeacherContext) -> CachedTeacher:
     """A teacher's outputs read from a `distill cache build` directory."""
-    if recipe is None:
+    if context.recipe is None:
         raise UsageError("cache: teachers are read by `distill train`, which checks them "
                          "against the run's recipe")
-    return open_cache(target, recipe=recipe, world_size=world_size)
+    return open_cache(target, recipe=context.recipe, world_size=context.world_size)

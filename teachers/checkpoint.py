@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from distill.checkpoint import describe_misfit, file_sha256, load_weights, read_metadata
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 
 from ._live import live
-from .base import LiveTeacher, StudentInput
+from .base import LiveTeacher, TeacherContext, TeacherOptions
 
 REQUIRED = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
 
@@ -48,12 +47,11 @@ def check_paths(target: str) -> None:
 
 
 @TEACHERS.register(name="checkpoint", check=check, check_paths=check_paths)
-def checkpoint_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
-                       weights: Path | None = None, kwargs: dict[str, Any] | None = None,
-                       **io: Any) -> LiveTeacher:
+def checkpoint_teacher(target: str, options: TeacherOptions,
+                       context: TeacherContext) -> LiveTeacher:
     from students import build_student
 
-    if weights is not None or kwargs:
+    if options.weights is not None or options.kwargs:
         raise UsageError("teacher: 'checkpoint:' teachers take their weights and builder "
                          "arguments from the run; remove teacher.weights/teacher.kwargs")
     check_paths(target)
@@ -69,5 +67,5 @@ def checkpoint_teacher(target: str, *, student: StudentInput, pretrained: bool =
     facts = {"input_size": (chans, size, size), "in_chans": chans,
              "mean": tuple(json.loads(meta["mean"])), "std": tuple(json.loads(meta["std"])),
              "interpolation": meta.get("interpolation", "bicubic")}
-    return live(model, adapter="checkpoint", target=target, student=student, facts=facts,
-                weights_sha256=file_sha256(path), **io)
+    return live(model, adapter="checkpoint", target=target, options=options, context=context,
+                facts=facts, weights_sha256=file_sha256(path))

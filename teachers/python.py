@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from pathlib import Path
-from typing import Any
 
 from torch import nn
 
@@ -19,7 +17,7 @@ from distill.errors import UsageError
 from distill.registry import TEACHERS
 
 from ._live import live, load_into
-from .base import LiveTeacher, StudentInput
+from .base import LiveTeacher, TeacherContext, TeacherOptions
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -40,20 +38,19 @@ def check(target: str) -> None:
 
 
 @TEACHERS.register(name="python", check=check)
-def python_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
-                   weights: Path | None = None, kwargs: dict[str, Any] | None = None,
-                   **io: Any) -> LiveTeacher:
+def python_teacher(target: str, options: TeacherOptions, context: TeacherContext) -> LiveTeacher:
     module_name, attr = _split(target)
     check(target)
     module = importlib.import_module(module_name)
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise UsageError(f"python: '{module_name}' has no callable '{attr}'")
-    model = fn(**dict(kwargs or {}))
+    model = fn(**dict(options.kwargs or {}))
     if not isinstance(model, nn.Module):
         raise UsageError(f"python: '{target}' returned {type(model).__name__}, not an nn.Module")
+    weights, student = options.weights, context.student
     sha = load_into(model, weights, f"python:{target}") if weights is not None else None
     defaults = {"input_size": (student.in_chans, student.img_size, student.img_size),
                 "mean": student.mean, "std": student.std}
-    return live(model, adapter="python", target=target, student=student, defaults=defaults,
-                weights_sha256=sha, **io)
+    return live(model, adapter="python", target=target, options=options, context=context,
+                defaults=defaults, weights_sha256=sha)

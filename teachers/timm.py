@@ -8,14 +8,11 @@ model's `pretrained_cfg` unless the recipe sets them.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from distill.errors import UsageError
 from distill.registry import TEACHERS, suggest
 
 from ._live import live, load_into
-from .base import LiveTeacher, StudentInput
+from .base import LiveTeacher, TeacherContext, TeacherOptions
 
 
 def check(target: str) -> None:
@@ -29,13 +26,12 @@ def check(target: str) -> None:
 
 
 @TEACHERS.register(name="timm", check=check)
-def timm_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
-                 weights: Path | None = None, kwargs: dict[str, Any] | None = None,
-                 **io: Any) -> LiveTeacher:
+def timm_teacher(target: str, options: TeacherOptions, context: TeacherContext) -> LiveTeacher:
     import timm
 
     check(target)
-    kwargs = dict(kwargs or {})
+    kwargs = dict(options.kwargs or {})
+    pretrained, weights = options.pretrained, options.weights
     try:
         model = timm.create_model(target, pretrained=pretrained and weights is None, **kwargs)
     except (RuntimeError, OSError) as exc:
@@ -45,5 +41,5 @@ def timm_teacher(target: str, *, student: StudentInput, pretrained: bool = False
                          ) from None
     sha = load_into(model, weights, f"timm:{target}") if weights is not None else None
     defaults = {"in_chans": kwargs["in_chans"]} if "in_chans" in kwargs else {}
-    return live(model, adapter="timm", target=target, student=student, defaults=defaults,
-                weights_sha256=sha, **io)
+    return live(model, adapter="timm", target=target, options=options, context=context,
+                defaults=defaults, weights_sha256=sha)

@@ -7,14 +7,11 @@ the crop size of the chosen weights (224 when unknown), unless the recipe says o
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from distill.errors import UsageError
 from distill.registry import TEACHERS, suggest
 
 from ._live import live, load_into
-from .base import LiveTeacher, StudentInput
+from .base import LiveTeacher, TeacherContext, TeacherOptions
 
 
 def _classification_models() -> list[str]:
@@ -32,16 +29,16 @@ def check(target: str) -> None:
 
 
 @TEACHERS.register(name="torchvision", check=check)
-def torchvision_teacher(target: str, *, student: StudentInput, pretrained: bool = False,
-                        weights: Path | None = None, kwargs: dict[str, Any] | None = None,
-                        **io: Any) -> LiveTeacher:
+def torchvision_teacher(target: str, options: TeacherOptions,
+                        context: TeacherContext) -> LiveTeacher:
     import torchvision.models as tvm
 
     check(target)
-    use_default = pretrained and weights is None
+    weights = options.weights
+    use_default = options.pretrained and weights is None
     try:
         model = tvm.get_model(target, weights="DEFAULT" if use_default else None,
-                              **dict(kwargs or {}))
+                              **dict(options.kwargs or {}))
     except (RuntimeError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"teacher: cannot build 'torchvision:{target}' ({first})") from None
@@ -51,5 +48,5 @@ def torchvision_teacher(target: str, *, student: StudentInput, pretrained: bool 
         tfm = tvm.get_model_weights(target).DEFAULT.transforms()
         crop = int(getattr(tfm, "crop_size", [224])[0])
     defaults = {"input_size": (3, crop, crop), "interpolation": "bilinear"}
-    return live(model, adapter="torchvision", target=target, student=student, defaults=defaults,
-                weights_sha256=sha, **io)
+    return live(model, adapter="torchvision", target=target, options=options, context=context,
+                defaults=defaults, weights_sha256=sha)

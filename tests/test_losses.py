@@ -108,7 +108,7 @@ def test_gradients_flow_to_the_right_heads():
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_every_registered_loss_builds_and_runs(name):
     loss = LOSSES.build(name, alpha=0.5, tau=1.0)
-    heads = LOSSES.tags(name).get("heads", "cls")
+    heads = LOSSES.facts(name).heads
     outputs = (Z_CLS, Z_DIST) if heads == "dist" else Z_CLS
     value = loss(outputs, Y, Z_T)
     assert value.ndim == 0 and torch.isfinite(value)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from dataclasses import dataclass
 
 import pytest
 
 from distill.registry import DATASETS, LOSSES, STUDENTS, TEACHERS, Registry, RegistryError
 
 
+@dataclass(frozen=True)
+class WidgetFacts:
+    heavy: bool = False
+
+
 def test_register_get_build_names():
-    reg = Registry("widget", "widgets")
+    reg = Registry("widget", "widgets", WidgetFacts)
 
     @reg.register
     def small(size: int = 1):
@@ -22,17 +28,29 @@ def test_register_get_build_names():
     def _big():
         return "big"
 
-    assert reg.names() == ["big", "small"]
+    class Medium:
+        facts = WidgetFacts(heavy=True)
+
+    reg.register(Medium, name="medium")
+    assert reg.names() == ["big", "medium", "small"]
     assert reg.get("small") is small
     assert reg.build("small", size=3) == ("small", 3)
-    assert reg.tags("big") == {"heavy": True}
+    assert reg.facts("big") == WidgetFacts(heavy=True)  # declared in the decorator
+    assert reg.facts("medium") == WidgetFacts(heavy=True)  # declared on the class
+    assert reg.facts("small") == WidgetFacts()  # the kind's defaults
     assert reg.names("sm") == ["small"]
     assert reg.names("b*") == ["big"]
-    assert "small" in reg and "medium" not in reg
+    assert "small" in reg and "large" not in reg
+
+
+def test_an_unknown_fact_is_an_error_at_registration():
+    reg = Registry("widget", "widgets", WidgetFacts)
+    with pytest.raises(TypeError, match="widget 'f'.*colour"):
+        reg.register(name="f", colour="red")(lambda: 1)
 
 
 def test_duplicate_name_is_an_error():
-    reg = Registry("widget", "widgets")
+    reg = Registry("widget", "widgets", WidgetFacts)
     reg.register(lambda: 1, name="a")
     with pytest.raises(RegistryError, match="duplicate widget name 'a'"):
         reg.register(lambda: 2, name="a")
@@ -62,37 +80,46 @@ def plugin(tmp_path, monkeypatch):
     pkg = tmp_path / "tiny_distill_plugin.py"
     pkg.write_text(textwrap.dedent('''
         import torch.nn.functional as F
-        from distill.losses import DistillationLoss
+        from distill.losses import DistillationLoss, LossFacts
 
         class ScaledCE(DistillationLoss):
-            needs_teacher = False
+            """Twice the cross-entropy (a plugin)."""
+
+            facts = LossFacts(needs_teacher=False)
 
             def parts(self, outputs, targets, teacher_logits=None):
                 cls = outputs[0] if isinstance(outputs, tuple) else outputs
                 loss = 2.0 * F.cross_entropy(cls, targets)
                 return {"loss": loss, "base": loss}
-
-        def scaled_ce(**params):
-            """Twice the cross-entropy (a plugin)."""
-            return ScaledCE(**params)
         '''))
     dist = tmp_path / "tiny_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[distill.losses]\nscaled_ce = tiny_distill_plugin:scaled_ce\n")
+        "[distill.losses]\nscaled_ce = tiny_distill_plugin:ScaledCE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(LOSSES, "_loaded", False)
+    LOSSES.refresh()  # the entry points of the distribution installed just now
     yield "scaled_ce"
     LOSSES.unregister("scaled_ce")
     sys.modules.pop("tiny_distill_plugin", None)
 
 
-def test_entry_point_plugin_is_listed_and_used(plugin, cli, smoke, tmp_path):
+def test_entry_point_plugin_is_listed_and_used(plugin, cli, smoke, tmp_path, monkeypatch):
+    """A plugin loss is one class with its facts: declared `needs_teacher=False`, the run
+    builds no teacher although the recipe names one."""
+    import importlib
+
     import torch
 
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("a teacher was built for a loss that needs none")
+
+    trainer = importlib.import_module("distill.engine.train")  # the module, not the function
+    monkeypatch.setattr(trainer, "build_teacher_for", no_teacher)
+
     assert plugin in LOSSES.names()
-    assert LOSSES.tags(plugin)["plugin"] == "tiny_distill_plugin:scaled_ce"
+    assert LOSSES.entry(plugin).source == "plugin tiny_distill_plugin:ScaledCE"
+    assert LOSSES.facts(plugin).needs_teacher is False  # declared on the class, read as is
     loss = LOSSES.build(plugin)
     logits, y = torch.randn(4, 10), torch.tensor([1, 2, 3, 4])
     assert torch.allclose(loss(logits, y), 2 * torch.nn.functional.cross_entropy(logits, y))
@@ -110,3 +137,4 @@ def test_entry_point_plugin_is_listed_and_used(plugin, cli, smoke, tmp_path):
 
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["loss"] == plugin
+    assert summary["teacher"] is None and "teacher_top1" not in summary

@@ -17,7 +17,7 @@ TINY = {"deit": dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads
 
 
 def tiny(name: str, **extra) -> torch.nn.Module:
-    family = STUDENTS.tags(name)["family"]
+    family = STUDENTS.facts(name).family
     return build_student(name, num_classes=7, in_chans=3, **{**TINY[family], **extra})
 
 

@@ -38,7 +38,7 @@ def test_live_teacher_renormalises_resizes_and_runs_frozen():
                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                     input_size=(3, 56, 56))
     x = torch.randn(2, 1, 28, 28)
-    logits = t.targets(x)
+    logits = t(x)
     assert logits.shape == (2, 10) and logits.dtype == torch.float32
     assert probe.grad_enabled is False and not probe.training
     seen = probe.seen
@@ -57,7 +57,7 @@ def test_identity_normalisation_is_skipped_exactly():
     t = LiveTeacher(probe, adapter="python", name="p", student=RGB32, mean=RGB32.mean,
                     std=RGB32.std, input_size=(3, 32, 32))
     x = torch.randn(2, 3, 32, 32)
-    t.targets(x)
+    t(x)
     assert torch.equal(probe.seen, x)
 
 
@@ -82,7 +82,7 @@ def test_timm_teacher_with_local_weights(tmp_path):
     x = torch.randn(2, 1, 28, 28)
     src.eval()
     with torch.no_grad():
-        assert torch.allclose(t.targets(x), src(t.adapt(x)), atol=1e-5)
+        assert torch.allclose(t(x), src(t.adapt(x)), atol=1e-5)
 
 
 def test_timm_teacher_refuses_weights_that_do_not_fit(tmp_path):
@@ -95,22 +95,22 @@ def test_timm_teacher_refuses_weights_that_do_not_fit(tmp_path):
 
 def test_unknown_timm_model_suggests():
     with pytest.raises(UsageError, match="did you mean 'regnety_160'"):
-        TEACHERS.tags("timm")["check"]("regnety160")
+        TEACHERS.facts("timm").check("regnety160")
 
 
 def test_torchvision_teacher():
     t = build_teacher("torchvision:resnet18", student=RGB32, kwargs={"num_classes": 10},
                       input_size=64)
     assert t.spec.num_classes == 10 and t.spec.input_size == (3, 64, 64)
-    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UsageError, match="did you mean"):
-        TEACHERS.tags("torchvision")["check"]("resnet_18")
+        TEACHERS.facts("torchvision").check("resnet_18")
 
 
 def test_python_teacher_and_its_errors():
     t = build_teacher("python:tests.plugins.user_teacher:make", student=RGB32)
     assert t.spec.input_size == (3, 32, 32) and t.spec.mean == RGB32.mean
-    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UsageError, match="not an nn.Module"):
         build_teacher("python:tests.plugins.user_teacher:not_a_model", student=RGB32)
     with pytest.raises(UsageError, match="no callable 'missing'"):
@@ -134,7 +134,7 @@ def test_checkpoint_teacher_from_a_run(tmp_path):
     assert t.spec.mean == (0.3,) and t.spec.input_size == (1, 28, 28)
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
-        assert torch.allclose(t.targets(x), model(t.adapt(x)), atol=1e-5)
+        assert torch.allclose(t(x), model(t.adapt(x)), atol=1e-5)
     with pytest.raises(UsageError, match="no trained model"):
         build_teacher(f"checkpoint:{tmp_path / 'nope'}", student=GRAY28)
 
@@ -185,8 +185,8 @@ def write_run(folder) -> None:
 
 
 @pytest.mark.parametrize("adapter", [n for n in TEACHERS.names()  # `cache`: test_cache.py
-                                     if "plugin" not in TEACHERS.tags(n)
-                                     and not TEACHERS.tags(n).get("cached")])
+                                     if not TEACHERS.entry(n).source.startswith("plugin ")
+                                     and not TEACHERS.facts(n).cached])
 def test_every_registered_teacher_adapter(adapter, tmp_path):
     """Every adapter builds a Teacher with a full spec (a new one needs an example here)."""
     assert adapter in EXAMPLES, f"add an example spec for the '{adapter}' teacher adapter"
@@ -195,4 +195,4 @@ def test_every_registered_teacher_adapter(adapter, tmp_path):
     t = build_teacher(spec.format(tmp=tmp_path), student=RGB32, kwargs=kwargs, input_size=32)
     assert isinstance(t, Teacher) and t.spec.adapter == adapter
     assert len(t.spec.weights_sha256) == 64 and t.spec.num_classes == 10
-    assert t.targets(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)

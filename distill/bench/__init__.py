@@ -7,13 +7,12 @@ engine (`run`), and writes its tables and plot (`results`, `plot`). `distill spe
 own `TokenDistillationTask` in one process.
 """
 
-from .cells import PAPER_LOSS_SETTINGS, Cell, plan_cells, student_for, teacher_slug
+from .cells import Cell, paper_settings, plan_cells, student_for, teacher_slug
 from .plot import accuracy_vs_throughput
 from .results import aggregate, table3_markdown, write_results
 from .run import BenchReporter, CacheUse, cell_row, model_gflops, run_cells
 
 __all__ = [
-    "PAPER_LOSS_SETTINGS",
     "BenchReporter",
     "CacheUse",
     "Cell",
@@ -21,6 +20,7 @@ __all__ = [
     "aggregate",
     "cell_row",
     "model_gflops",
+    "paper_settings",
     "plan_cells",
     "run_cells",
     "student_for",

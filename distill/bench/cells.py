@@ -18,15 +18,12 @@ from distill.errors import UsageError
 from distill.recipe import Recipe, load_recipe, parse_yaml
 from distill.registry import LOSSES
 
-__all__ = ["PAPER_LOSS_SETTINGS", "Cell", "plan_cells", "student_for", "teacher_slug"]
+__all__ = ["Cell", "paper_settings", "plan_cells", "student_for", "teacher_slug"]
 
-# What the paper trains each strategy with, when the bench's recipe is about another loss.
-PAPER_LOSS_SETTINGS: dict[str, list[str]] = {
-    "none": [],
-    "soft": ["loss.alpha=0.1", "loss.tau=3.0"],
-    "hard": ["loss.alpha=0.5", "loss.tau=1.0"],
-    "token": ["loss.alpha=0.5", "loss.tau=1.0", "loss.target=hard"],
-}
+def paper_settings(loss: str) -> list[str]:
+    """The paper's settings of `loss` as `--set` overrides (its `LossFacts.paper`), given to
+    a cell when the bench's recipe is about another loss."""
+    return [f"loss.{key}={value}" for key, value in LOSSES.facts(loss).paper.items()]
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ def student_for(loss: str, student: str) -> str | None:
     built like `student`; None if there is no such counterpart."""
     from students import describe
 
-    wants_dist = LOSSES.tags(loss).get("heads", "cls") == "dist"
+    wants_dist = LOSSES.facts(loss).heads == "dist"
     if describe(student).distilled == wants_dist:
         return student
     other = _counterpart(student, wants_dist)
@@ -82,7 +79,7 @@ def student_for(loss: str, student: str) -> str | None:
 def _fits(loss: str, student: str) -> bool:
     from students import describe
 
-    wants_dist = LOSSES.tags(loss).get("heads", "cls") == "dist"
+    wants_dist = LOSSES.facts(loss).heads == "dist"
     return describe(student).distilled == wants_dist
 
 
@@ -134,15 +131,17 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
             one = student_for(loss, base.student.name)
             if one is None:
                 raise UsageError(f"--losses: '{loss}' needs a student "
-                                 f"{'with' if loss == 'token' else 'without'} a distillation "
+                                 f"{'with' if LOSSES.facts(loss).heads == 'dist' else 'without'}"
+                                 " a distillation "
                                  f"token and '{base.student.name}' has no such counterpart; "
                                  "pass --students")
             fit = [one]
-        needs_teacher = LOSSES.tags(loss).get("needs_teacher", True)
+        facts = LOSSES.facts(loss)
+        needs_teacher = facts.needs_teacher
         if needs_teacher and not teacher_specs:
             raise UsageError(f"--teachers: loss '{loss}' needs a teacher and the recipe names "
                              "none; pass --teachers timm:<model>,checkpoint:<run dir>,…")
-        defaults = [] if loss == recipe_loss else PAPER_LOSS_SETTINGS.get(loss, [])
+        defaults = [] if loss == recipe_loss else paper_settings(loss)
         for teacher in (teacher_specs if needs_teacher else [None]):
             for student in fit:
                 for seed in seed_list:

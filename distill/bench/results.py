@@ -21,13 +21,11 @@ from distill.checkpoint import atomic_write_text
 
 __all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "table3_markdown", "write_results"]
 
-CELL_FIELDS = ["loss", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
+CELL_FIELDS = ["loss", "method", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
                "teacher_top1", "params", "gflops", "train_images_per_s", "eval_images_per_s",
                "infer_images_per_s", "wall_time_s", "epochs", "device_name", "precision", "run_dir"]
 AGGREGATED = ["top1", "top1_cls", "top1_dist", "teacher_top1", "train_images_per_s",
               "eval_images_per_s", "infer_images_per_s", "wall_time_s"]
-_METHOD = {"none": "no distillation", "soft": "usual distillation, soft",
-           "hard": "usual distillation, hard", "token": "DeiT⚗ distillation token, hard"}
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -42,10 +40,12 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (loss, teacher, student): seeds, and mean/std of each measured field."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["loss"], row["teacher"], row["student"]), []).append(row)
+        key = (row["loss"], row.get("method"), row["teacher"], row["student"])
+        groups.setdefault(key, []).append(row)
     out = []
-    for (loss, teacher, student), members in groups.items():
-        entry: dict[str, Any] = {"loss": loss, "teacher": teacher, "student": student,
+    for (loss, _, teacher, student), members in groups.items():
+        entry: dict[str, Any] = {"loss": loss, "method": members[0].get("method") or loss,
+                                 "teacher": teacher, "student": student,
                                  "seeds": [m["seed"] for m in members],
                                  "params": members[0]["params"],
                                  "gflops": members[0]["gflops"]}
@@ -73,10 +73,9 @@ def table3_markdown(agg: Sequence[dict[str, Any]]) -> str:
         _pm(tops[t]) if tops[t] else "–" for t in cols) + " |")
     by_method: dict[tuple[str, str], dict[str | None, dict[str, Any]]] = {}
     for a in agg:
-        by_method.setdefault((a["loss"], a["student"]), {})[a["teacher"]] = a
-    for (loss, student), per_teacher in by_method.items():
-        method = _METHOD.get(loss, loss)
-        if loss == "token":
+        by_method.setdefault((a["method"], a["student"]), {})[a["teacher"]] = a
+    for (method, student), per_teacher in by_method.items():
+        if any(a["top1_dist"]["mean"] is not None for a in per_teacher.values()):  # two heads
             for head, label in (("top1_cls", "class head"), ("top1_dist", "distillation head"),
                                 ("top1", "both heads")):
                 lines.append(f"| {method}: {label} | {student} | " + " | ".join(

@@ -25,6 +25,7 @@ from distill.engine.cache_build import build_cache
 from distill.engine.train import RESUME_FREE_FIELDS, recipe_diff
 from distill.errors import UsageError
 from distill.recipe import Recipe, check_paths, parse_yaml, recipe_from_dict
+from distill.registry import LOSSES
 
 from .cells import Cell, teacher_slug
 
@@ -122,7 +123,9 @@ def model_images_per_s(recipe: Recipe, min_seconds: float = 1.0) -> float:
 def cell_row(cell: Cell, summary: dict[str, Any]) -> dict[str, Any]:
     """One line of results.json: what the cell is and what it measured."""
     return {
-        "loss": cell.loss, "teacher": cell.teacher, "student": cell.student, "seed": cell.seed,
+        "loss": cell.loss, "method": LOSSES.facts(cell.loss).label(cell.loss,
+                                                                   cell.recipe.loss.target),
+        "teacher": cell.teacher, "student": cell.student, "seed": cell.seed,
         "top1": summary.get("top1"), "top1_cls": summary.get("top1_cls"),
         "top1_dist": summary.get("top1_dist"), "teacher_top1": summary.get("teacher_top1"),
         "params": summary.get("params"), "gflops": model_gflops(cell.recipe),

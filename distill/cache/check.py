@@ -21,8 +21,11 @@ def run_mixing(recipe: Any) -> str | None:
 
 
 def needs_soft_targets(loss: Any) -> bool:
-    """Whether a loss reads the teacher's distribution, not only its argmax."""
-    return loss.name == "soft" or (loss.name == "token" and loss.target == "soft")
+    """Whether a recipe's loss section reads the teacher's distribution, not only its argmax
+    (the loss's `LossFacts.soft_targets`)."""
+    from distill.registry import LOSSES
+
+    return LOSSES.facts(loss.name).wants_soft_targets(loss.target)
 
 
 def _show(value: Any) -> str:

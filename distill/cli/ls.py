@@ -61,14 +61,13 @@ def list_parts(
     if source is None:
         for name in registry.names(pattern):
             entry = registry.entry(name)
-            tags = entry.tags
             desc = _doc(entry.fn)
             if kind is Kind.teachers:
                 name = f"{name}:<...>"
-            if kind is Kind.students:
-                desc = f"{'distilled ' if tags.get('distilled') else ''}{desc}"
-            if tags.get("plugin"):
-                desc += f" [plugin {tags['plugin']}]"
+            if kind is Kind.students and entry.facts.distilled:
+                desc = f"distilled {desc}"
+            if entry.source.startswith("plugin "):
+                desc += f" [{entry.source}]"
             table.add_row(name, desc)
     models: list[str] = []
     if pattern and kind in (Kind.teachers, Kind.students):

@@ -12,6 +12,7 @@ from torch import nn
 from distill.checkpoint import describe_misfit, load_weights
 from distill.errors import UsageError
 from distill.recipe import Recipe
+from teachers.base import Teacher, is_convnet
 
 __all__ = ["Runtime", "build_student_for", "build_teacher_for", "is_convnet", "resolve_runtime"]
 
@@ -52,11 +53,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def is_convnet(model: nn.Module) -> bool:
-    """More than one 2-D convolution: a convnet (a ViT has just its patch embedding)."""
-    return sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1
 
 
 def resolve_runtime(recipe: Recipe, *, distributed: str | None = None) -> Runtime:
@@ -124,33 +120,25 @@ def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.M
     return model
 
 
-def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False):
-    """The recipe's teacher on the run's device (channels_last for convnets on CUDA); its
-    logit cache instead when the recipe names one (`teacher.cache`, `cache:<dir>`), unless
-    `live`."""
-    from teachers import StudentInput, build_teacher
+def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False) -> Teacher:
+    """The recipe's teacher, placed on the run's device (channels_last for convnets on CUDA
+    unless `run.channels_last` says otherwise, compiled with `run.compile`); its logit cache
+    when the recipe reads one (`teacher.cache`, or a `cache:` adapter), unless `live`."""
+    from teachers import StudentInput, TeacherContext, TeacherOptions, TeacherRef, build_teacher
 
     t, d = recipe.teacher, recipe.data
-    if not live and (t.cache is not None or (t.name or "").startswith("cache:")):
-        from teachers.cache import open_cache
-
-        return open_cache(t.cache if t.cache is not None else t.name.partition(":")[2],
-                          recipe=recipe, world_size=rt.world_size)
+    ref = TeacherRef.of(t, live=live)
+    if ref is None:
+        raise UsageError("teacher.name: this run has no teacher")
+    if live and ref.cached:
+        raise UsageError(f"teacher.name: a live teacher is needed here, not a cache (got "
+                         f"'{t.name}'); name the teacher: timm:<model>, checkpoint:<run>, …")
     student = StudentInput(mean=tuple(d.mean), std=tuple(d.std), in_chans=d.in_chans,
                            img_size=d.img_size, num_classes=d.num_classes)
     from distill.data import derive_seed
 
     torch.manual_seed(derive_seed(recipe.run.seed, "teacher"))  # a random teacher is reproducible
-    teacher = build_teacher(t.name, student=student, pretrained=t.pretrained, weights=t.weights,
-                            kwargs=t.kwargs, mean=t.mean, std=t.std, input_size=t.input_size,
-                            interpolation=t.interpolation)
-    if isinstance(teacher, nn.Module):
-        teacher = teacher.to(rt.device)
-        model = getattr(teacher, "model", None)
-        wants_cl = recipe.run.channels_last
-        if model is not None and (wants_cl or (wants_cl is None and rt.device.type == "cuda"
-                                              and is_convnet(model))):
-            teacher.use_channels_last()
-        if recipe.run.compile and hasattr(teacher, "compile"):
-            teacher.compile()
-    return teacher
+    teacher = build_teacher(ref, context=TeacherContext(student, recipe, rt.world_size),
+                            options=TeacherOptions.of(t))
+    return teacher.place(rt.device, channels_last=recipe.run.channels_last,
+                         compile=recipe.run.compile)

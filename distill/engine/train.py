@@ -31,6 +31,7 @@ from distill.errors import RunError, UsageError
 from distill.losses import build as build_loss
 from distill.recipe import Recipe, check_paths, dump_recipe
 from distill.registry import LOSSES
+from teachers import Teacher, TeacherRef
 
 from . import dist
 from .evaluate import autocast, evaluate_model, evaluate_teacher
@@ -117,14 +118,13 @@ class _Trainer:
     def __init__(self, recipe: Recipe, out: Path, rt: Runtime, reporter: Reporter):
         self.recipe, self.out, self.rt, self.reporter = recipe, out, rt, reporter
         r = recipe
-        self.teacher = None
-        needs_teacher = LOSSES.tags(r.loss.name).get("needs_teacher", True)
-        if r.teacher.name is not None and needs_teacher:
+        self.teacher: Teacher | None = None
+        if r.teacher.name is not None and LOSSES.facts(r.loss.name).needs_teacher:
             self.teacher = build_teacher_for(r, rt)
         elif r.teacher.name is not None:
             reporter.note(f"loss '{r.loss.name}' uses no teacher: '{r.teacher.name}' is not built")
-        for text in getattr(self.teacher, "notes", ()):  # what a teacher wants the user to know
-            reporter.note(text)
+        for text in self.teacher.notes if self.teacher is not None else ():
+            reporter.note(text)  # what a teacher wants the user to know
         # A cached teacher checks itself against the data and attaches its rows to it here.
         prepare = self.teacher.prepare if self.teacher is not None else None
         self.data: Data = build_data(r.data, r.augment, r.run.seed,
@@ -286,10 +286,9 @@ class _Trainer:
                  if "top1" in last else self.evaluate())
         summary: dict[str, Any] = dict(final)
         summary["teacher"] = self.recipe.teacher.name if self.teacher is not None else None
-        if hasattr(self.teacher, "val_top1"):  # a cache: its build measured the teacher
-            if self.teacher.val_top1 is not None:
-                summary["teacher_top1"] = self.teacher.val_top1
-        elif self.teacher is not None:
+        if self.teacher is not None and self.teacher.val_top1 is not None:
+            summary["teacher_top1"] = self.teacher.val_top1  # e.g. a cache's build measured it
+        elif self.teacher is not None and not TeacherRef.of(self.recipe.teacher).cached:
             t = evaluate_teacher(self.teacher, self.data.val_loader, self.rt.device, self.rt.dtype,
                                  self.reduce)
             summary["teacher_top1"] = t["top1"]
