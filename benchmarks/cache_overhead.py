@@ -50,7 +50,7 @@ def main() -> None:
             for _, _batch in zip(range(args.batches), it):
                 pass
             rates[name].append(args.batches * r.data.batch_size / (time.perf_counter() - t0))
-    reader = cached.train.targets
+    reader = cached.train.rows
     t0 = time.perf_counter()
     for i in range(args.reads):
         reader(0, i % len(cached.train), i % len(cached.train))
@@ -62,7 +62,7 @@ def main() -> None:
     decode_ms = (time.perf_counter() - t0) / 200 * 1e3
     print(json.dumps({
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "date": datetime.date.today().isoformat(), "device": rt.describe(),
+        "date": datetime.date.today().isoformat(), "device": rt.summary(),
         "batch_size": r.data.batch_size, "num_workers": r.data.num_workers,
         "reader_us_per_row": reader_us, "loader_images_per_s": rates,
         "loader_median": {k: statistics.median(v) for k, v in rates.items()},

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from distill.data import build_train_dataset  # noqa: E402
 from distill.engine import build_teacher_for, resolve_runtime, train  # noqa: E402
 from distill.engine.cache_build import build_cache  # noqa: E402
-from distill.engine.evaluate import autocast  # noqa: E402
+from distill.engine.runtime import autocast  # noqa: E402
 from distill.recipe import load_recipe  # noqa: E402
 
 
@@ -69,12 +69,12 @@ def pure_inference(recipe, batches: int) -> float:
     xs = [torch.stack([ds[i][0] for i in range(k * b, (k + 1) * b)]).to(rt.device)
           for k in range(batches)]
     with autocast(rt.device, rt.dtype):
-        teacher.targets(xs[0])  # warm-up
+        teacher(xs[0])  # warm-up (a live teacher called on images)
         if rt.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for x in xs:
-            teacher.targets(x)
+            teacher(x)
         if rt.device.type == "cuda":
             torch.cuda.synchronize()
     return len(xs) * b / (time.perf_counter() - t0)
@@ -100,7 +100,7 @@ def main() -> None:
     token = load_recipe(ROOT / args.recipe, sets, teacher=args.teacher)
     res: dict = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
                  "date": datetime.date.today().isoformat(),
-                 "device": resolve_runtime(token).describe(), "torch_threads":
+                 "device": resolve_runtime(token).summary(), "torch_threads":
                  torch.get_num_threads(), "train_limit": args.train_limit}
 
     print("pure inference", flush=True)

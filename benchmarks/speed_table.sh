@@ -13,3 +13,4 @@ for size in tiny small base; do
     --student "deit_${size}_distilled_patch16_224" --set run.compile=true \
     --out "$out/deit_${size}.json" "$@"
 done
+python "$here/speed_goals.py" "$out"/deit_*.json | tee "$out/goals.txt"

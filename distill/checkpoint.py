@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from safetensors.torch import load_file, save
 from distill.errors import UsageError
 
 __all__ = [
+    "FORMAT",
+    "REQUIRED_METADATA",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -37,11 +39,15 @@ __all__ = [
     "save_state",
     "save_weights",
     "state_dict_sha256",
+    "weights_metadata",
 ]
 
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+
+# The weights file's own metadata (safetensors header): how to rebuild the model and what
+# it takes as input. `weights_metadata` writes it; `checkpoint:` teachers read it back.
+FORMAT = "deit-distill/1"
+REQUIRED_METADATA = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
 
 
 @contextlib.contextmanager
@@ -49,9 +55,14 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary sibling of `path`; on success fsync it and rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:  # a fresh name; created 0666 less the umask, as open() would create `path`
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -106,6 +117,30 @@ def save_weights(path: str | Path, state: Mapping[str, torch.Tensor],
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def weights_metadata(model: torch.nn.Module, recipe: Any, epoch: int) -> dict[str, Any]:
+    """What a run's safetensors file says about itself: how to rebuild the model (its
+    `distill_model`/`distill_kwargs`, and `timm_model`/`timm_kwargs` where timm can build
+    it), what it eats (`mean`, `std`, `img_size`, `in_chans`, `num_classes`,
+    `interpolation`) and after which epoch it was written."""
+    d = recipe.data
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "distill_model": getattr(model, "distill_model", recipe.student.name),
+        "distill_kwargs": getattr(model, "distill_kwargs", {}),
+        "mean": list(d.mean),
+        "std": list(d.std),
+        "img_size": str(d.img_size),
+        "in_chans": str(d.in_chans),
+        "num_classes": str(d.num_classes),
+        "interpolation": d.interpolation,
+        "epoch": str(epoch),
+    }
+    if getattr(model, "timm_model", ""):
+        meta["timm_model"] = model.timm_model
+        meta["timm_kwargs"] = model.timm_kwargs
+    return meta
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

@@ -3,8 +3,8 @@
 Every loss is an `nn.Module` class registered in `LOSSES` by one decorator, its facts
 (heads, teacher, soft targets, the paper's settings: `LossFacts`) declared on the class;
 it is built by name, `build(name, **params)`, with
-`forward(outputs, targets, teacher_logits) -> Tensor`. `outputs` is the student's logits
-(a tensor) or its `(cls, dist)` pair; `targets` are class indices or, after mixup/cutmix,
+`forward(outputs, labels, teacher_logits) -> Tensor`. `outputs` is the student's logits
+(a tensor) or its `(cls, dist)` pair; `labels` are class indices or, after mixup/cutmix,
 a B×C float tensor of soft targets; `teacher_logits` are the teacher's B×C logits, live
 or replayed from a cache. A loss never calls a model. `parts(...)` returns the total and
 each term, for logging.
@@ -39,7 +39,6 @@ __all__ = [
     "TokenLoss",
     "base_loss",
     "build",
-    "facts",
     "hard_distillation",
     "soft_distillation",
 ]
@@ -47,11 +46,12 @@ __all__ = [
 Outputs = Tensor | tuple[Tensor, Tensor]
 
 
-def base_loss(logits: Tensor, targets: Tensor, smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy on class indices (with label smoothing) or on soft targets."""
-    if targets.is_floating_point():
-        return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-    return F.cross_entropy(logits.float(), targets, label_smoothing=smoothing)
+def base_loss(logits: Tensor, labels: Tensor, smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of B×C `logits` on B class indices (with label smoothing) or on B×C
+    soft labels (mixup/cutmix)."""
+    if labels.is_floating_point():
+        return torch.sum(-labels * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+    return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
 
 
 def soft_distillation(student: Tensor, teacher: Tensor, tau: float,
@@ -104,11 +104,11 @@ class DistillationLoss(nn.Module):
     def distill_term(self, cls: Tensor, dist: Tensor | None, teacher: Tensor) -> Tensor:
         raise NotImplementedError  # each strategy defines its own term
 
-    def parts(self, outputs: Outputs, targets: Tensor,
+    def parts(self, outputs: Outputs, labels: Tensor,
               teacher_logits: Tensor | None = None) -> dict[str, Tensor]:
         """The total loss and each term: `loss`, `base`, and `distill` where there is one."""
         cls, dist = _split(outputs)
-        base = base_loss(cls, targets, self.smoothing)
+        base = base_loss(cls, labels, self.smoothing)
         if not self.facts.needs_teacher:
             return {"loss": base, "base": base}
         if teacher_logits is None:
@@ -117,9 +117,9 @@ class DistillationLoss(nn.Module):
         total = (1.0 - self.alpha) * base + self.alpha * distill
         return {"loss": total, "base": base, "distill": distill}
 
-    def forward(self, outputs: Outputs, targets: Tensor,
+    def forward(self, outputs: Outputs, labels: Tensor,
                 teacher_logits: Tensor | None = None) -> Tensor:
-        return self.parts(outputs, targets, teacher_logits)["loss"]
+        return self.parts(outputs, labels, teacher_logits)["loss"]
 
     def extra_repr(self) -> str:
         return (f"alpha={self.alpha}, tau={self.tau}, smoothing={self.smoothing}, "
@@ -178,7 +178,3 @@ def build(name: str, **params: Any) -> nn.Module:
     """Build the loss registered as `name` (`none`, `soft`, `hard`, `token`, or a plugin's)."""
     return LOSSES.build(name, **params)
 
-
-def facts(name: str) -> LossFacts:
-    """The facts of the loss registered as `name` (its kind's defaults for a bare plugin)."""
-    return LOSSES.facts(name)

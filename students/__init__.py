@@ -1,40 +1,31 @@
 """Student backbones: the DeiT family (class token, or class + distillation token), small
 ResNets for low-resolution data, and any timm model as `timm:<name>`.
 
-`build_student(name, **kwargs)` is the one way the engine makes a student; `describe`
-says what a name is (distilled or not, timm-loadable or not) without building it.
+`build_student(name, **kwargs)` is the one way the engine makes a student; `student_facts`
+says what a name is (distilled or not, its family) without building it: a registered
+student's `StudentFacts`, declared with it, or those of a `timm:<model>`.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
 from distill.errors import UsageError
-from distill.registry import STUDENTS, suggest
+from distill.registry import STUDENTS, StudentFacts, suggest
 
 from .deit import DeiT, adapt_deit_state
 from .resnet import CifarResNet
 
-__all__ = ["CifarResNet", "DeiT", "StudentInfo", "adapt_deit_state", "build_student",
-           "check_kwargs", "describe"]
+__all__ = ["CifarResNet", "DeiT", "adapt_deit_state", "build_student", "check_kwargs",
+           "student_facts"]
 
 TIMM_PREFIX = "timm:"
 
 
-@dataclass(frozen=True)
-class StudentInfo:
-    """What a student name stands for, known before building it."""
-
-    name: str
-    distilled: bool
-    family: str
-
-
-def describe(name: str) -> StudentInfo:
+def student_facts(name: str) -> StudentFacts:
     """Facts about a student name; an unknown name raises with the closest names."""
     if name.startswith(TIMM_PREFIX):
         import timm
@@ -44,9 +35,8 @@ def describe(name: str) -> StudentInfo:
             close = suggest(model, timm.list_models())
             hint = f"; did you mean {', '.join(repr(TIMM_PREFIX + c) for c in close)}?" if close else ""
             raise UsageError(f"unknown timm model '{model}'{hint}")
-        return StudentInfo(name, "distilled" in model, "timm")
-    facts = STUDENTS.facts(name)
-    return StudentInfo(name, facts.distilled, facts.family)
+        return StudentFacts(distilled="distilled" in model, family="timm")
+    return STUDENTS.facts(name)
 
 
 def build_student(name: str, **kwargs: Any) -> nn.Module:
@@ -55,7 +45,7 @@ def build_student(name: str, **kwargs: Any) -> nn.Module:
     Every student gets `distill_model` and `distill_kwargs` (how to build it again); a
     student timm can load also has `timm_model` and `timm_kwargs`.
     """
-    info = describe(name)
+    info = student_facts(name)
     if info.family == "timm":
         import timm
 

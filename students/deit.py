@@ -14,6 +14,7 @@ returns their average, as DeiT and timm do. `forward_heads` always returns both.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -23,7 +24,15 @@ from torch import nn
 
 from distill.registry import STUDENTS
 
-__all__ = ["DeiT"]
+__all__ = ["DeiT", "builder_args", "shape_problem"]
+
+
+def _grid_problem(img_size: int, patch_size: int) -> str:
+    return f"img_size {img_size} is not a multiple of patch_size {patch_size}"
+
+
+def _heads_problem(dim: int, num_heads: int) -> str:
+    return f"embed_dim {dim} is not divisible by num_heads {num_heads}"
 
 
 class PatchEmbed(nn.Module):
@@ -32,7 +41,7 @@ class PatchEmbed(nn.Module):
     def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int):
         super().__init__()
         if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+            raise ValueError(_grid_problem(img_size, patch_size))
         self.grid = img_size // patch_size
         self.num_patches = self.grid * self.grid
         self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
@@ -45,7 +54,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
+            raise ValueError(_heads_problem(dim, num_heads))
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
@@ -219,10 +228,50 @@ _SIZES = {
 }
 
 
+def _variant_name(size: str, distilled: bool) -> str:
+    return f"deit_{size}_{'distilled_' if distilled else ''}patch16_224"
+
+
 def _variant(size: str, distilled: bool, **kwargs: Any) -> DeiT:
-    name = f"deit_{size}_{'distilled_' if distilled else ''}patch16_224"
     args = dict(patch_size=16, **_SIZES[size])
-    return _create_deit(name, distilled, **{**args, **kwargs})
+    return _create_deit(_variant_name(size, distilled), distilled, **{**args, **kwargs})
+
+
+_VARIANTS = {_variant_name(size, d): (size, d) for size in _SIZES for d in (False, True)}
+
+
+def builder_args(name: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The `DeiT(...)` arguments that the registered student `name` builds with `kwargs`,
+    or None if `name` is not one of this module's variants."""
+    if name not in _VARIANTS or STUDENTS.get(name).__module__ != __name__:
+        return None
+    size, distilled = _VARIANTS[name]
+    defaults = {k: p.default for k, p in inspect.signature(DeiT).parameters.items()}
+    return {**defaults, "patch_size": 16, **_SIZES[size], **kwargs, "distilled": distilled}
+
+
+def shape_problem(args: dict[str, Any]) -> str | None:
+    """What `DeiT(**args)` would refuse, found without building it; None if it builds.
+    Stricter than the constructor on nonsense it would accept: a bool or a size below 1
+    (depth below 0)."""
+    for key in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth",
+                "num_heads"):
+        value = args[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{key} must be an integer (got {value!r})"
+        if value < (0 if key == "depth" else 1):
+            return f"{key} must be {'>= 0' if key == 'depth' else '>= 1'} (got {value})"
+    for key in ("mlp_ratio", "drop_path_rate"):
+        value = args[key]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return f"{key} must be a number (got {value!r})"
+    if args["mlp_ratio"] < 0:
+        return f"mlp_ratio must be >= 0 (got {args['mlp_ratio']})"
+    if args["img_size"] % args["patch_size"]:
+        return _grid_problem(args["img_size"], args["patch_size"])
+    if args["embed_dim"] % args["num_heads"]:
+        return _heads_problem(args["embed_dim"], args["num_heads"])
+    return None
 
 
 @STUDENTS.register(distilled=False, family="deit", signature=DeiT)

@@ -74,7 +74,7 @@ class CachedTeacher(Teacher):
         epochs = self.recipe.schedule.epochs if self.manifest.mode == "replay" else None
         for info in self.manifest.shards_of(epochs):
             check_shard(self.folder / info.file, info, self.recipe.teacher.cache_verify)
-        return dataset.with_targets(CacheReader(self.folder, self.manifest))
+        return dataset.with_rows(CacheReader(self.folder, self.manifest))
 
     def targets(self, batch: Batch) -> torch.Tensor:
         rows = batch.cached

@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill.checkpoint import describe_misfit, file_sha256, load_weights, read_metadata
+from distill.checkpoint import (
+    REQUIRED_METADATA,
+    describe_misfit,
+    file_sha256,
+    load_weights,
+    read_metadata,
+)
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 
 from ._live import live
 from .base import LiveTeacher, TeacherContext, TeacherOptions
-
-REQUIRED = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
 
 
 def resolve(target: str) -> Path:
@@ -40,7 +44,7 @@ def check(target: str) -> None:
 def check_paths(target: str) -> None:
     path = resolve(target)
     meta = read_metadata(path)
-    missing = [k for k in REQUIRED if k not in meta]
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise UsageError(f"'{path}' was not written by `distill train` (metadata lacks "
                          f"{', '.join(missing)})")

@@ -21,16 +21,6 @@ FAST = ["data.options.train_size=64", "data.options.val_size=32", "data.batch_si
         "run.log_every=2"]
 
 
-class Quiet:
-    """A reporter that says nothing (cache builds in tests)."""
-
-    def note(self, text: str) -> None:
-        pass
-
-    def advance(self, *_: object) -> None:
-        pass
-
-
 @dataclass
 class CliResult:
     code: int

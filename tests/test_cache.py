@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from distill.cache import StoreFormat, load_manifest
-from distill.engine import LogReporter, train
-from distill.engine.cache_build import build_cache, live_check
+from distill.engine import LogReporter, Reporter, train
+from distill.engine.cache_build import build_cache
+from distill.engine.cache_verify import live_check
 from distill.errors import RunError, UsageError
 from distill.recipe import load_recipe
-from tests.conftest import FAST, ROOT, SMOKE, Quiet
+from tests.conftest import FAST, ROOT, SMOKE
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def recipe(*sets: str, **shortcuts):
 
 
 def build(out: Path, *sets: str, teacher: str | None = None, **kwargs):
-    return build_cache(recipe(*sets, teacher=teacher), out, reporter=Quiet(), **kwargs)
+    return build_cache(recipe(*sets, teacher=teacher), out, reporter=Reporter(), **kwargs)
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -162,8 +163,8 @@ def test_a_cache_that_does_not_fit_is_refused_before_training(tmp_path, exact_ca
 
 
 def test_an_exact_cache_for_another_world_size_names_the_option(exact_cache):
-    with pytest.raises(UsageError, match=r"holds a cache for 1 training process, not 2; to "
-                       r"finish or reuse it, pass --world-size 1"):
+    with pytest.raises(UsageError, match=r"^out: '.*' holds a cache for 1 training process, "
+                       r"not 2; to finish or reuse it, pass --world-size 1"):
         build(exact_cache, *MIX, store="hard", world_size=2)
 
 
@@ -223,7 +224,7 @@ def test_a_written_shard_is_listed_while_the_next_one_computes(tmp_path):
     out = tmp_path / "cache"
     listed: list[tuple[int, int]] = []  # (shard being computed, shards listed), second batch
 
-    class Watch(Quiet):
+    class Watch(Reporter):
         calls = 0
 
         def advance(self, *_: object) -> None:
@@ -286,7 +287,7 @@ def test_build_killed_at_any_point_resumes_to_identical_contents(tmp_path):
 def test_a_different_build_into_the_same_directory_is_refused(tmp_path):
     cache = tmp_path / "cache"
     build(cache, store="hard")
-    with pytest.raises(UsageError, match="holds a different cache.*store"):
+    with pytest.raises(UsageError, match="^out: '.*' holds a different cache.*store"):
         build(cache, store="full")
     assert build(cache, store="hard").images == 0  # complete: nothing to do
     dry = build(tmp_path / "dry", store="hard", dry_run=True)
@@ -371,12 +372,12 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, cli):
 def test_each_row_is_computed_once_in_the_batch_that_trains_on_it(world, repeats):
     """Per-sample rows are positions in the epoch's global order; with exact mixing for W
     processes, row r + W·j is slot j of rank r, computed in rank r's own batch and step."""
+    from distill.cache import RowLayout
     from distill.data import ReplaySampler
-    from distill.engine.cache_build import _Layout
 
     size, b = 50, 4
     sampler = ReplaySampler(size, 7, repeats=repeats)
-    layout = _Layout(sampler, b, world)
+    layout = RowLayout(sampler, b, world)
     w = world or 1
     per_rank = len(ReplaySampler(size, 7, repeats=repeats, num_replicas=w))
     rows = w * (per_rank // b * b) if world else len(sampler)
@@ -407,7 +408,7 @@ def test_ranks_that_do_not_see_rank_0s_output_directory_stop_the_build_first(tmp
     """Under torchrun on several nodes: before any work, every rank reads the token rank 0
     wrote in --out; ranks on a node with its own disk do not find it, and all ranks stop."""
     from distill.engine import dist
-    from distill.engine.cache_build import TOKEN, _prepare_out
+    from distill.engine.cache_dist import TOKEN, prepare_out
 
     m = build(tmp_path / "first", store="hard").manifest
     seen = {}
@@ -417,9 +418,9 @@ def test_ranks_that_do_not_see_rank_0s_output_directory_stop_the_build_first(tmp
         return [ok, False]
 
     monkeypatch.setattr(dist, "all_gather_object", gather)
-    with pytest.raises(UsageError, match=r"--out: rank\(s\) 1 do not see the '.*out' that "
+    with pytest.raises(UsageError, match=r"^out: rank\(s\) 1 do not see the '.*out' that "
                        "rank 0 writes to; .* every node shares"):
-        _prepare_out(tmp_path / "out", m, main=True)
+        prepare_out(tmp_path / "out", m, main=True)
     assert seen["rank0"] is True and (tmp_path / "out" / TOKEN).exists()
 
 
@@ -427,7 +428,7 @@ def test_shards_rank_0_cannot_see_mean_an_unshared_output_directory(tmp_path):
     """Under torchrun on several nodes, a rank that wrote its shards to a directory rank 0
     does not see (a per-node disk) fails the build, naming the file; nothing is listed."""
     from distill.cache import ShardInfo
-    from distill.engine.cache_build import _merge
+    from distill.engine.cache_dist import merge_ranks
 
     cache = tmp_path / "cache"
     m = build(cache, store="hard").manifest
@@ -436,9 +437,9 @@ def test_shards_rank_0_cannot_see_mean_an_unshared_output_directory(tmp_path):
                           sha256="0" * 64, bytes=100)
     ranks = [{"shards": [], "build_seconds": 1.0},
              {"shards": [elsewhere.model_dump(mode="json")], "build_seconds": 1.0}]
-    with pytest.raises(UsageError, match="rank 1 wrote 'epoch-0001-part-007.safetensors'.*every "
-                       "node shares"):
-        _merge(cache, m, ranks)
+    with pytest.raises(UsageError, match="^out: rank 1 wrote 'epoch-0001-part-007.safetensors'"
+                       ".*every node shares"):
+        merge_ranks(cache, m, ranks)
     assert (cache / "manifest.json").read_text() == before
 
 
@@ -459,6 +460,25 @@ def test_bad_build_options_are_one_line_errors(tmp_path, cli, args, message):
     res = cli("cache", "build", SMOKE, "--out", tmp_path / "c", *args)
     assert res.code == 2 and message in res.err and "Traceback" not in res.err
     assert len(res.err.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs: must be at least 1, got 0"),
+    ({"batch_size": 0}, "batch_size: must be at least 1, got 0"),
+    ({"mode": "live"}, "mode: expected replay or static, got 'live'"),
+    ({"shard_rows": 0}, "shard_rows: must be at least 1, got 0"),
+    ({"world_size": 2}, "world_size: only a cache for exact mixing"),
+    ({"store": "top3"}, "store: expected full, topk:K or hard, got 'top3'"),
+])
+def test_bad_build_arguments_name_the_argument_not_a_flag(tmp_path, kwargs, message):
+    """Below the command line an error names `build_cache`'s argument; the CLI maps it to its
+    flag (the test above)."""
+    from distill.errors import OptionError
+
+    with pytest.raises(OptionError) as err:
+        build(tmp_path / "c", **kwargs)
+    assert str(err.value).startswith(message) and err.value.option == next(iter(kwargs))
+    assert not (tmp_path / "c").exists()
 
 
 def test_recipe_cache_field_is_checked(tmp_path, cli):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.engine import train
-from distill.engine.setup import build_teacher_for, resolve_runtime
+from distill.engine import build_teacher_for, resolve_runtime, train
 from distill.recipe import load_recipe
 from tests.conftest import FAST, SMOKE
 
@@ -43,7 +42,7 @@ def test_runtime_and_teacher_on_cuda():
     assert teacher.channels_last  # a convnet teacher runs channels_last on CUDA
     x = torch.randn(4, 3, 32, 32, device="cuda")
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        logits = teacher.targets(x)
+        logits = teacher(x)  # a live teacher called on images
     assert logits.dtype == torch.float32 and logits.device.type == "cuda"
 
 
@@ -60,7 +59,8 @@ def test_fused_adamw_on_cuda():
 
 def test_cache_build_and_train_on_cuda(tmp_path):
     """Build with exact mixing on the GPU, recompute rows live, train from the cache."""
-    from distill.engine.cache_build import build_cache, live_check
+    from distill.engine.cache_build import build_cache
+    from distill.engine.cache_verify import live_check
 
     sets = [*FAST, "run.device=cuda", "augment.mixup=0.8", "augment.cutmix=1.0"]
     cache = tmp_path / "cache"

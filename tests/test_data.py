@@ -96,6 +96,49 @@ def test_mixer_is_seeded_per_step():
     assert torch.allclose(ya, lam * one + (1 - lam) * one.flip(0), atol=1e-6)
 
 
+MIX_CONFIGS = {  # (mixup alpha, cutmix alpha, mixup_prob): mixup, cutmix, both (switching)
+    "mixup": (0.8, 0.0, 1.0), "cutmix": (0.0, 1.0, 1.0), "both": (0.8, 1.0, 1.0),
+    "both_sometimes": (0.8, 1.0, 0.6),
+}
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+@pytest.mark.parametrize("config", list(MIX_CONFIGS))
+def test_mixer_equals_timm_mixup(mode, config):
+    """Our draws and mixing are timm's `Mixup.__call__`, bit for bit, under the same seeding;
+    λ is the one the targets were mixed with."""
+    from timm.data import Mixup
+    from timm.data.mixup import mixup_target
+
+    alpha, cut, prob = MIX_CONFIGS[config]
+    r = smoke_recipe(f"augment.mixup={alpha}", f"augment.cutmix={cut}",
+                     f"augment.mixup_prob={prob}", "augment.switch_prob=0.5",
+                     f"augment.mixup_mode={mode}")
+    timm_mix = Mixup(mixup_alpha=alpha, cutmix_alpha=cut, prob=prob, switch_prob=0.5, mode=mode,
+                     label_smoothing=0.1, num_classes=10)
+    g = torch.Generator().manual_seed(0)
+    unmixed = 0
+    for seed in (0, 1, 7):
+        mix = Mixer(r.augment, 10, smoothing=0.1, seed=seed)
+        for epoch, step, rank in ((0, 0, 0), (0, 1, 0), (1, 5, 0), (2, 3, 1), (3, 11, 2)):
+            x = torch.randn(6, 3, 12, 10, generator=g)  # not square: rows and columns differ
+            y = torch.randint(0, 10, (6,), generator=g)
+            ours, y_ours, lam = mix(x.clone(), y, epoch, step, rank)
+            with seeded(seed, "mix", epoch, step, rank):
+                theirs, y_theirs = timm_mix(x.clone(), y)
+            assert torch.equal(ours, theirs) and torch.equal(y_ours, y_theirs)
+            assert torch.equal(y_ours, mixup_target(y, 10, lam, 0.1))
+            if mode == "batch":
+                assert isinstance(lam, float)
+                unmixed += lam == 1.0
+            else:
+                assert lam.shape == (6, 1) and lam.dtype == x.dtype
+                if mode == "pair":  # a pair shares its λ
+                    assert torch.equal(lam, lam.flip(0))
+    if prob < 1 and mode == "batch":
+        assert unmixed > 0  # the mixup_prob draw left some batches alone
+
+
 def test_synthetic_is_seeded_and_learnable_shape():
     a, b = synthetic("train", train_size=20), synthetic("train", train_size=20)
     assert np.array_equal(a.images, b.images) and a.num_classes == 10
@@ -244,7 +287,8 @@ DATASET_FIXTURES = {
 }
 
 
-@pytest.mark.parametrize("name", [n for n in DATASETS.names() if "plugin" not in DATASETS.tags(n)])
+@pytest.mark.parametrize("name", [n for n in DATASETS.names()
+                                  if not DATASETS.entry(n).source.startswith("plugin ")])
 def test_every_registered_dataset(name, tmp_path):
     """Each built-in dataset yields (PIL image, int) with its class count (a new one needs a
     fixture here, as timm's tests walk its model registry)."""

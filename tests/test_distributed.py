@@ -16,10 +16,11 @@ import torch
 
 from distill.cache import load_manifest, progress_files, progress_name, save_manifest
 from distill.checkpoint import load_weights
+from distill.engine import Reporter
 from distill.errors import UsageError
 from distill.recipe import load_recipe
 
-from .conftest import ROOT, SMOKE, Quiet, run_distill
+from .conftest import ROOT, SMOKE, run_distill
 
 pytestmark = pytest.mark.integration
 
@@ -232,7 +233,7 @@ def test_exact_mixing_cache_for_two_processes_trains_like_the_live_teacher(tmp_p
     sets = [*CACHE_SETS, *MIX, "schedule.epochs=1"]
     cache = tmp_path / "cache"
     alone = load_recipe(SMOKE, [s for s in sets if not s.startswith("run.threads")])
-    build_cache(alone, cache, store="hard", shard_rows=32, world_size=2, reporter=Quiet())
+    build_cache(alone, cache, store="hard", shard_rows=32, world_size=2, reporter=Reporter())
     m = load_manifest(cache)
     assert (m.mix_targets, m.world_size, m.batch_size, m.rows_per_epoch) == ("exact", 2, 16, 128)
     runs = {}
@@ -304,7 +305,7 @@ def test_one_process_under_torchrun_joins_a_group_of_one(monkeypatch, tmp_path):
         monkeypatch.setenv(key, value)
     notes: list[str] = []
 
-    class Notes(Quiet):
+    class Notes(Reporter):
         def note(self, text: str) -> None:
             notes.append(text)
 

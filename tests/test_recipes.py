@@ -8,9 +8,19 @@ from pathlib import Path
 import pytest
 
 from distill.errors import UsageError
-from distill.recipe import Recipe, apply_overrides, default_out, dump_recipe, load_recipe
+from distill.recipe import (
+    RESUME_FREE_FIELDS,
+    Recipe,
+    apply_overrides,
+    default_out,
+    dump_recipe,
+    load_recipe,
+    load_run_recipe,
+    resume_changes,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "recipes" / "smoke.yaml"
 RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
@@ -140,3 +150,66 @@ def test_schema_describes_fields():
                                          "schedule", "augment", "run"}
     text = json.dumps(schema)
     assert "Weight of the distillation term" in text
+
+
+def test_the_validation_pass_reports_every_problem_at_once():
+    lines = errors(None, ["data.name=fmnist", "teacher.name=timm:resnet18"], loss="tokn")
+    assert [ln.split(":")[1].strip() for ln in lines] == ["data.name", "loss.name"]
+    assert "unknown dataset 'fmnist'" in lines[0] and "unknown loss 'tokn'" in lines[1]
+    # Across sections too: the loss does not fit the student, and the batch is odd.
+    lines = errors(SMOKE, ["data.batch_size=33", "augment.mixup=0.8"],
+                   student="deit_tiny_patch16_224")
+    assert [ln.split(": ")[1] for ln in lines] == ["loss.name", "data.batch_size"]
+    # A schema error and a registry name in another section: both.
+    lines = errors(SMOKE, ["optim.lr=-1"], loss="tokn")
+    assert sorted(ln.split(": ")[1] for ln in lines) == ["loss.name", "optim.lr"]
+
+
+def test_updated_returns_a_validated_copy():
+    r = load_recipe(SMOKE)
+    new = r.updated({"run.out": "elsewhere", "data.batch_size": 8})
+    assert (new.run.out, new.data.batch_size) == (Path("elsewhere"), 8)
+    assert (r.run.out, r.data.batch_size) == (Path("runs/smoke"), 32)
+    with pytest.raises(UsageError) as exc:
+        r.updated({"data.batch_size": 0, "loss.name": "soft"})
+    assert [ln.split(": ")[1] for ln in exc.value.lines] == ["data.batch_size"]
+    with pytest.raises(UsageError, match=r"cell x: loss.name: 'soft' trains a class-token"):
+        r.updated({"loss.name": "soft"}, "cell x")
+    assert r == load_recipe(SMOKE)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"img_size": 30}, {"patch_size": 0}, {"num_heads": 5}, {"num_heads": 0},
+    {"embed_dim": "48"}, {"depth": 0}, {"mlp_ratio": 0}, {"img_size": 40, "patch_size": 5},
+], ids=str)
+def test_the_deit_shape_check_agrees_with_building_it(kwargs):
+    import torch
+
+    from students import build_student
+    from students.deit import builder_args, shape_problem
+
+    name = "deit_tiny_distilled_patch16_224"
+    given = {"img_size": 32, "patch_size": 8, "embed_dim": 48, "num_classes": 10, **kwargs}
+    try:
+        with torch.device("meta"):
+            build_student(name, **given)
+        built = True
+    except (TypeError, ValueError, RuntimeError, ArithmeticError):
+        built = False
+    assert (shape_problem(builder_args(name, given)) is None) == built
+    assert builder_args("timm:deit_tiny_patch16_224", given) is None  # built on meta instead
+    for nonsense in ({"depth": -1}, {"num_heads": -2}, {"embed_dim": True}):  # build, refused
+        assert shape_problem(builder_args(name, {**given, **nonsense})) is not None
+
+
+def test_a_run_recipe_is_read_back_and_compared(tmp_path):
+    r = load_recipe(SMOKE, [f"run.out={tmp_path}"])
+    (tmp_path / "recipe.yaml").write_text(dump_recipe(r))
+    prior = load_run_recipe(tmp_path)
+    assert prior == load_run_recipe(tmp_path / "recipe.yaml") == r
+    assert load_run_recipe(tmp_path, ["optim.lr=0.5"]).optim.lr == 0.5
+    changed = r.updated({"optim.lr": 0.5, "run.log_every": 3, "data.num_workers": 1})
+    assert resume_changes(prior, changed) == ["optim.lr"]
+    assert {"run.log_every", "data.num_workers"} <= RESUME_FREE_FIELDS
+    with pytest.raises(UsageError, match="not a run directory"):
+        load_run_recipe(tmp_path / "nothing")

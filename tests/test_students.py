@@ -10,7 +10,7 @@ import torch
 
 from distill.checkpoint import load_weights, read_metadata, save_weights
 from distill.registry import STUDENTS
-from students import DeiT, adapt_deit_state, build_student, describe
+from students import DeiT, adapt_deit_state, build_student, student_facts
 
 TINY = {"deit": dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
         "convnet": dict(img_size=32)}
@@ -28,7 +28,7 @@ def test_every_student_trains_and_evaluates(name):
     x = torch.randn(4, 3, 32, 32)
     model.train()
     out = model(x)
-    if describe(name).distilled:
+    if student_facts(name).distilled:
         assert isinstance(out, tuple) and len(out) == 2
         assert out[0].shape == out[1].shape == (4, 7)
         model.eval()
@@ -54,7 +54,7 @@ def test_paper_sizes(size, params):
 @pytest.mark.parametrize("distilled", [False, True])
 def test_timm_round_trip(tmp_path, distilled):
     """Our file loads into timm.create_model(meta...) strictly, and timm's back into ours."""
-    from distill.engine.train import weights_metadata
+    from distill.checkpoint import weights_metadata
     from distill.recipe import load_recipe
 
     name = f"deit_tiny_{'distilled_' if distilled else ''}patch16_224"
@@ -108,8 +108,8 @@ def test_bad_student_kwargs_are_refused():
 def test_timm_student_prefix():
     model = build_student("timm:resnet10t", num_classes=5)
     assert model.distill_model == "timm:resnet10t" and model.timm_model == "resnet10t"
-    assert describe("timm:deit_tiny_distilled_patch16_224").distilled
+    assert student_facts("timm:deit_tiny_distilled_patch16_224").distilled
     from distill.errors import UsageError
 
     with pytest.raises(UsageError, match="did you mean 'timm:resnet18'"):
-        describe("timm:resnet_18")
+        student_facts("timm:resnet_18")

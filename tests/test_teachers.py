@@ -120,7 +120,7 @@ def test_python_teacher_and_its_errors():
 
 
 def test_checkpoint_teacher_from_a_run(tmp_path):
-    from distill.engine.train import weights_metadata
+    from distill.checkpoint import weights_metadata
     from distill.recipe import load_recipe
     from students import build_student
 
@@ -173,7 +173,7 @@ EXAMPLES = {
 
 def write_run(folder) -> None:
     """A run directory as `distill train` leaves it (model.safetensors with metadata)."""
-    from distill.engine.train import weights_metadata
+    from distill.checkpoint import weights_metadata
     from distill.recipe import load_recipe
     from students import build_student
 

@@ -2,26 +2,25 @@
 `distill speed`.
 
 `distill bench` plans cells (`cells`), runs each as an ordinary training run through the
-engine (`run`), and writes its tables and plot (`results`, `plot`). `distill speed`
+engine (`run`), measures each student once (`measure`), and writes its tables and Figure 1
+(`results`; the figure is drawn by `distill.plots`). `distill speed`
 (`speed`) times training steps of no teacher, a live teacher, a cached teacher and timm's
 own `TokenDistillationTask` in one process.
 """
 
 from .cells import Cell, paper_settings, plan_cells, student_for, teacher_slug
-from .plot import accuracy_vs_throughput
+from .measure import ModelMeter
 from .results import aggregate, table3_markdown, write_results
-from .run import BenchReporter, CacheUse, cell_row, model_gflops, run_cells
+from .run import CacheUse, result_row, run_cells
 
 __all__ = [
-    "BenchReporter",
     "CacheUse",
     "Cell",
-    "accuracy_vs_throughput",
+    "ModelMeter",
     "aggregate",
-    "cell_row",
-    "model_gflops",
     "paper_settings",
     "plan_cells",
+    "result_row",
     "run_cells",
     "student_for",
     "table3_markdown",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.errors import UsageError
+from distill.errors import OptionError, UsageError
 from distill.recipe import Recipe, load_recipe, parse_yaml
 from distill.registry import LOSSES
 
@@ -39,9 +39,13 @@ class Cell:
     @property
     def name(self) -> str:
         """The run directory's name: `token-checkpoint_teacher_resnet-deit_tiny_distilled-s0`."""
-        student = re.sub(r"_patch\d+_\d+$", "", self.student.replace("timm:", "timm_"))
-        teacher = teacher_slug(self.teacher) if self.teacher else "no_teacher"
-        return f"{self.loss}-{teacher}-{student}-s{self.seed}"
+        return _cell_name(self.loss, self.teacher, self.student, self.seed)
+
+
+def _cell_name(loss: str, teacher: str | None, student: str, seed: int) -> str:
+    """The run directory's name of the cell (loss, teacher, student, seed)."""
+    short = re.sub(r"_patch\d+_\d+$", "", student.replace("timm:", "timm_"))
+    return f"{loss}-{teacher_slug(teacher) if teacher else 'no_teacher'}-{short}-s{seed}"
 
 
 def teacher_slug(spec: str) -> str:
@@ -62,31 +66,31 @@ def _counterpart(name: str, distilled: bool) -> str | None:
 def student_for(loss: str, student: str) -> str | None:
     """A student that fits `loss` (a distillation token for `token`, none for the others),
     built like `student`; None if there is no such counterpart."""
-    from students import describe
+    from students import student_facts
 
     wants_dist = LOSSES.facts(loss).heads == "dist"
-    if describe(student).distilled == wants_dist:
+    if student_facts(student).distilled == wants_dist:
         return student
     other = _counterpart(student, wants_dist)
     if other is None:
         return None
     try:
-        return other if describe(other).distilled == wants_dist else None
+        return other if student_facts(other).distilled == wants_dist else None
     except UsageError:
         return None
 
 
 def _fits(loss: str, student: str) -> bool:
-    from students import describe
+    from students import student_facts
 
     wants_dist = LOSSES.facts(loss).heads == "dist"
-    return describe(student).distilled == wants_dist
+    return student_facts(student).distilled == wants_dist
 
 
-def _split_list(text: str | None, what: str) -> list[str]:
+def _split_list(text: str | None, option: str) -> list[str]:
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
     if text is not None and not items:
-        raise UsageError(f"{what}: expected a comma-separated list, got '{text}'")
+        raise OptionError(option, f"expected a comma-separated list, got '{text}'")
     return items
 
 
@@ -101,21 +105,21 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
     """
     sets = list(sets or [])
     base = load_recipe(recipe_path, sets)
-    loss_names = _split_list(losses, "--losses") or [base.loss.name]
+    loss_names = _split_list(losses, "losses") or [base.loss.name]
     for name in loss_names:
         try:
             LOSSES.entry(name)
         except UsageError as exc:
-            raise UsageError(f"--losses: {exc}") from None
-    teacher_specs = _split_list(teachers, "--teachers") or (
+            raise OptionError("losses", f"{exc}") from None
+    teacher_specs = _split_list(teachers, "teachers") or (
         [base.teacher.name] if base.teacher.name else [])
     seed_list = []
-    for s in _split_list(seeds, "--seeds") or [str(base.run.seed)]:
+    for s in _split_list(seeds, "seeds") or [str(base.run.seed)]:
         try:
             seed_list.append(int(s))
         except ValueError:
-            raise UsageError(f"--seeds: '{s}' is not an integer") from None
-    given = _split_list(students, "--students")
+            raise OptionError("seeds", f"'{s}' is not an integer") from None
+    given = _split_list(students, "students")
     raw_loss = (parse_yaml(Path(recipe_path).read_text()) or {}).get("loss") or {}
     recipe_loss = raw_loss.get("name", base.loss.name) if isinstance(raw_loss, dict) else None
 
@@ -124,13 +128,13 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
         if given:
             fit = [s for s in given if _fits(loss, s)]
             if not fit:
-                raise UsageError(f"--students: none of {', '.join(given)} fits loss '{loss}' "
+                raise OptionError("students", f"none of {', '.join(given)} fits loss '{loss}' "
                                  "(`token` needs a *_distilled_* student, the others one "
                                  "without a distillation token)")
         else:
             one = student_for(loss, base.student.name)
             if one is None:
-                raise UsageError(f"--losses: '{loss}' needs a student "
+                raise OptionError("losses", f"'{loss}' needs a student "
                                  f"{'with' if LOSSES.facts(loss).heads == 'dist' else 'without'}"
                                  " a distillation "
                                  f"token and '{base.student.name}' has no such counterpart; "
@@ -139,14 +143,16 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
         facts = LOSSES.facts(loss)
         needs_teacher = facts.needs_teacher
         if needs_teacher and not teacher_specs:
-            raise UsageError(f"--teachers: loss '{loss}' needs a teacher and the recipe names "
+            raise OptionError("teachers", f"loss '{loss}' needs a teacher and the recipe names "
                              "none; pass --teachers timm:<model>,checkpoint:<run dir>,…")
         defaults = [] if loss == recipe_loss else paper_settings(loss)
         for teacher in (teacher_specs if needs_teacher else [None]):
             for student in fit:
                 for seed in seed_list:
+                    run_dir = out / "cells" / _cell_name(loss, teacher, student, seed)
                     raw: dict[str, Any] = {"loss.name": loss, "student.name": student,
-                                           "run.seed": seed, "teacher.name": teacher}
+                                           "run.seed": seed, "teacher.name": teacher,
+                                           "run.out": str(run_dir)}
                     if teacher is None or teacher != base.teacher.name:
                         raw["teacher.cache"] = None  # a recipe's cache is its own teacher's
                     where = f"cell {loss}/{teacher or 'no teacher'}/{student}/seed {seed}"
@@ -154,9 +160,7 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
                         r = load_recipe(recipe_path, [*defaults, *sets], raw=raw)
                     except UsageError as exc:
                         raise UsageError(*[f"{where}: {line}" for line in exc.lines]) from None
-                    cell = Cell(loss, teacher, student, seed, r)
-                    r.run.out = out / "cells" / cell.name
-                    cells.append(cell)
+                    cells.append(Cell(loss, teacher, student, seed, r))
     names = [c.name for c in cells]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:

@@ -36,15 +36,26 @@ def _stats(values: list[float]) -> dict[str, float | None]:
             "std": statistics.stdev(vals) if len(vals) > 1 else None}
 
 
+def _method(row: dict[str, Any]) -> str:
+    """The row's Table 3 label: recorded with the row, or (rows written before labels were
+    recorded) the loss's own label with its default target."""
+    if row.get("method"):
+        return str(row["method"])
+    from distill.registry import LOSSES
+
+    name = row["loss"]
+    return LOSSES.facts(name).label(name) if name in LOSSES else name
+
+
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (loss, teacher, student): seeds, and mean/std of each measured field."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["loss"], row.get("method"), row["teacher"], row["student"])
+        key = (row["loss"], _method(row), row["teacher"], row["student"])
         groups.setdefault(key, []).append(row)
     out = []
     for (loss, _, teacher, student), members in groups.items():
-        entry: dict[str, Any] = {"loss": loss, "method": members[0].get("method") or loss,
+        entry: dict[str, Any] = {"loss": loss, "method": _method(members[0]),
                                  "teacher": teacher, "student": student,
                                  "seeds": [m["seed"] for m in members],
                                  "params": members[0]["params"],
@@ -128,7 +139,7 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, 
           "wall s: the session that finished the cell.", ""]
     atomic_write_text(out / "results.md", "\n".join(md))
     if plot:
-        from .plot import accuracy_vs_throughput
+        from distill.plots import accuracy_vs_throughput
 
         accuracy_vs_throughput(rows, out / "accuracy_vs_throughput.png",
                                title=str(meta.get("recipe", "")))

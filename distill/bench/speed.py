@@ -39,16 +39,18 @@ from torch import nn
 from distill.cache.store import StoreFormat
 from distill.data import Batch
 from distill.engine import Runtime, build_student_for, build_teacher_for, resolve_runtime
-from distill.engine.evaluate import autocast
 from distill.engine.optim import build_optimizer, peak_lr
+from distill.engine.runtime import autocast
 from distill.engine.train import train_step
-from distill.errors import UsageError
+from distill.errors import OptionError, UsageError
 from distill.losses import build as build_loss
 from distill.recipe import Recipe
+from teachers import TeacherRef
 
 from .cells import student_for
 
-__all__ = ["ARMS", "GOALS", "SpeedArm", "device_peak_tflops", "measure_speed"]
+__all__ = ["ARMS", "RATIOS", "SpeedArm", "device_peak_tflops", "measure_speed", "speed_recipe",
+           "timm_task"]
 
 ARMS = ("none", "live", "cache", "timm")
 
@@ -56,9 +58,9 @@ ARMS = ("none", "live", "cache", "timm")
 _PEAKS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0),
           ("L40S", 362.0), ("L4", 121.0), ("A10", 125.0))
 
-# The goals `distill speed` holds us to: (name, numerator arm, denominator arm, cpu, cuda).
-GOALS = (("cached teacher vs no teacher", "cache", "none", 0.97, 0.97),
-         ("our live-teacher step vs timm TokenDistillationTask", "live", "timm", 1.0, 1.25))
+# The ratios reported: (numerator arm, denominator arm). The goals we hold them to are the
+# benchmarks' business (`benchmarks/speed_goals.py`), not the library's.
+RATIOS = (("cache", "none"), ("live", "timm"), ("live", "none"))
 
 
 def device_peak_tflops(rt: Runtime) -> float | None:
@@ -99,23 +101,22 @@ class _Replayed:
         return self.store.decode(rows, self.num_classes, self.tau)
 
 
-def _speed_recipe(recipe: Recipe, batch_size: int | None) -> Recipe:
+def speed_recipe(recipe: Recipe, batch_size: int | None) -> Recipe:
     """The recipe with a distilled student (the `token` loss's), as timm's task needs."""
     student = student_for("token", recipe.student.name)
     if student is None:
         raise UsageError(f"student.name: '{recipe.student.name}' has no counterpart with a "
                          "distillation token; `distill speed` times token distillation")
-    if recipe.teacher.name is None or recipe.teacher.name.startswith("cache:"):
+    named = TeacherRef.of(recipe.teacher, live=True)
+    if named is None or named.cached:
         raise UsageError(f"teacher.name: `distill speed` needs a live teacher to time (got "
                          f"'{recipe.teacher.name}'); pass --teacher timm:<model>, …")
-    data = recipe.data.model_copy(update={"batch_size": batch_size or recipe.data.batch_size})
-    return recipe.model_copy(update={
-        "data": data, "student": recipe.student.model_copy(update={"name": student}),
-        "loss": recipe.loss.model_copy(update={"name": "token"}),
-        "teacher": recipe.teacher.model_copy(update={"cache": None})})
+    return recipe.updated({"data.batch_size": batch_size or recipe.data.batch_size,
+                           "student.name": student, "loss.name": "token",
+                           "teacher.cache": None})
 
 
-def _timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
+def timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
     """timm's DeiT (same architecture), its TokenDistillationTask and its AdamW."""
     import timm
     from timm.optim import create_optimizer_v2
@@ -175,21 +176,21 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
                   warmup: int = 5, repeats: int = 5, arms: tuple[str, ...] = ARMS,
                   store: str | None = None, note: Callable[[str], None] = lambda s: None
                   ) -> dict[str, Any]:
-    """Time each arm; returns the arms, their ratios and the goals, with the setting.
+    """Time each arm; returns the arms and their ratios, with the setting.
 
     Every arm is built (and warmed up) in turn, its memory measured as it is; then the
     timed blocks run round-robin, one block of each arm per round, so that a drift of the
     machine (clocks, heat, a neighbour) falls on every arm alike."""
     for a in arms:
         if a not in ARMS:
-            raise UsageError(f"--arms: unknown arm '{a}' (arms: {', '.join(ARMS)})")
-    for name, value in (("--steps", steps), ("--repeats", repeats),
-                        ("--batch-size", 1 if batch_size is None else batch_size)):
+            raise OptionError("arms", f"unknown arm '{a}' (arms: {', '.join(ARMS)})")
+    for name, value in (("steps", steps), ("repeats", repeats),
+                        ("batch_size", 1 if batch_size is None else batch_size)):
         if value < 1:
-            raise UsageError(f"{name}: must be at least 1, got {value}")
+            raise OptionError(name, f"must be at least 1, got {value}")
     if warmup < 0:
-        raise UsageError(f"--warmup: must be at least 0, got {warmup}")
-    r = _speed_recipe(recipe, batch_size)
+        raise OptionError("warmup", f"must be at least 0, got {warmup}")
+    r = speed_recipe(recipe, batch_size)
     rt = resolve_runtime(r)
     d = r.data
     fmt = StoreFormat.parse(store or ("full" if r.loss.target == "soft" else "hard"),
@@ -205,7 +206,7 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
         rows = fmt.encode(teacher.targets(batch), r.loss.tau)
     del teacher
     # FLOPs are counted on an eager step: a compiled one hides its kernels from the counter.
-    eager = r.model_copy(update={"run": r.run.model_copy(update={"compile": False})})
+    eager = r.updated({"run.compile": False})
     results: dict[str, SpeedArm] = {name: SpeedArm(name) for name in arms}
     steps_of: dict[str, Callable[[], None]] = {}
     for name, arm in results.items():
@@ -255,7 +256,7 @@ def _arm_step(name: str, r: Recipe, rt: Runtime, batch: Batch,
               ) -> Callable[[], None]:
     """One training step of arm `name`, with everything it needs built for it alone."""
     if name == "timm":
-        task, model, opt = _timm_task(r, rt, lr)
+        task, model, opt = timm_task(r, rt, lr)
 
         def timm_step() -> None:
             with autocast(rt.device, rt.dtype):
@@ -283,28 +284,12 @@ def _arm_step(name: str, r: Recipe, rt: Runtime, batch: Batch,
 def _report(r: Recipe, rt: Runtime, arms: dict[str, SpeedArm], fmt: StoreFormat,
             peak: float | None, **setting: Any) -> dict[str, Any]:
     rate = {k: a.images_per_s for k, a in arms.items() if a.images_per_s}
-    ratios = {}
-    goals = []
-    for label, num, den, cpu_goal, cuda_goal in GOALS:
-        target = cuda_goal if rt.device.type == "cuda" else cpu_goal
-        value = rate[num] / rate[den] if num in rate and den in rate else None
-        ratios[f"{num}_vs_{den}"] = value
-        goals.append({"goal": label, "ratio": value, "target": target,
-                      "met": None if value is None else value >= target})
-    if "live" in rate and "none" in rate:
-        ratios["live_vs_none"] = rate["live"] / rate["none"]
-    hopper = rt.device.type == "cuda" and any(
-        k in torch.cuda.get_device_name(rt.device) for k in ("H100", "H200"))
-    big = (hopper and rt.dtype == torch.bfloat16 and r.data.img_size == 224
-           and r.student.name.startswith("deit_small_distilled"))
-    if big and "none" in rate:
-        goals.append({"goal": "DeiT-S distilled, no teacher, 224², bf16 (images/s)",
-                      "ratio": rate["none"], "target": 10000.0, "met": rate["none"] >= 10000})
+    ratios = {f"{num}_vs_{den}": rate[num] / rate[den] if num in rate and den in rate else None
+              for num, den in RATIOS}
     return {
-        "device": rt.describe(), "peak_tflops": peak,
+        "device": rt.summary(), "peak_tflops": peak,
         "student": r.student.name, "student_kwargs": dict(r.student.kwargs),
         "teacher": r.teacher.name, "batch_size": r.data.batch_size,
         "image_size": r.data.img_size, "compile": r.run.compile, "store": str(fmt),
         **setting, "arms": {k: a.as_dict() for k, a in arms.items()}, "ratios": ratios,
-        "goals": goals,
     }

@@ -11,7 +11,7 @@ import torch
 from .manifest import Manifest
 from .shards import ShardReader
 
-__all__ = ["CacheReader", "describe"]
+__all__ = ["CacheReader", "cache_summary"]
 
 
 class CacheReader:
@@ -36,7 +36,7 @@ class CacheReader:
         return readers[max(k, 0)].row(row)
 
 
-def describe(folder: Path, manifest: Manifest) -> dict[str, Any]:
+def cache_summary(folder: Path, manifest: Manifest) -> dict[str, Any]:
     """Manifest summary for `distill cache inspect`."""
     planned = manifest.planned()
     return {

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save
 
 from distill.checkpoint import atomic_write_bytes, file_sha256
-from distill.errors import RunError, UsageError
+from distill.errors import OptionError, RunError, UsageError
 
 from .manifest import ShardInfo
 
@@ -36,7 +36,9 @@ def shard_name(epoch: int | None, part: int) -> str:
 
 
 def write_shard(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[str, int]:
-    """Write a shard atomically; returns (sha256, bytes). Disk errors become one-line errors."""
+    """Write a shard atomically; returns (sha256, bytes). Disk errors become one-line errors:
+    a full disk a `RunError` (resume once there is space), others an error of the build's
+    `out` (the cache directory the shard goes to)."""
     data = save({k: v.contiguous() for k, v in tensors.items()})
     try:
         atomic_write_bytes(path, data)
@@ -44,7 +46,7 @@ def write_shard(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[str, int]
         if exc.errno == errno.ENOSPC:
             raise RunError(f"{path}: no space left on device; the shards written before it are "
                            "intact: free space and run the same command to resume") from None
-        raise UsageError(f"--out: cannot write '{path}' ({exc.strerror or exc})") from None
+        raise OptionError("out", f"cannot write '{path}' ({exc.strerror or exc})") from None
     return hashlib.sha256(data).hexdigest(), len(data)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from distill.errors import UsageError
+from distill.errors import OptionError
 
 __all__ = ["StoreFormat"]
 
@@ -38,10 +38,10 @@ class StoreFormat:
             return cls(kind)
         if kind == "topk" and k.isdigit() and int(k) >= 1:
             if num_classes is not None and int(k) >= num_classes:
-                raise UsageError(f"--store: topk:{k} keeps every one of the {num_classes} "
-                                 "classes; use 'full'")
+                raise OptionError("store", f"topk:{k} keeps every one of the {num_classes} "
+                                  "classes; use 'full'")
             return cls("topk", int(k))
-        raise UsageError(f"--store: expected full, topk:K or hard, got '{spec}'")
+        raise OptionError("store", f"expected full, topk:K or hard, got '{spec}'")
 
     def __str__(self) -> str:
         return f"topk:{self.k}" if self.kind == "topk" else self.kind

@@ -13,9 +13,9 @@ import typer
 from rich.markup import escape
 
 from distill.engine import dist
-from distill.errors import DistillError
+from distill.errors import DistillError, OptionError
 
-from . import _common, bench, cache, ls, recipe, report, speed, train
+from . import bench, cache, ls, recipe, report, speed, train
 from . import eval as eval_cmd
 from ._common import err_console
 
@@ -24,8 +24,24 @@ app = typer.Typer(
     help="Train data-efficient image transformers (DeiT) by distillation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # typer's --install-completion / --show-completion
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from distill import __version__
+
+        typer.echo(f"distill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Train data-efficient image transformers (DeiT) by distillation."""
+
+
 app.command("train")(train.train)
 app.command("eval")(eval_cmd.evaluate)
 app.command("list")(ls.list_parts)
@@ -36,15 +52,21 @@ app.add_typer(recipe.app, name="recipe")
 app.add_typer(cache.app, name="cache")
 
 
+# Recipe fields the commands set with a flag of their own (an `OptionError` names the field).
+_FLAGS = {"run.out": "--out"}
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     top = dist.topology()
     # Under torchrun each rank says which it is: a failing rank's error is the one to read.
     tag = f"[rank {top.rank}] " if top.distributed else ""
-    _common.ARGV[:] = sys.argv[1:] if argv is None else list(argv)  # recorded with results
-    try:
-        app(args=argv, prog_name="distill")
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:  # the arguments ride along in the root context: results record their command
+        app(args=args, prog_name="distill", obj={"argv": args})
     except DistillError as exc:
+        if isinstance(exc, OptionError):  # a library argument: named by its flag here
+            exc = exc.as_flag(_FLAGS.get(exc.option))
         for line in exc.lines:
             err_console.print(f"[bold red]error:[/bold red] {escape(tag + line)}", markup=True,
                               highlight=False, soft_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,25 +21,25 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from distill.engine import Reporter
 from distill.recipe import Recipe, load_recipe
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-ARGV: list[str] = []  # the arguments `distill` was called with (set by `main`)
-
-
-def provenance() -> dict[str, Any]:
-    """Where a recorded result came from: the command as typed, the UTC date and time of
-    this call, and the git commit of this checkout (None outside one)."""
+def provenance(ctx: typer.Context) -> dict[str, Any]:
+    """Where a recorded result came from: the command as typed (the arguments `main` was
+    called with, kept in the root context's `obj`), the UTC date and time of this call, and
+    the git commit of this checkout (None outside one)."""
+    argv = (ctx.find_root().obj or {}).get("argv", sys.argv[1:])
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"command": "distill " + " ".join(shlex.quote(a) for a in ARGV),
+    return {"command": "distill " + " ".join(shlex.quote(a) for a in argv),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit}
 
@@ -71,7 +72,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-class RichReporter:
+class RichReporter(Reporter):
     """Progress bar with steps/s, images/s, loss parts and ETA; a line per epoch."""
 
     def __init__(self, console: Console = err_console):

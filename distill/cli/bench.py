@@ -23,7 +23,7 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
-class LiveBench:
+class LiveBench(Reporter):
     """A rich table of the cells, redrawn as they train (a line per event in logs)."""
 
     def __init__(self, cells: list[Cell], out: Console = err_console):
@@ -81,7 +81,9 @@ class LiveBench:
                    f"{_fmt(row['top1'])}, {_fmt(row['train_images_per_s'], 0)} img/s")
 
 
-class _CellReporter:
+class _CellReporter(Reporter):
+    """One cell's training run, shown in the bench's table."""
+
     def __init__(self, bench: LiveBench, index: int):
         self.bench, self.index, self.epochs = bench, index, 0
 
@@ -89,9 +91,6 @@ class _CellReporter:
               info: dict[str, Any]) -> None:
         self.epochs = epochs
         self.bench.state[self.index]["status"] = f"epoch {start_epoch + 1}/{epochs}"
-
-    def advance(self, epoch: int, step_in_epoch: int) -> None:
-        pass
 
     def step(self, metrics: dict[str, Any]) -> None:
         self.bench.state[self.index]["rate"] = metrics.get("images_per_s")
@@ -109,11 +108,9 @@ class _CellReporter:
     def note(self, text: str) -> None:
         self.bench.note(f"  {text}")
 
-    def finish(self, summary: dict[str, Any]) -> None:
-        pass
-
 
 def bench(
+    ctx: typer.Context,
     recipe: Path = typer.Argument(..., help="Recipe YAML file: data, budget and optimizer of "
                                   "every cell."),
     losses: str = typer.Option(None, "--losses", help="Comma-separated strategies, e.g. "
@@ -148,7 +145,7 @@ def bench(
         use = CacheUse(out / "caches" if cache == "auto" else Path(cache), store)
     elif store is not None:
         raise UsageError(f"--store: '{store}' needs --cache (the store of the shared caches)")
-    meta = provenance() | {"device": resolve_runtime(cells[0].recipe).describe()["device_name"],
+    meta = provenance(ctx) | {"device": resolve_runtime(cells[0].recipe).summary()["device_name"],
                            "recipe": str(recipe), "cells_planned": len(cells)}
     with LiveBench(cells) as live:
         rows = run_cells(cells, cache=use, reporter=live,  # files kept current as cells end

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from distill.cache import check_shard, describe, load_manifest
+from distill.cache import cache_summary, check_shard, load_manifest
 from distill.engine import dist
 from distill.errors import UsageError
 
@@ -58,8 +58,6 @@ def build(
     single process builds."""
     from distill.engine.cache_build import build_cache
 
-    if shard_rows is not None and shard_rows < 1:
-        raise UsageError(f"--shard-rows: must be at least 1, got {shard_rows}")
     r = resolve(recipe, sets, teacher, None, None)
     result = build_cache(r, out, epochs=epochs, mode=mode, store=store, batch_size=batch_size,
                          shard_rows=shard_rows, world_size=world_size, dry_run=dry_run,
@@ -84,7 +82,7 @@ def inspect(
     from distill.cache import CacheReader
 
     manifest = load_manifest(folder)
-    info = describe(folder, manifest)
+    info = cache_summary(folder, manifest)
     valid = total = 0
     for readers in CacheReader(folder, manifest).readers.values():
         for reader in readers:
@@ -95,7 +93,7 @@ def inspect(
     planned_rows = sum(rows for _, _, rows in manifest.planned())
     info["coverage"] = f"{valid} of {planned_rows} rows ({100 * valid / planned_rows:.1f}%)"
     if sample:
-        from distill.engine.cache_build import live_check
+        from distill.engine.cache_verify import live_check
 
         info["sample"] = live_check(folder, sample)
     if as_json:
@@ -125,7 +123,7 @@ def verify(
     console.print(f"{len(manifest.shards)} shards ok ({manifest.size_bytes()} bytes, sha256 "
                   f"checked)" + (f"; {missing} shards not built yet" if missing else ""))
     if live:
-        from distill.engine.cache_build import live_check
+        from distill.engine.cache_verify import live_check
 
         res = live_check(folder, live)
         console.print(f"live check of {res['rows']} rows: largest difference "

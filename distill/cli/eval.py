@@ -12,7 +12,7 @@ from distill.checkpoint import load_weights
 from distill.data import build_val_loader
 from distill.engine import build_student_for, evaluate_model, resolve_runtime
 from distill.errors import UsageError
-from distill.recipe import apply_overrides, parse_yaml, recipe_from_dict
+from distill.recipe import load_run_recipe
 
 from ._common import SetOption, console, resolve
 
@@ -26,11 +26,7 @@ def evaluate(
 ) -> None:
     """Top-1 of the combined prediction and of each head on the validation split."""
     if target.is_dir():
-        recipe_file = target / "recipe.yaml"
-        if not recipe_file.is_file():
-            raise UsageError(f"{target}: not a run directory (no recipe.yaml)")
-        data = apply_overrides(parse_yaml(recipe_file.read_text()), list(sets or []))
-        recipe = recipe_from_dict(data, str(recipe_file))
+        recipe = load_run_recipe(target, list(sets or []))
         weights = weights or target / "model.safetensors"
     else:
         recipe = resolve(target, sets, None, None, None)
@@ -38,7 +34,7 @@ def evaluate(
             raise UsageError("--weights: needed when evaluating a recipe")
     rt = resolve_runtime(recipe)
     # The weights are loaded below: do not start from student.init again.
-    recipe = recipe.model_copy(update={"student": recipe.student.model_copy(update={"init": None})})
+    recipe = recipe.updated({"student.init": None})
     model = build_student_for(recipe, rt)
     state = load_weights(weights)
     try:

@@ -1,8 +1,10 @@
-"""`distill report RUN_DIR...`: one table of finished runs (accuracy, size, speed)."""
+"""`distill report RUN_DIR...`: one table of finished runs (accuracy, size, speed), and with
+`--plot FILE.png` their training curves (train loss, top-1 per evaluation, learning rate)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -24,6 +26,15 @@ KEYS = {"train img/s": "train_images_per_s", "eval img/s": "eval_images_per_s",
         "wall s": "wall_time_s"}
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the working directory (absolute where there is no relative path,
+    as between two drives)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(Path(path).absolute())
+
+
 def load_summary(run: Path) -> dict:
     path = run / "summary.json"
     if not path.is_file():
@@ -35,7 +46,7 @@ def print_runs(runs: list[Path]) -> None:
     table = Table(show_header=True, header_style="bold", box=box.SIMPLE_HEAD)
     rows = []
     for run in runs:
-        s = load_summary(run) | {"run": run.name or str(run)}
+        s = load_summary(run) | {"run": shown(run)}
         rows.append([("" if s.get(KEYS.get(c, c)) is None else
                       (fmt.format(s[KEYS.get(c, c)]) if fmt else str(s[KEYS.get(c, c)])))
                      for c, fmt in COLUMNS])
@@ -49,6 +60,39 @@ def print_runs(runs: list[Path]) -> None:
     out.print(table)
 
 
-def report(runs: list[Path] = typer.Argument(..., help="Run directories.")) -> None:
-    """Print a table of finished runs: accuracy of each head, teacher, parameters, images/s."""
+def metrics_files(runs: list[Path], plot: Path) -> list[Path]:
+    """The `metrics.jsonl` of each run, checked before anything is drawn."""
+    if plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot: '{plot}' is not a .png file name")
+    files = [run / "metrics.jsonl" for run in runs]
+    for f in files:
+        if not f.is_file():
+            raise UsageError(f"--plot: {shown(f)}: no such file (the run's metrics to plot)")
+    return files
+
+
+def plot_runs(runs: list[Path], path: Path) -> None:
+    """Training curves of `runs` (their `metrics.jsonl`) into `path`, a line per run."""
+    from distill.plots import read_metrics, training_curves
+
+    files = metrics_files(runs, path)
+    training_curves({shown(run): read_metrics(f) for run, f in zip(runs, files)}, path)
+    console.print(f"training curves → {shown(path)}", highlight=False)
+
+
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run directories."),
+    plot: Path = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the runs' "
+                              "training curves (train loss, top-1 per evaluation, learning "
+                              "rate) from their metrics.jsonl into FILE.png."),
+) -> None:
+    """Print a table of finished runs (accuracy of each head, teacher, parameters, images/s).
+
+    With --plot FILE.png, also draw their training curves."""
+    for run in runs:  # every input checked before anything is printed or written
+        load_summary(run)
+    if plot is not None:
+        metrics_files(runs, plot)
     print_runs(runs)
+    if plot is not None:
+        plot_runs(runs, plot)

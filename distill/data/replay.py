@@ -25,10 +25,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["ReplayDataset", "ReplaySampler", "derive_seed", "preserved_rngs", "reseed", "seeded"]
+__all__ = ["ReplayDataset", "ReplaySampler", "RowReader", "derive_seed", "preserved_rngs", "reseed",
+           "seeded"]
 
 Key = tuple[int, int, int, int]  # (epoch, index, repeat, position)
-TargetReader = Callable[[int, int, int], torch.Tensor]  # (epoch, position, index) -> row
+# A cached teacher's stored rows for each sample: (epoch, position, index) -> the sample's row
+# (a tensor, or a dict of tensors: what the cache's store keeps per sample).
+RowReader = Callable[[int, int, int], Any]
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -68,29 +71,31 @@ def seeded(*parts: int | str) -> Iterator[None]:
         yield
 
 
-Item = tuple[torch.Tensor, int, int, "torch.Tensor | None"]
+Item = tuple[torch.Tensor, int, int, Any]  # (image, label, index, cached row or None)
 
 
 class ReplayDataset(Dataset):
     """Applies `transform` to `base[index]` under seeds derived from (seed, epoch, index, repeat).
 
-    Items are `(image_tensor, label, index, target)`; `target` is what `targets` (a cached
-    teacher's reader, set by `Teacher.prepare`) returns for the key, else None. Keys are
+    Items are `(image_tensor, label, index, row)`; `row` is what `rows` (a cached teacher's
+    reader of its stored rows, attached by `Teacher.prepare`) returns for the key, else None
+    (the collate function stacks them into `Batch.cached`). Keys are
     `(epoch, index, repeat, position)` tuples from `ReplaySampler`, or plain indices (epoch 0,
     repeat 0, position = index: evaluation and static caches).
     """
 
     def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
-                 mode: str | None = None, targets: TargetReader | None = None):
+                 mode: str | None = None, rows: RowReader | None = None):
         self.base = base
         self.transform = transform
         self.seed = seed
         self.mode = mode  # PIL mode to convert to ("L" or "RGB"), matching the recipe
-        self.targets = targets
+        self.rows = rows
 
-    def with_targets(self, targets: TargetReader | None) -> ReplayDataset:
-        """The same data, with `targets(epoch, position, index)` attached to each item."""
-        return ReplayDataset(self.base, self.transform, self.seed, self.mode, targets)
+    def with_rows(self, rows: RowReader | None) -> ReplayDataset:
+        """The same data, with the stored row `rows(epoch, position, index)` attached to each
+        item (None: no rows)."""
+        return ReplayDataset(self.base, self.transform, self.seed, self.mode, rows)
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -101,8 +106,8 @@ class ReplayDataset(Dataset):
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = img.convert(self.mode)
         reseed(derive_seed(self.seed, epoch, index, repeat))
-        target = self.targets(epoch, position, index) if self.targets is not None else None
-        return self.transform(img), label, index, target
+        row = self.rows(epoch, position, index) if self.rows is not None else None
+        return self.transform(img), label, index, row
 
     def __getitem__(self, key: Key | int) -> Item:
         with preserved_rngs():

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
-__all__ = ["autocast", "evaluate_model", "evaluate_teacher", "split_heads"]
+from distill.data import Batch
+from teachers import Teacher
 
+from .runtime import autocast
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """bf16 autocast where asked for; a no-op in fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+__all__ = ["evaluate_model", "evaluate_teacher", "split_heads"]
 
 
 def split_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -36,18 +33,18 @@ def split_heads(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _accumulate(batches: Iterable, device: torch.device,
-                predict: Callable[[torch.Tensor], dict[str, torch.Tensor]],
+def _accumulate(batches: Iterable[Batch], device: torch.device,
+                predict: Callable[[Batch], dict[str, torch.Tensor]],
                 reduce: Reduce | None = None) -> dict[str, float]:
     """Top-1 of each prediction; with `reduce` (a sum over ranks, each holding a non-empty
     shard of the validation set), of the whole set."""
     correct: dict[str, torch.Tensor] = {}
     total = torch.zeros((), dtype=torch.float64, device=device)
     start = time.perf_counter()
-    for x, y, *_ in batches:
-        x = x.to(device, non_blocking=True)
-        y = y.to(device, non_blocking=True)
-        for key, logits in predict(x).items():
+    for batch in batches:
+        batch = batch.to(device)
+        y = batch.labels
+        for key, logits in predict(batch).items():
             hit = (logits.argmax(dim=-1) == y).sum()
             correct[key] = correct[key] + hit if key in correct else hit
         total += y.shape[0]
@@ -64,7 +61,7 @@ def _accumulate(batches: Iterable, device: torch.device,
 
 
 @torch.inference_mode()
-def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
+def evaluate_model(model: nn.Module, batches: Iterable[Batch], device: torch.device,
                    dtype: torch.dtype | None = None, channels_last: bool = False,
                    reduce: Reduce | None = None) -> dict[str, float]:
     """`top1` of the model's eval output (the heads' average for DeiT⚗), `top1_cls` and
@@ -72,7 +69,8 @@ def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
     was_training = model.training
     model.eval()
 
-    def predict(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(batch: Batch) -> dict[str, torch.Tensor]:
+        x = batch.images
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, dtype):
@@ -88,15 +86,13 @@ def evaluate_model(model: nn.Module, batches: Iterable, device: torch.device,
 
 
 @torch.inference_mode()
-def evaluate_teacher(teacher, batches: Iterable, device: torch.device,
+def evaluate_teacher(teacher: Teacher, batches: Iterable[Batch], device: torch.device,
                      dtype: torch.dtype | None = None,
                      reduce: Reduce | None = None) -> dict[str, float]:
     """Top-1 of a teacher through its own `targets` path (student-normalised inputs)."""
 
-    from distill.data import Batch
-
-    def predict(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(batch: Batch) -> dict[str, torch.Tensor]:
         with autocast(device, dtype):
-            return {"top1": teacher.targets(Batch(x, torch.empty(0), torch.empty(0)))}
+            return {"top1": teacher.targets(batch)}
 
     return _accumulate(batches, device, predict, reduce)

@@ -2,8 +2,9 @@
 
 Run directory: `recipe.yaml` (resolved), `metrics.jsonl`, `state.pt` (optimizer, EMA, step;
 for `--resume`), `model.safetensors` (student, timm key names and rebuild metadata),
-`ema.safetensors` with EMA on, and at the end `summary.json`. Every file is written
-atomically; a checkpoint is taken after each epoch. Epoch e's data order, augmentation,
+`ema.safetensors` with EMA on, and at the end `summary.json`. Every file but
+`metrics.jsonl` is written atomically (temporary file, fsync, rename); `metrics.jsonl` is
+appended and fsynced line by line. A checkpoint is taken after each epoch. Epoch e's data order, augmentation,
 mixing and dropout draw from seeds derived from (seed, e), so a run resumed after a kill
 reaches on CPU the same weights as one never interrupted.
 """
@@ -25,29 +26,25 @@ from distill.checkpoint import (
     load_state,
     save_state,
     save_weights,
+    weights_metadata,
 )
 from distill.data import Batch, Data, Mixer, build_data, derive_seed
-from distill.errors import RunError, UsageError
+from distill.errors import OptionError, RunError, UsageError
 from distill.losses import build as build_loss
-from distill.recipe import Recipe, check_paths, dump_recipe
+from distill.recipe import Recipe, check_paths, dump_recipe, load_run_recipe, resume_changes
 from distill.registry import LOSSES
 from teachers import Teacher, TeacherRef
 
 from . import dist
-from .evaluate import autocast, evaluate_model, evaluate_teacher
+from .evaluate import evaluate_model, evaluate_teacher
 from .optim import EMA, LRSchedule, build_optimizer, peak_lr
 from .report import LogReporter, MetricsLog, Reporter
-from .setup import Runtime, build_student_for, build_teacher_for, resolve_runtime
+from .runtime import Runtime, autocast, resolve_runtime
+from .setup import build_student_for, build_teacher_for
 
 __all__ = [
-    "RESUME_FREE_FIELDS", "TrainResult", "recipe_diff", "train", "train_step", "weights_metadata",
+    "TrainResult", "train", "train_step",
 ]
-
-# Fields a resumed run may change: they do not alter what is computed.
-RESUME_FREE_FIELDS = {
-    "run.out", "run.log_every", "run.threads", "run.compile", "data.num_workers",
-    "data.eval_batch_size", "teacher.cache_verify",
-}
 
 
 @dataclass
@@ -55,43 +52,6 @@ class TrainResult:
     out: Path
     summary: dict[str, Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def recipe_diff(a: Recipe, b: Recipe) -> list[str]:
-    """Dotted fields whose values differ between two recipes."""
-    fa, fb = _flatten(a.model_dump(mode="json")), _flatten(b.model_dump(mode="json"))
-    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
-
-
-def weights_metadata(model: nn.Module, recipe: Recipe, epoch: int) -> dict[str, Any]:
-    """What the safetensors file says about itself: how to rebuild it, what it eats."""
-    meta: dict[str, Any] = {
-        "format": "deit-distill/1",
-        "distill_model": getattr(model, "distill_model", recipe.student.name),
-        "distill_kwargs": getattr(model, "distill_kwargs", {}),
-        "mean": list(recipe.data.mean),
-        "std": list(recipe.data.std),
-        "img_size": str(recipe.data.img_size),
-        "in_chans": str(recipe.data.in_chans),
-        "num_classes": str(recipe.data.num_classes),
-        "interpolation": recipe.data.interpolation,
-        "epoch": str(epoch),
-    }
-    if getattr(model, "timm_model", ""):
-        meta["timm_model"] = model.timm_model
-        meta["timm_kwargs"] = model.timm_kwargs
-    return meta
 
 
 def train_step(model: nn.Module, loss_fn: nn.Module, teacher: Any,
@@ -263,7 +223,7 @@ class _Trainer:
         r = self.recipe
         self.reporter.start(epochs=r.schedule.epochs, start_epoch=self.epoch,
                             steps_per_epoch=self.steps_per_epoch,
-                            info=self.rt.describe() | {"lr": self.lr_peak})
+                            info=self.rt.summary() | {"lr": self.lr_peak})
         start = time.perf_counter()
         train_images, train_seconds = 0, 0.0
         while self.epoch < r.schedule.epochs:
@@ -301,7 +261,7 @@ class _Trainer:
             else _mean_rate(self.history),
             "wall_time_s": wall,
             "world_size": self.rt.world_size,
-        } | self.rt.describe()
+        } | self.rt.summary()
         if self.rt.main:
             atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
@@ -325,17 +285,14 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
     prior = out / "recipe.yaml"
     holds_run = any((out / n).exists() for n in ("state.pt", "model.safetensors", "recipe.yaml"))
     if holds_run and not resume:
-        raise UsageError(f"--out: '{out}' already holds a run; pass --resume to continue it "
-                         "or choose another --out")
+        raise OptionError("run.out", f"'{out}' already holds a run; pass --resume to continue "
+                          "it or choose another --out")
     if resume and prior.exists():
-        from distill.recipe import parse_yaml, recipe_from_dict
-
-        before = recipe_from_dict(parse_yaml(prior.read_text()), str(prior))
-        changed = [f for f in recipe_diff(before, recipe) if f not in RESUME_FREE_FIELDS]
+        changed = resume_changes(load_run_recipe(prior), recipe)
         if changed:
-            raise UsageError(f"--resume: the recipe differs from the run in '{out}' at "
-                             f"{', '.join(changed)}; resume with the same recipe or use "
-                             "another --out")
+            raise OptionError("resume", f"the recipe differs from the run in '{out}' at "
+                              f"{', '.join(changed)}; resume with the same recipe or use "
+                              "another --out")
     rt = resolve_runtime(recipe, distributed="train")
     if not rt.main:
         reporter = LogReporter()  # rank 0 reports for the job
@@ -345,7 +302,7 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"--out: cannot create '{out}' ({exc.strerror or exc})") from None
+            raise OptionError("run.out", f"cannot create '{out}' ({exc.strerror or exc})") from None
         for stale in out.glob(".*.tmp"):  # half-written files of a killed run: never read
             stale.unlink(missing_ok=True)
     if resume and state_path.exists():

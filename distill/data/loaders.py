@@ -1,0 +1,129 @@
+"""Datasets from the registry, checked against the recipe, wrapped for replay; the loaders.
+
+`build_data(data, augment, seed)` returns the train and val datasets (wrapped for replay),
+the sampler and the loaders the engine iterates.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from distill.errors import UsageError
+from distill.registry import DATASETS
+
+from .batch import collate
+from .fingerprint import subset_fingerprint
+from .replay import ReplayDataset, ReplaySampler
+from .transforms import eval_transform, pil_mode, train_transform
+
+if TYPE_CHECKING:
+    from distill.recipe import AugmentConfig, DataConfig
+
+__all__ = ["Data", "build_data", "build_dataset", "build_train_dataset", "build_val_loader",
+           "loader_args"]
+
+
+def build_dataset(data: DataConfig, split: str) -> Dataset:
+    """The raw dataset of `split` ("train"/"val"), checked against the recipe."""
+    fn = DATASETS.get(data.name)
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = dict(data.options)
+    for key in ("num_classes", "in_chans", "img_size"):
+        if key in params:
+            kwargs[key] = getattr(data, key)
+    ds = fn(split=split, root=data.root, **kwargs)
+    n_cls = getattr(ds, "num_classes", None)
+    if n_cls is not None and n_cls != data.num_classes:
+        raise UsageError(f"data.num_classes: {data.num_classes} but dataset '{data.name}' "
+                         f"({split}) has {n_cls} classes")
+    limit = data.train_limit if split == "train" else data.val_limit
+    if limit is not None and limit < len(ds):
+        ds = _Limited(ds, range(limit))
+    return ds
+
+
+class _Limited(Subset):
+    """The first N samples, keeping the base dataset's attributes visible."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dataset", "indices", "labels"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    def fingerprint(self) -> dict[str, str]:
+        """The base dataset's hashes restricted to the subset (a subset is other data)."""
+        return subset_fingerprint(self.dataset, len(self))
+
+
+@dataclass
+class Data:
+    """What the engine needs: replayable datasets, the sampler and the two loaders."""
+
+    train: ReplayDataset
+    val: ReplayDataset
+    sampler: ReplaySampler
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+    def epoch(self, epoch: int) -> Iterator[Any]:
+        self.sampler.set_epoch(epoch)
+        return iter(self.train_loader)
+
+
+def loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
+    """`DataLoader` arguments shared by every loader of the toolkit (collate into `Batch`)."""
+    args: dict[str, Any] = dict(num_workers=data.num_workers, pin_memory=pin_memory,
+                                collate_fn=collate,
+                                persistent_workers=persistent and data.num_workers > 0,
+                                # Its own generator: starting workers must not draw from the
+                                # global RNG, which drop path uses (resume equality).
+                                generator=torch.Generator())
+    if data.num_workers > 0:
+        args["prefetch_factor"] = 4
+    return args
+
+
+def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False,
+                     num_replicas: int = 1, rank: int = 0) -> DataLoader:
+    """The validation split with the evaluation transform, in order; with several ranks,
+    rank r gets images r, r + n, r + 2n, … (every image once, summed over the ranks)."""
+    val = ReplayDataset(build_dataset(data, "val"), eval_transform(data), seed, pil_mode(data))
+    if len(val) < num_replicas:
+        raise UsageError(f"data: {len(val)} validation images cannot be shared by "
+                         f"{num_replicas} processes")
+    shard = range(rank, len(val), num_replicas) if num_replicas > 1 else None
+    return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
+                      sampler=shard, shuffle=False, drop_last=False,
+                      **loader_args(data, pin_memory, persistent=False))
+
+
+def build_train_dataset(data: DataConfig, augment: AugmentConfig, seed: int) -> ReplayDataset:
+    """The training split with the replayable training transform."""
+    return ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
+                         pil_mode(data))
+
+
+def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,
+               num_replicas: int = 1, rank: int = 0,
+               prepare: Callable[[ReplayDataset], ReplayDataset] | None = None) -> Data:
+    """Datasets and loaders; `prepare` is the teacher's hook on the training set (a cached
+    teacher attaches its stored rows to each sample there)."""
+    train = build_train_dataset(data, augment, seed)
+    if prepare is not None:
+        train = prepare(train)
+    if len(train) < data.batch_size * num_replicas:
+        raise UsageError(f"data.batch_size: {data.batch_size} exceeds the {len(train)} training "
+                         f"images of '{data.name}'")
+    sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
+                            num_replicas=num_replicas, rank=rank)
+    train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
+                              **loader_args(data, pin_memory, persistent=True))
+    val_loader = build_val_loader(data, seed, pin_memory=pin_memory,
+                                  num_replicas=num_replicas, rank=rank)
+    return Data(train, val_loader.dataset, sampler, train_loader, val_loader)
