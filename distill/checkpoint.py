@@ -5,6 +5,12 @@ directory, fsync, rename, fsync of the directory. A crash (SIGKILL included) lea
 either the old file or the new one, never half of one. Weights are safetensors; the
 training state (optimizer, scheduler step, EMA) is a `.pt` read back with
 `torch.load(weights_only=True)`, so no pickle from disk is ever executed.
+
+A temporary file is named `.{name}.{8 hex digits}.tmp` after the file it replaces
+(`temporary_target` reads the name back): a writer clearing what a killed run left behind
+deletes only temporaries of its own file names, never another `*.tmp`. A weights file
+carries the sha256 of its tensors and metadata under `distill_sha256` (`weights_sha256`),
+checked by `load_weights`: a truncated or altered file is an error naming it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,13 +28,14 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from distill.errors import UsageError
 
 __all__ = [
     "FORMAT",
     "REQUIRED_METADATA",
+    "SHA256_KEY",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -38,8 +46,12 @@ __all__ = [
     "read_metadata",
     "save_state",
     "save_weights",
+    "state_bytes",
     "state_dict_sha256",
+    "temporary_target",
+    "weights_bytes",
     "weights_metadata",
+    "weights_sha256",
 ]
 
 _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module")
@@ -48,6 +60,10 @@ _WRAPPER_KEYS = ("model", "state_dict", "model_state_dict", "module")
 # it takes as input. `weights_metadata` writes it; `checkpoint:` teachers read it back.
 FORMAT = "deit-distill/1"
 REQUIRED_METADATA = ("distill_model", "distill_kwargs", "mean", "std", "img_size", "in_chans")
+# The metadata key of a weights file's own checksum (tensors and the rest of the metadata).
+SHA256_KEY = "distill_sha256"
+
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
 
 
 @contextlib.contextmanager
@@ -73,6 +89,12 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Any]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def temporary_target(name: str) -> str | None:
+    """The file a temporary named `name` was to replace, if `atomic_write` made that name."""
+    m = _TEMPORARY.fullmatch(name)
+    return m.group("name") if m else None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -111,12 +133,29 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def weights_sha256(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """The checksum a weights file records under `SHA256_KEY`: its tensors (names, dtypes,
+    shapes, values) and every other metadata entry."""
+    meta = {k: v for k, v in metadata.items() if k != SHA256_KEY}
+    text = state_dict_sha256(state) + json.dumps(meta, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def weights_bytes(state: Mapping[str, torch.Tensor],
+                  metadata: Mapping[str, Any] | None = None) -> bytes:
+    """A safetensors file's bytes; metadata values that are not str become JSON, and the
+    file's checksum is added under `SHA256_KEY`."""
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()
+            if k != SHA256_KEY}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta[SHA256_KEY] = weights_sha256(tensors, meta)
+    return save(tensors, metadata=meta)
+
+
 def save_weights(path: str | Path, state: Mapping[str, torch.Tensor],
                  metadata: Mapping[str, Any] | None = None) -> None:
-    """Write a safetensors file atomically; metadata values that are not str become JSON."""
-    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    """Write a safetensors file atomically (see `weights_bytes`)."""
+    atomic_write_bytes(path, weights_bytes(state, metadata))
 
 
 def weights_metadata(model: torch.nn.Module, recipe: Any, epoch: int) -> dict[str, Any]:
@@ -163,9 +202,15 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         raise UsageError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path))
+            with safe_open(str(path), framework="pt") as fh:
+                meta = dict(fh.metadata() or {})
+                state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         except (SafetensorError, OSError) as exc:
             raise UsageError(f"{path}: not a readable safetensors file ({exc})") from None
+        if SHA256_KEY in meta and weights_sha256(state, meta) != meta[SHA256_KEY]:
+            raise UsageError(f"{path}: corrupt: its tensors or metadata differ from the sha256 "
+                             "recorded when it was written; not loaded")
+        return state
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: refuse, never execute
@@ -203,11 +248,16 @@ def _few(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + more
 
 
-def save_state(path: str | Path, state: dict[str, Any]) -> None:
-    """Write the training state atomically (tensors and plain containers only)."""
+def state_bytes(state: dict[str, Any]) -> bytes:
+    """The training state as `torch.save` writes it (tensors and plain containers only)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> None:
+    """Write the training state atomically."""
+    atomic_write_bytes(path, state_bytes(state))
 
 
 def load_state(path: str | Path) -> dict[str, Any]:

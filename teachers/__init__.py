@@ -1,6 +1,6 @@
 """Teachers: live models from timm, torchvision, a run of this toolkit, or a user's
-`module:callable`, and logit caches, each one file registered in `TEACHERS` under its
-prefix with its `AdapterFacts`.
+`module:callable`, ensembles of those (`ensemble:SPEC+SPEC`), and logit caches, each one
+file registered in `TEACHERS` under its prefix with its `AdapterFacts`.
 
 `build_teacher(spec, context=..., options=...)` turns a spec such as `timm:regnety_160`
 (parsed once, by `parse_teacher`) into a `Teacher` (see `teachers.base`).
@@ -12,6 +12,7 @@ from typing import Any
 
 from distill.registry import TEACHERS
 
+from . import ensemble as _ensemble  # noqa: F401  (registers `ensemble:`)
 from .base import LiveTeacher, StudentInput, Teacher, TeacherContext, TeacherOptions, TeacherSpec
 from .spec import TeacherRef, parse_teacher
 

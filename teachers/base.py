@@ -10,7 +10,10 @@
 - `notes`: what the teacher wants the user to know before the run (shown once);
 - `val_top1`: its top-1 on the validation split where already measured (a cache's build),
   else None and the engine measures it;
-- `place(device, channels_last=…, compile=…)`: put it on the run's device.
+- `place(device, channels_last=…, compile=…)`: put it on the run's device;
+- `checked`: set by the engine once `distill.engine.setup.check_teacher` has seen the
+  teacher's outputs on a first batch (shape B × classes, finite). A cached teacher is not
+  run through it: its rows were checked when its cache was built, and come with the batch.
 
 An adapter is a function registered in `TEACHERS` with its `AdapterFacts`, called as
 `fn(target, options, context)`: `options` are the recipe's `teacher.*` facts
@@ -24,6 +27,7 @@ own), repeats a grayscale channel to RGB where needed, and resizes to its input 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
     from distill.data import Batch
 
 __all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherContext", "TeacherOptions",
-           "TeacherSpec", "is_convnet", "model_io"]
+           "TeacherSpec", "expected_input", "fixed_input_size", "is_convnet", "model_io"]
 
 
 class TeacherSpec(BaseModel):
@@ -104,6 +108,7 @@ class Teacher:
 
     notes: tuple[str, ...] = ()
     val_top1: float | None = None
+    checked: bool = False  # its outputs on a first batch passed the engine's check
 
     @property
     def spec(self) -> TeacherSpec:
@@ -134,6 +139,36 @@ def model_io(model: nn.Module) -> dict[str, Any]:
         if cfg.get(key) is not None:
             out[key] = cfg[key]
     return out
+
+
+def fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
+    """(H, W) a model takes and no other, else None: a timm patch embedding with
+    `strict_img_size` (ViT, DeiT, …) that is not built with `dynamic_img_size`."""
+    embed = getattr(model, "patch_embed", None)
+    size = getattr(embed, "img_size", None)
+    if (size is None or not getattr(embed, "strict_img_size", False)
+            or getattr(embed, "dynamic_img_size", False)
+            or getattr(model, "dynamic_img_size", False)):
+        return None
+    if isinstance(size, int):
+        return size, size
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return None
+    return h, w
+
+
+def expected_input(model: nn.Module) -> str | None:
+    """What the model says it takes, in words ("224×224 (its patch_embed.img_size)"), where
+    it says: its fixed size, else its config's `input_size`."""
+    fixed = fixed_input_size(model)
+    if fixed is not None:
+        return f"{fixed[0]}×{fixed[1]} (its patch_embed.img_size)"
+    size = model_io(model).get("input_size")
+    if size is not None and len(size) == 3:
+        return f"{size[1]}×{size[2]} (its pretrained_cfg input_size)"
+    return None
 
 
 class LiveTeacher(nn.Module, Teacher):
@@ -168,6 +203,7 @@ class LiveTeacher(nn.Module, Teacher):
                              persistent=False)
         self.identity_norm = bool(torch.allclose(self.scale, torch.ones(1))
                                   and torch.allclose(self.shift, torch.zeros(1)))
+        self.input_size = tuple(input_size)  # (C, H, W) the model is given
         self.size = tuple(input_size[1:])
         self.resize = self.size != (student.img_size, student.img_size)
         self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
@@ -232,7 +268,12 @@ class LiveTeacher(nn.Module, Teacher):
 
 
 def _infer_classes(model: nn.Module) -> int | None:
+    """The model's `num_classes` where it is a positive integer (not a bool), else None."""
     n = getattr(model, "num_classes", None)
-    if isinstance(n, int) and n > 0:
-        return n
-    return None
+    if isinstance(n, bool):
+        return None
+    try:
+        n = operator.index(n)  # an int, a NumPy integer, a 0-d integer tensor
+    except TypeError:
+        return None
+    return n if n > 0 else None

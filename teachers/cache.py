@@ -35,7 +35,7 @@ from .spec import TeacherRef
 if TYPE_CHECKING:
     from distill.data import Batch
 
-__all__ = ["CachedTeacher", "open_cache"]
+__all__ = ["CachedTeacher", "open_cache", "weights_file"]
 
 
 class CachedTeacher(Teacher):
@@ -85,19 +85,36 @@ class CachedTeacher(Teacher):
         return self.store.decode(rows, self.manifest.num_classes, self.tau, lam)
 
 
+def weights_file(ref: TeacherRef, weights: Path | None = None) -> Path | None:
+    """The weights file a teacher spec loads, where it names one: `weights` (the recipe's
+    `teacher.weights`), a `checkpoint:` run's model.safetensors, or the weights in a
+    `timm:local-dir:` folder. None for weights timm, torchvision or a hub provide, a seeded
+    random init, and an ensemble (its members are checked one by one, `member_facts`)."""
+    if weights is not None and Path(weights).is_file():
+        return Path(weights)
+    if ref.adapter == "checkpoint":
+        from .checkpoint import resolve
+
+        return resolve(ref.target)
+    if ref.adapter == "timm":
+        from .timm import LOCAL, local_weights, source_of
+
+        source, folder = source_of(ref.target)
+        if source == LOCAL:
+            return local_weights(folder)
+    return None
+
+
 def _weights_sha256(recipe: Any) -> str | None:
     """sha256 of the weights file the recipe's own teacher loads, where it names one."""
     t = recipe.teacher
     if t.cache is None or t.name is None:
         return None
-    if t.weights is not None and Path(t.weights).is_file():
-        return file_sha256(t.weights)
     ref = TeacherRef.of(t, live=True)
-    if ref is not None and ref.adapter == "checkpoint":
-        from .checkpoint import resolve
-
-        return file_sha256(resolve(ref.target))
-    return None
+    if ref is None:
+        return None
+    path = weights_file(ref, t.weights)
+    return file_sha256(path) if path is not None else None
 
 
 def open_cache(folder: str | Path, *, recipe: Any, world_size: int = 1) -> CachedTeacher:

@@ -4,6 +4,11 @@ The safetensors file carries what it takes to rebuild the model (`distill_model`
 `distill_kwargs`) and its input facts (`mean`, `std`, `img_size`, `in_chans`,
 `num_classes`), written by the engine at the end of every epoch. A run directory means its
 `model.safetensors`; name `ema.safetensors` explicitly to use the EMA weights.
+
+Before it is loaded the file is checked against the `run.json` of its run directory, if
+there is one, and against the sha256 it carries itself (`distill.checkpoint.load_weights`):
+a corrupt file is an error naming it. A run that is not finished yet (no `summary.json`)
+teaches with its last checkpoint, and the teacher's notes say so.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from pathlib import Path
 from distill.checkpoint import (
     REQUIRED_METADATA,
     describe_misfit,
-    file_sha256,
     load_weights,
     read_metadata,
 )
+from distill.engine.rundir import check_run_file
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 
@@ -60,6 +65,7 @@ def checkpoint_teacher(target: str, options: TeacherOptions,
                          "arguments from the run; remove teacher.weights/teacher.kwargs")
     check_paths(target)
     path = resolve(target)
+    sha, run = check_run_file(path)  # as its run wrote it
     meta = read_metadata(path)
     model = build_student(meta["distill_model"], **json.loads(meta["distill_kwargs"]))
     state = load_weights(path)
@@ -71,5 +77,12 @@ def checkpoint_teacher(target: str, options: TeacherOptions,
     facts = {"input_size": (chans, size, size), "in_chans": chans,
              "mean": tuple(json.loads(meta["mean"])), "std": tuple(json.loads(meta["std"])),
              "interpolation": meta.get("interpolation", "bicubic")}
-    return live(model, adapter="checkpoint", target=target, options=options, context=context,
-                facts=facts, weights_sha256=file_sha256(path))
+    teacher = live(model, adapter="checkpoint", target=target, options=options,
+                   context=context, facts=facts, weights_sha256=sha)
+    unfinished = (not run.finished) if run is not None else (
+        (path.parent / "recipe.yaml").is_file() and not (path.parent / "summary.json").is_file())
+    if unfinished:
+        done = f" after epoch {run.epoch}/{run.epochs}" if run is not None and run.epoch else ""
+        teacher.notes = (*teacher.notes, f"teacher '{target}': its run in {path.parent} is not "
+                         f"finished (no summary.json); it teaches with its last checkpoint{done}")
+    return teacher

@@ -367,3 +367,13 @@ def test_live_table_shows_each_cells_state(smoke, tmp_path):
     text = buf.getvalue()
     assert "epoch 2/2" in text and "321" in text and "55.50" in text
     assert "done before" in text and "61.00" in text and "70.00" in text
+
+
+def test_a_finished_cell_altered_on_disk_is_named_not_read_back(cli, smoke, tmp_path):
+    out = tmp_path / "bench"
+    args = ["bench", smoke, "--losses", "none", "--out", out, "--no-plot", *sets(*ONE_EPOCH)]
+    assert cli(*args).code == 0
+    summary = next((out / "cells").glob("*/summary.json"))
+    summary.write_text(summary.read_text().replace('"top1"', '"top1" ', 1))  # one byte more
+    res = cli(*args)
+    assert res.code == 2 and "summary.json" in res.err and "Traceback" not in res.err

@@ -130,3 +130,83 @@ def test_teacher_class_count_mismatch_is_caught_before_training(cli, smoke, tmp_
     line = one_error(res)
     assert "'timm:test_resnet' predicts 1000 classes but data.num_classes is 10" in line
     assert not out.exists()  # nothing written
+
+
+def _hostile_files(tmp_path, smoke):
+    """Files that are not what a command expects, as a new user might hand them over."""
+    (tmp_path / "latin1.yaml").write_bytes(smoke.read_bytes() + "# café\n".encode("latin-1"))
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (tmp_path / "twice.yaml").write_text(smoke.read_text() + "loss: {name: none}\n")
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "empty").write_text("")
+    bomb = "lol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 0 else f'l{i - 1}'}"] * 9) + "]\n"
+        for i in range(10))
+    (tmp_path / "bomb.yaml").write_text(smoke.read_text() + bomb)
+    run = tmp_path / "run"  # a run directory whose recipe.yaml is damaged
+    run.mkdir()
+    (run / "recipe.yaml").write_bytes(b"data:\n  name: synthetic\n\xff\xfe garbage\n")
+    for name, content in {"garbage": b'{"top1": 9', "list": b"[1, 2]", "binary": b"\xff\x00",
+                          "text": b'{"top1": "high"}', "ok": b'{"top1": 1.0}'}.items():
+        (tmp_path / f"sum_{name}").mkdir()
+        (tmp_path / f"sum_{name}" / "summary.json").write_bytes(content)
+    (tmp_path / "sum_ok" / "metrics.jsonl").write_bytes(b'{"kind": "epoch"}\n\xff\n')
+    for name, content in {"garbage": b"{oops", "binary": b"\xff\xfe\x00\x01"}.items():
+        (tmp_path / f"cache_{name}").mkdir()
+        (tmp_path / f"cache_{name}" / "manifest.json").write_bytes(content)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["recipe", "show", "{tmp}/latin1.yaml"], "{tmp}/latin1.yaml: not UTF-8 text (byte 0xe9"),
+    (["recipe", "validate", "{tmp}/binary.yaml"], "{tmp}/binary.yaml: not a text file"),
+    (["recipe", "show", "{tmp}/folder.yaml"], "{tmp}/folder.yaml: is a folder, not a recipe"),
+    (["recipe", "validate", "{tmp}/twice.yaml", "--no-paths"],
+     "twice.yaml: line {last}: duplicate key 'loss' (first on line "),
+    (["train", "{tmp}/bomb.yaml"], "bomb.yaml: line {l4}: expands to more than 100,000 values"),
+    (["cache", "build", "{tmp}/latin1.yaml", "--out", "{tmp}/c"], "not UTF-8 text"),
+    (["speed", "{tmp}/twice.yaml"], "duplicate key 'loss'"),
+    (["bench", "{tmp}/binary.yaml"], "not a text file"),
+    (["recipe", "show", "{smoke}", "--set", "data.options={{seed: 1, seed: 2}}"],
+     "--set 'data.options={{seed: 1, seed: 2}}': duplicate key 'seed'"),
+    (["eval", "{tmp}/run"], "{tmp}/run/recipe.yaml: not UTF-8 text (byte 0xff at offset 24)"),
+    (["report", "{tmp}/sum_garbage"], "{tmp}/sum_garbage/summary.json: not valid JSON"),
+    (["report", "{tmp}/sum_list"], "summary.json: expected a JSON object, got list"),
+    (["report", "{tmp}/sum_binary"], "{tmp}/sum_binary/summary.json: not a text file"),
+    (["report", "{tmp}/sum_text"], "summary.json: top1: expected a number (got 'high')"),
+    (["report", "{tmp}/sum_ok", "--plot", "{tmp}/x.png"],
+     "--plot: {tmp}/sum_ok/metrics.jsonl: not UTF-8 text"),
+    (["report", "{tmp}/sum_ok", "--plot", "{tmp}/folder.png"],
+     "--plot: '{tmp}/folder.png' is a folder"),
+    (["cache", "inspect", "{tmp}", "--sample", "-3"], "--sample: must be at least 0, got -3"),
+    (["cache", "verify", "{tmp}", "--live", "-1"], "--live: must be at least 0, got -1"),
+    (["cache", "inspect", "{tmp}/cache_garbage"], "is not a valid manifest"),
+    (["cache", "inspect", "{tmp}/cache_binary"], "manifest.json: not a text file"),
+    (["cache", "verify", "{tmp}/cache_binary"], "manifest.json: not a text file"),
+    (["recipe", "validate", "{smoke}", "--teacher", "cache:{tmp}/cache_binary"],
+     "manifest.json: not a text file"),
+    (["cache", "build", "{smoke}", "--out", "{tmp}/empty"],
+     "--out: '{tmp}/empty' is a file, not a folder"),
+    (["cache", "build", "{smoke}", "--out", "{tmp}/empty/c"],
+     "--out: '{tmp}/empty' in '{tmp}/empty/c' is a file, not a folder"),
+    (["bench", "{smoke}", "--out", "{tmp}/empty"], "--out: '{tmp}/empty' is a file, not a folder"),
+    (["speed", "{smoke}", "--steps", "0"], "--steps: must be at least 1, got 0"),
+])
+def test_hostile_input_to_every_command_is_one_line(cli, smoke, tmp_path, args, needle):
+    _hostile_files(tmp_path, smoke)
+    args = [a.format(smoke=smoke, tmp=tmp_path) for a in args]
+    n = len(smoke.read_text().splitlines())  # the lines appended start after the recipe's
+    assert needle.format(tmp=tmp_path, last=n + 1, l4=n + 6) in one_error(cli(*args))
+
+
+def test_a_swapped_teacher_prints_one_note_naming_what_it_dropped(cli, smoke):
+    res = cli("recipe", "show", smoke, "--teacher", "timm:vit_tiny_patch16_224")
+    assert res.code == 0, res.err
+    assert yaml.safe_load(res.out)["teacher"]["input_size"] is None
+    (note,) = res.err.strip().splitlines()
+    assert note.startswith("note: teacher 'timm:vit_tiny_patch16_224' replaces the recipe's "
+                           "'timm:test_resnet'; the old teacher's teacher.input_size=32, "
+                           'teacher.kwargs={"num_classes": 10} are dropped')
+    res = cli("recipe", "show", smoke, "--teacher", "timm:vit_tiny_patch16_224",
+              "--set", "teacher.input_size=32", "--set", "teacher.kwargs={}")
+    assert res.code == 0 and res.err == "" and yaml.safe_load(res.out)["teacher"]["input_size"] == 32

@@ -298,3 +298,75 @@ def test_every_registered_dataset(name, tmp_path):
         ds = DATASETS.build(name, split=split, **options)
         img, label = ds[0]
         assert hasattr(img, "mode") and isinstance(label, int) and ds.num_classes >= 1
+
+
+def _one_image_folder(tmp_path, save, name="0.png"):
+    """root/train/a/<name> written by `save(path)`; the folder's dataset."""
+    from distill.data.datasets import imagefolder
+
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    save(tmp_path / "train" / "a" / name)
+    return lambda in_chans: imagefolder("train", root=tmp_path, in_chans=in_chans)
+
+
+@pytest.mark.parametrize("kind", ["png16", "tiff32"])
+def test_16_bit_images_are_scaled_not_clipped(tmp_path, kind):
+    from PIL import Image
+
+    values = np.array([[0, 257, 25700, 32896, 65535]])  # 0, 1, 100, 128, 255 in 8 bits
+    if kind == "png16":  # PIL opens it as "I;16"
+        save = lambda p: Image.fromarray(values.astype(np.uint16)).save(p)  # noqa: E731
+    else:  # 32-bit integers ("I"), as PIL opens 16-bit data of some TIFF and PNG files
+        save = lambda p: Image.fromarray(values.astype(np.int32)).save(p)  # noqa: E731
+    ds = _one_image_folder(tmp_path, save, "0.png" if kind == "png16" else "0.tif")
+    gray, _ = ds(1)[0]
+    assert gray.mode == "L" and np.asarray(gray).tolist() == [[0, 1, 100, 128, 255]]
+    rgb, _ = ds(3)[0]
+    assert rgb.mode == "RGB" and np.asarray(rgb)[..., 1].tolist() == [[0, 1, 100, 128, 255]]
+
+
+def test_odd_modes_are_converted_or_refused():
+    """Palette (with transparency), RGBA, LA and CMYK give their colours (alpha dropped);
+    float images are scaled from 0..1; what cannot be converted is refused, named."""
+    import warnings
+
+    from PIL import Image
+
+    from distill.data.datasets import convert_image
+    from distill.data.errors import DataError
+
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    pal.putpixel((1, 0), 1)
+    pal.info["transparency"] = bytes([0] + [255] * 255)  # colour 0 fully transparent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL warns on P → RGB with transparency bytes
+        rgb = convert_image(pal, "RGB")
+    assert np.asarray(rgb).tolist() == [[[10, 20, 30], [200, 100, 50]]]
+    assert np.asarray(convert_image(pal, "L")).tolist() == [[
+        int(np.asarray(Image.new("RGB", (1, 1), (10, 20, 30)).convert("L"))[0, 0]),
+        int(np.asarray(Image.new("RGB", (1, 1), (200, 100, 50)).convert("L"))[0, 0])]]
+    rgba = Image.new("RGBA", (1, 1), (40, 50, 60, 0))
+    assert np.asarray(convert_image(rgba, "RGB")).tolist() == [[[40, 50, 60]]]
+    assert np.asarray(convert_image(Image.new("LA", (1, 1), (77, 0)), "RGB")).tolist() == [
+        [[77, 77, 77]]]
+    cmyk = Image.new("CMYK", (1, 1), (0, 255, 255, 0))  # pure red
+    assert np.asarray(convert_image(cmyk, "RGB")).tolist() == [[[255, 0, 0]]]
+    assert np.asarray(convert_image(cmyk, "L")).tolist() == [[76]]  # luma of red
+    flt = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
+    assert np.asarray(convert_image(flt, "L")).tolist() == [[0, 128, 255]]
+    with pytest.raises(DataError, match="float pixels outside 0..1"):
+        convert_image(Image.fromarray(np.array([[3.0]], dtype=np.float32)), "L", "x.tif")
+    with pytest.raises(DataError, match="^img.tif: cannot convert an image of PIL mode 'La'"):
+        convert_image(Image.new("La", (1, 1)), "RGB", "img.tif")
+
+
+def test_odd_modes_from_any_dataset_are_converted_by_replay():
+    from PIL import Image
+
+    from distill.data import ReplayDataset
+
+    img = Image.fromarray(np.array([[0, 25700, 65535]], dtype=np.uint16))  # I;16
+    ds = ReplayDataset([(img, 0)], lambda im: torch.from_numpy(np.asarray(im).copy()), seed=0,
+                       mode="L")
+    assert ds[0][0].tolist() == [[0, 100, 255]]  # not [[0, 255, 255]]: clipped

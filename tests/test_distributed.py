@@ -254,7 +254,7 @@ def test_a_failing_rank_ends_a_torchrun_build_with_its_error_shown(tmp_path):
     job = torchrun(2, *cache_args(blocker / "cache"))
     log, _ = job.communicate(timeout=120)
     assert job.returncode != 0
-    assert f"error: [rank 0] --out: cannot write to '{blocker / 'cache'}'" in log
+    assert f"error: [rank 0] --out: '{blocker}' in '{blocker / 'cache'}' is a file" in log
     assert "[rank1]: Traceback" not in log  # the other rank: one line at most, no traceback
     assert blocker.read_text() == "not a directory"
 

@@ -213,3 +213,183 @@ def test_a_run_recipe_is_read_back_and_compared(tmp_path):
     assert {"run.log_every", "data.num_workers"} <= RESUME_FREE_FIELDS
     with pytest.raises(UsageError, match="not a run directory"):
         load_run_recipe(tmp_path / "nothing")
+
+
+# -- hostile recipe text: refused with one short line, fast ------------------------------
+def one_line(path_or_none, sets=(), **shortcuts) -> str:
+    (line,) = errors(path_or_none, sets, **shortcuts)
+    assert "\n" not in line and len(line) < 400, line
+    return line
+
+
+def test_a_recipe_that_is_not_utf8_text_is_refused(tmp_path):
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes(SMOKE.read_bytes() + "# café\n".encode("latin-1"))
+    assert one_line(p) == (f"{p}: not UTF-8 text (byte 0xe9 at offset "
+                           f"{len(SMOKE.read_bytes()) + 5}); a recipe is UTF-8 text")
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"data:\n  name: synthetic\n\x00\x01\x02\xff")
+    assert one_line(binary).startswith(f"{binary}: not a text file (a NUL byte at offset 24)")
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    assert one_line(folder) == f"{folder}: is a folder, not a recipe"
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbf" + SMOKE.read_bytes())  # a byte-order mark is fine
+    assert load_recipe(bom).data.num_classes == 10
+
+
+@pytest.mark.parametrize("text,line,first", [
+    ("data: {name: synthetic}\nloss: {name: none}\ndata: {num_classes: 3}\n", 3, 1),
+    ("data:\n  name: synthetic\n  num_classes: 10\n  num_classes: 3\n", 4, 3),
+    ("student:\n  kwargs:\n    depth: 2\n    depth: 3\n", 4, 3),
+    ("augment:\n  scale: [0.5, 1.0]\n  re_prob: 0.1\n  'scale': [0.1, 1.0]\n", 4, 2),
+], ids=["top-level", "nested", "two-deep", "quoted"])
+def test_a_key_given_twice_is_an_error(tmp_path, text, line, first):
+    p = tmp_path / "twice.yaml"
+    p.write_text(text)
+    found = one_line(p)
+    assert found.startswith(f"{p}: line {line}: duplicate key '")
+    assert found.endswith(f"' (first on line {first})")
+
+
+def test_a_key_given_twice_in_a_set_value_is_an_error():
+    assert one_line(None, ["data.options={seed: 1, seed: 2}"]) == (
+        "--set 'data.options={seed: 1, seed: 2}': duplicate key 'seed' (first on line 1)")
+    # A merge key's fields may be overridden: that is no duplicate.
+    r = load_recipe(None, ["data.options={<<: {seed: 1, noise: 0.1}, seed: 2}"], loss="none",
+                    student="deit_tiny_patch16_224")
+    assert r.data.options == {"seed": 2, "noise": 0.1}
+
+
+def test_a_huge_recipe_is_refused_fast_without_reading_it(tmp_path):
+    import time
+
+    p = tmp_path / "huge.yaml"
+    with p.open("w") as f:
+        f.write("data:\n  options:\n")
+        line = "    k: [" + ", ".join(["1"] * 500) + "]\n"
+        for _ in range((50 << 20) // len(line)):
+            f.write(line)
+    t0 = time.perf_counter()
+    line = one_line(p)
+    assert time.perf_counter() - t0 < 1.0
+    assert line == f"{p}: 50.0 MB; a recipe is at most 256 KB (is this the right file?)"
+
+
+@pytest.mark.parametrize("bomb", [
+    # billion laughs: 9**10 values from ten lines
+    "lol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 0 else f'l{i - 1}'}"] * 9) + "]\n"
+        for i in range(10)),
+    # the same with merge keys
+    "m0: &m0 {a: 1, b: 2, c: 3}\n" + "".join(
+        f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 6)}], k{i}: 1}}\n" for i in range(1, 14)),
+    # mappings of aliases
+    "a: &a {x: lol, y: lol, z: lol, w: lol}\n" + "".join(
+        f"a{i}: &a{i} {{x: *{'a' if i == 0 else f'a{i - 1}'}, y: *{'a' if i == 0 else f'a{i - 1}'}, "
+        f"z: *{'a' if i == 0 else f'a{i - 1}'}, w: *{'a' if i == 0 else f'a{i - 1}'}}}\n"
+        for i in range(16)),
+], ids=["sequences", "merge-keys", "mappings"])
+def test_an_alias_bomb_is_refused_fast(tmp_path, bomb):
+    import time
+
+    p = tmp_path / "bomb.yaml"
+    p.write_text("data:\n  name: synthetic\n" + bomb)
+    t0 = time.perf_counter()
+    line = one_line(p)
+    assert time.perf_counter() - t0 < 0.5
+    assert "expands to more than 100,000 values" in line and line.startswith(f"{p}: line ")
+    with pytest.raises(UsageError, match="expands to more than"):
+        load_recipe(None, ["data.options=" + bomb.replace("\n", ", ").join("{}")])
+
+
+def test_recursive_aliases_and_deep_nesting_are_refused(tmp_path):
+    p = tmp_path / "loop.yaml"
+    p.write_text("data: &d\n  options: *d\n")
+    assert "a recursive alias" in one_line(p)
+    deep = tmp_path / "deep.yaml"
+    for depth in (70, 100_000):
+        deep.write_text("data:\n  options: {x: " + "[" * depth + "]" * depth + "}\n")
+        assert one_line(deep).startswith(f"{deep}: line 2: ")
+    assert "nested more than 64 levels deep" in one_line(None, ["data.options=" + "[" * 80 + "]" * 80])
+
+
+@pytest.mark.parametrize("text", [
+    "run:\n  seed: " + "9" * 5000 + "\n",  # past Python's int digit limit
+    "run:\n  seed: 2024-13-45\n",  # a date that is not one
+    "data:\n  name: !!python/object/apply:os.system [ls]\n",
+    "data:\n  name: \x07\n",
+], ids=["huge-int", "bad-date", "python-tag", "control-char"])
+def test_yaml_that_python_cannot_build_is_one_line(tmp_path, text):
+    p = tmp_path / "odd.yaml"
+    p.write_text(text)
+    assert one_line(p).startswith(f"{p}: ")
+
+
+def test_a_huge_value_is_shown_as_a_short_excerpt(tmp_path):
+    p = tmp_path / "long.yaml"
+    huge = "y" * 200_000
+    for text in (f"data:\n  name: {huge}\n", f"data:\n  mean: {huge}\n",
+                 f"student:\n  kwargs: {{depth: {huge}}}\n", f"teacher:\n  name: timm:{huge}\n",
+                 "data:\n  mean: [" + ", ".join(["abc"] * 20000) + "]\n",
+                 "data:\n  " + "".join(f"k{i}: {huge[:100]}\n  " for i in range(500))):
+        p.write_text(text)
+        with pytest.raises(UsageError) as exc:
+            load_recipe(p, loss="none", student="deit_tiny_patch16_224")
+        assert 1 <= len(exc.value.lines) <= 2
+        for line in exc.value.lines:
+            assert "y" * 161 not in line and len(line) < 600 and "\n" not in line, line
+    with pytest.raises(UsageError) as exc:
+        load_recipe(None, [f"data.name=a\nb {huge}"], loss="none")
+    assert all("\n" not in line and len(line) < 600 for line in exc.value.lines)
+
+
+def test_many_problems_are_at_most_ten_lines():
+    lines = errors(None, [f"optim.x{i}=1" for i in range(30)] +
+                   [f"run.y{i}={i}" for i in range(2)] + [f"data.z{i}=1" for i in range(3)])
+    assert "recipe: optim: unknown fields 'x0', 'x1', 'x2' and 27 more" in lines
+    assert len(lines) == 6  # optim, run.y0, run.y1, data.z0..z2
+    lines = errors(None, [f"loss.bad{i}={i}" for i in range(3)] +
+                   [f"{s}.lr=x" for s in ("data", "student", "teacher", "optim", "schedule",
+                                          "augment", "run")] + ["loss.alpha=9"] * 2)
+    assert len(lines) == 10 and lines[-1] == "... and 2 more problems"
+
+
+# -- the teacher swap ---------------------------------------------------------------------
+def test_swapping_the_teacher_drops_the_old_teachers_model_fields():
+    base = load_recipe(SMOKE)
+    assert (base.teacher.input_size, base.teacher.kwargs) == (32, {"num_classes": 10})
+    notes: list[str] = []
+    r = load_recipe(SMOKE, ["teacher.pretrained=false", "teacher.mix_targets=interpolate"],
+                    teacher="timm:vit_tiny_patch16_224", note=notes.append)
+    assert r.teacher.name == "timm:vit_tiny_patch16_224"
+    assert (r.teacher.input_size, r.teacher.kwargs, r.teacher.mean) == (None, {}, None)
+    assert r.teacher.mix_targets == "interpolate" and r.teacher.pretrained is False
+    (note,) = notes
+    assert note == ("teacher 'timm:vit_tiny_patch16_224' replaces the recipe's "
+                    "'timm:test_resnet'; the old teacher's teacher.input_size=32, "
+                    'teacher.kwargs={"num_classes": 10} are dropped (the new teacher\'s own '
+                    "apply; set one with --set teacher.FIELD=VALUE)")
+    # `--set teacher.name=…` is a swap too; what the command line sets itself is kept.
+    notes.clear()
+    r = load_recipe(SMOKE, ["teacher.name=timm:vit_tiny_patch16_224", "teacher.input_size=64",
+                            "teacher.kwargs.num_classes=10"], note=notes.append)
+    assert (r.teacher.input_size, r.teacher.kwargs) == (64, {"num_classes": 10})
+    assert notes == []  # nothing of the file's was dropped
+    # The recipe's own teacher: nothing changes.
+    assert load_recipe(SMOKE, teacher="timm:test_resnet", note=notes.append) == base
+    assert notes == []
+
+
+def test_a_swapped_teacher_builds_at_its_own_input_size():
+    import torch
+
+    from distill.engine import build_teacher_for, resolve_runtime
+
+    r = load_recipe(SMOKE, ["teacher.pretrained=false", "teacher.kwargs.num_classes=10",
+                            "run.device=cpu"], teacher="timm:test_vit")
+    teacher = build_teacher_for(r, resolve_runtime(r))
+    assert teacher.size == (160, 160)  # test_vit's own, not the recipe's old 32
+    with torch.inference_mode():
+        out = teacher(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10)

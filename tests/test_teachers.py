@@ -168,6 +168,8 @@ EXAMPLES = {
     "torchvision": ("torchvision:resnet18", {"num_classes": 10}),
     "python": ("python:tests.plugins.user_teacher:make", {"num_classes": 10}),
     "checkpoint": ("checkpoint:{tmp}", {}),
+    "ensemble": ("ensemble:timm:test_resnet+0.5*python:tests.plugins.user_teacher:make",
+                 {"num_classes": 10}),
 }
 
 
@@ -196,3 +198,39 @@ def test_every_registered_teacher_adapter(adapter, tmp_path):
     assert isinstance(t, Teacher) and t.spec.adapter == adapter
     assert len(t.spec.weights_sha256) == 64 and t.spec.num_classes == 10
     assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_fixed_size_teacher_follows_its_model_or_refuses_in_one_line():
+    """A timm ViT takes one size: the size it was built for (not its pretrained_cfg's), and
+    a `teacher.input_size` it cannot take is refused at build time, named."""
+    from teachers.base import fixed_input_size
+
+    t = build_teacher("timm:vit_tiny_patch16_224", student=RGB32,
+                      kwargs={"num_classes": 10, "img_size": 32})
+    assert fixed_input_size(t.model) == (32, 32) and t.spec.input_size == (3, 32, 32)
+    assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # no resize to 224, no assert
+    with pytest.raises(UsageError, match=r"^teacher.input_size: 48, but "
+                       r"'timm:vit_tiny_patch16_224' takes 32×32 images only"):
+        build_teacher("timm:vit_tiny_patch16_224", student=RGB32, input_size=48,
+                      kwargs={"num_classes": 10, "img_size": 32})
+    flexible = build_teacher("timm:vit_tiny_patch16_224", student=RGB32, input_size=48,
+                             kwargs={"num_classes": 10, "img_size": 32,
+                                     "dynamic_img_size": True})
+    assert fixed_input_size(flexible.model) is None and flexible.spec.input_size == (3, 48, 48)
+
+
+def test_probe_of_a_model_names_the_size_it_refuses():
+    with pytest.raises(UsageError, match=r"^teacher.input_size: "
+                       r"'python:tests.plugins.user_teacher:make' refuses a 3×48×48 image "
+                       r"\(RuntimeError: mat1 and mat2"):
+        build_teacher("python:tests.plugins.user_teacher:make", student=RGB32, input_size=48)
+
+
+def test_class_count_of_any_integer_type_is_checked():
+    import numpy as np
+
+    probe = Probe(1000)
+    probe.num_classes = np.int64(1000)  # a model built from a config file, say
+    with pytest.raises(UsageError, match="predicts 1000 classes but data.num_classes is 10"):
+        LiveTeacher(probe, adapter="python", name="x", student=RGB32, mean=RGB32.mean,
+                    std=RGB32.std, input_size=(3, 32, 32))

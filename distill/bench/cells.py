@@ -9,6 +9,7 @@ The user's `--set` overrides come after those, so they win.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,20 @@ def _cell_name(loss: str, teacher: str | None, student: str, seed: int) -> str:
 
 
 def teacher_slug(spec: str) -> str:
-    """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`)."""
+    """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`;
+    an ensemble's members joined by `+`, `ensemble:0.7*timm:a+0.3*checkpoint:runs/b` ->
+    `ensemble_0.7timm_a+0.3checkpoint_b`, cut to 80 characters with a hash of the spec)."""
     adapter, _, target = spec.partition(":")
+    if adapter == "ensemble":
+        from teachers.ensemble import parse_members
+
+        pairs = parse_members(target)
+        weighted = len({w for w, _ in pairs}) > 1
+        slug = "ensemble_" + "+".join(f"{w:g}" * weighted + teacher_slug(s) for w, s in pairs)
+        if len(slug) > 80:
+            digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
+            slug = f"{slug[:71].rstrip('+_.')}-{digest}"
+        return slug
     tail = Path(target.rstrip("/")).name or target
     return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{adapter}_{tail}").strip("_")
 
@@ -151,10 +164,13 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
                 for seed in seed_list:
                     run_dir = out / "cells" / _cell_name(loss, teacher, student, seed)
                     raw: dict[str, Any] = {"loss.name": loss, "student.name": student,
-                                           "run.seed": seed, "teacher.name": teacher,
-                                           "run.out": str(run_dir)}
-                    if teacher is None or teacher != base.teacher.name:
-                        raw["teacher.cache"] = None  # a recipe's cache is its own teacher's
+                                           "run.seed": seed, "run.out": str(run_dir)}
+                    if teacher is not None and teacher == base.teacher.name:
+                        # the recipe's own teacher, as resolved (an ensemble's list of
+                        # members is read into its name and kwargs)
+                        raw["teacher"] = base.teacher.model_dump(mode="json")
+                    else:  # a recipe's cache is its own teacher's
+                        raw.update({"teacher.name": teacher, "teacher.cache": None})
                     where = f"cell {loss}/{teacher or 'no teacher'}/{student}/seed {seed}"
                     try:
                         r = load_recipe(recipe_path, [*defaults, *sets], raw=raw)

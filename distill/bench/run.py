@@ -9,7 +9,6 @@ augmentation is drawn from it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +18,9 @@ from distill.cache import StoreFormat, load_manifest
 from distill.cache.check import mismatches, needs_soft_targets
 from distill.engine import LogReporter, Reporter, train
 from distill.engine.cache_build import build_cache
+from distill.engine.rundir import RunDir
 from distill.errors import OptionError
+from distill.readers import read_json
 from distill.recipe import check_paths, load_run_recipe, resume_changes
 from distill.registry import LOSSES
 
@@ -65,11 +66,12 @@ def _finished(cell: Cell) -> dict[str, Any] | None:
     summary, prior = out / "summary.json", out / "recipe.yaml"
     if not (summary.is_file() and prior.is_file()):
         return None
+    RunDir.open(out).verify(optional=("state.pt",))  # every file as the cell's run wrote it
     changed = resume_changes(load_run_recipe(prior), cell.recipe)
     if changed:
         raise OptionError("out", f"cell '{out}' was run with another recipe (it differs at "
                          f"{', '.join(changed)}); use another --out for a new benchmark")
-    return json.loads(summary.read_text())
+    return read_json(summary, "summary.json")  # a damaged one: one line naming it
 
 
 def _attach_caches(cells: Sequence[Cell], cache: CacheUse,

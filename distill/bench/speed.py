@@ -11,9 +11,13 @@ Arms, each a fresh student (same seed) with its own optimizer and its own teache
 - `timm`:  timm's own `timm.task.TokenDistillationTask` around timm's DeiT (same
            architecture and drop path) and the same teacher module as `live` builds, with
            timm's AdamW (`create_optimizer_v2`, fused on CUDA as ours), the recipe's
-           distillation target and temperature: the outside reference.
+           distillation target and temperature: the outside reference;
+- `data`:  (only when asked for: `--arms data`) the training loader alone: finished device
+           batches, ready for the step (read, collated, moved, augmented on the device with
+           `data.pipeline: tensor`, mixed with mixup/cutmix on), as `distill train` makes
+           them; its `images_per_s` compares with the step arms' in one run.
 
-The batch lives on the device: data loading is not timed (the cache's row reads happen in
+For the step arms the batch lives on the device: data loading is not timed (the cache's row reads happen in
 loader workers; `benchmarks/cache_overhead.py` times them). Warm-up steps (and compilation)
 are excluded; the arms' timed blocks of `steps` steps run round-robin, `repeats` rounds,
 synchronised on CUDA only at block ends; images/s is an arm's median block. Peak memory is
@@ -49,10 +53,11 @@ from teachers import TeacherRef
 
 from .cells import student_for
 
-__all__ = ["ARMS", "RATIOS", "SpeedArm", "device_peak_tflops", "measure_speed", "speed_recipe",
+__all__ = ["ARMS", "EXTRA_ARMS", "RATIOS", "SpeedArm", "device_peak_tflops", "measure_speed", "speed_recipe",
            "timm_task"]
 
-ARMS = ("none", "live", "cache", "timm")
+ARMS = ("none", "live", "cache", "timm")  # timed by default
+EXTRA_ARMS = ("data",)  # timed when asked for
 
 # bf16 dense tensor-core peaks (TFLOP/s) from the vendors' data sheets.
 _PEAKS = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100", 989.4), ("A100", 312.0),
@@ -182,8 +187,9 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
     timed blocks run round-robin, one block of each arm per round, so that a drift of the
     machine (clocks, heat, a neighbour) falls on every arm alike."""
     for a in arms:
-        if a not in ARMS:
-            raise OptionError("arms", f"unknown arm '{a}' (arms: {', '.join(ARMS)})")
+        if a not in ARMS + EXTRA_ARMS:
+            raise OptionError("arms", f"unknown arm '{a}' (arms: "
+                              f"{', '.join(ARMS + EXTRA_ARMS)})")
     for name, value in (("steps", steps), ("repeats", repeats),
                         ("batch_size", 1 if batch_size is None else batch_size)):
         if value < 1:
@@ -211,7 +217,8 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
     steps_of: dict[str, Callable[[], None]] = {}
     for name, arm in results.items():
         try:
-            arm.flops_per_step = _count_flops(_arm_step(name, eager, rt, batch, rows, fmt, lr))
+            arm.flops_per_step = (0.0 if name == "data" else  # no model: no FLOPs counted
+                                  _count_flops(_arm_step(name, eager, rt, batch, rows, fmt, lr)))
             _free(rt)
             before = torch.cuda.memory_allocated(rt.device) if rt.device.type == "cuda" else 0
             if rt.device.type == "cuda":
@@ -241,8 +248,9 @@ def measure_speed(recipe: Recipe, *, batch_size: int | None = None, steps: int =
         arm = results[name]
         arm.images_per_s = statistics.median(arm.blocks_images_per_s)
         arm.step_ms = 1000.0 * d.batch_size / arm.images_per_s
-        arm.tflops = arm.flops_per_step * arm.images_per_s / d.batch_size / 1e12
-        arm.mfu = arm.tflops / peak if peak else None
+        if name != "data":
+            arm.tflops = arm.flops_per_step * arm.images_per_s / d.batch_size / 1e12
+            arm.mfu = arm.tflops / peak if peak else None
     return _report(r, rt, results, fmt, peak, steps=steps, warmup=warmup, repeats=repeats)
 
 
@@ -255,6 +263,8 @@ def _arm_step(name: str, r: Recipe, rt: Runtime, batch: Batch,
               rows: dict[str, torch.Tensor], fmt: StoreFormat, lr: float
               ) -> Callable[[], None]:
     """One training step of arm `name`, with everything it needs built for it alone."""
+    if name == "data":
+        return _data_step(r, rt)
     if name == "timm":
         task, model, opt = timm_task(r, rt, lr)
 
@@ -279,6 +289,34 @@ def _arm_step(name: str, r: Recipe, rt: Runtime, batch: Batch,
         train_step(step_model, loss_fn, source, opt, batch, rt, r.optim.clip_grad)
 
     return ours
+
+
+def _data_step(r: Recipe, rt: Runtime) -> Callable[[], None]:
+    """One finished training batch on the device, as `_Trainer.train_epoch` makes it: the
+    training loader's next batch (epoch after epoch), moved, augmented (tensor pipeline) and
+    mixed (mixup/cutmix on)."""
+    from distill.data import Mixer, augment_batch, build_data
+
+    data = build_data(r.data, r.augment, r.run.seed, pin_memory=rt.device.type == "cuda")
+    mixer = Mixer.from_recipe(r) if r.augment.mixing else None
+    augment = data.train.augment
+
+    def batches() -> Any:
+        epoch = 0
+        while True:
+            for step, batch in enumerate(data.epoch(epoch)):
+                yield epoch, step, batch
+            epoch += 1
+
+    source = batches()
+
+    def data_step() -> None:
+        epoch, step, batch = next(source)
+        batch = augment_batch(batch.to(rt.device), augment, rt.device)
+        if mixer is not None:
+            mixer(batch.images, batch.labels, epoch, step, rt.rank)
+
+    return data_step
 
 
 def _report(r: Recipe, rt: Runtime, arms: dict[str, SpeedArm], fmt: StoreFormat,

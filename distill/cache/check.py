@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .manifest import Manifest, augment_facts, teacher_facts, transform_facts
+from .manifest import Manifest, augment_facts, pipeline_of, teacher_facts, transform_facts
 from .store import StoreFormat
 
 __all__ = ["mismatches", "needs_soft_targets", "run_mixing"]
@@ -33,6 +33,18 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _member_mismatches(cached: list[dict[str, Any]] | None,
+                       run: list[dict[str, Any]] | None) -> list[str]:
+    """An ensemble's members whose weights file differs (specs and weights are in its name)."""
+    out = []
+    for k, (c, r) in enumerate(zip(cached or [], run or []), start=1):
+        if c.get("spec") == r.get("spec") and c.get("weights_sha256") != r.get("weights_sha256"):
+            a, b = (str(x.get("weights_sha256"))[:12] for x in (c, r))
+            out.append(f"teacher member {k} '{r.get('spec')}' weights (cache sha256 {a}…, "
+                       f"run {b}…)")
+    return out
+
+
 def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                dataset: dict[str, Any] | None = None,
                teacher_sha256: str | None = None) -> list[str]:
@@ -49,8 +61,12 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
     # The teacher: only when the recipe names one and reads it from teacher.cache.
     if recipe.teacher.cache is not None and recipe.teacher.name is not None:
         mine = teacher_facts(recipe.teacher)
-        for key in sorted(set(mine) | set(manifest.teacher_recipe)):
-            differ(f"teacher.{key}", manifest.teacher_recipe.get(key), mine.get(key))
+        theirs = dict(manifest.teacher_recipe)
+        if mine.get("name") != theirs.get("name"):  # in full: it says which teacher
+            out.append(f"teacher.name (cache {theirs.get('name')!r}, run {mine.get('name')!r})")
+        out += _member_mismatches(theirs.pop("members", None), mine.pop("members", None))
+        for key in sorted((set(mine) | set(theirs)) - {"name"}):
+            differ(f"teacher.{key}", theirs.get(key), mine.get(key))
         sha = teacher_sha256
         if sha is not None and sha != manifest.teacher.get("weights_sha256"):
             out.append(f"teacher weights (cache sha256 {manifest.teacher['weights_sha256'][:12]}"
@@ -67,7 +83,10 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                 out.append("training images (their sha256 differs)")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
-        differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
+        if key != "pipeline":
+            differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
+    if manifest.mode == "replay":  # the augmented pixels come from one pipeline or the other
+        differ("data.pipeline", pipeline_of(manifest.transform), pipeline_of(mine_t))
 
     if manifest.mode == "replay":
         mixing = run_mixing(recipe)

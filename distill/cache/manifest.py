@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill.checkpoint import atomic_write_text
 from distill.errors import UsageError
+from distill.readers import MAX_JSON_BYTES, read_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -112,12 +113,21 @@ class Manifest(_Model):
 
 def transform_facts(data: Any, mode: str) -> dict[str, Any]:
     """The data fields that decide what an image looks like after its transform (`crop_pct`
-    shapes only the evaluation transform of a static cache)."""
+    shapes only the evaluation transform of a static cache; `pipeline` only the training
+    transform of a replay cache, recorded when it is `tensor`: a manifest without it was
+    built on the PIL pipeline, see `pipeline_of`)."""
     facts = {"img_size": data.img_size, "in_chans": data.in_chans, "mean": list(data.mean),
              "std": list(data.std), "interpolation": data.interpolation}
     if mode == "static":
         facts["crop_pct"] = data.crop_pct
+    elif getattr(data, "pipeline", "pil") != "pil":
+        facts["pipeline"] = data.pipeline
     return facts
+
+
+def pipeline_of(transform: dict[str, Any]) -> str:
+    """The `data.pipeline` a replay cache's images came from (`transform_facts`)."""
+    return str(transform.get("pipeline", "pil"))
 
 
 def augment_facts(augment: Any, *, with_mixing: bool) -> dict[str, Any]:
@@ -134,10 +144,17 @@ CACHE_FIELDS = ("cache", "mix_targets", "cache_verify")
 
 
 def teacher_facts(teacher: Any) -> dict[str, Any]:
-    """The teacher section minus the cache fields: the teacher a cache was built from."""
+    """The teacher section minus the cache fields: the teacher a cache was built from. For
+    an ensemble (`ensemble:SPEC+…`), `members` lists every member's spec, normalised
+    weight and the sha256 of the weights file it loads (None where it loads none)."""
     facts = teacher.model_dump(mode="json")
     for key in CACHE_FIELDS:
         facts.pop(key, None)
+    facts.pop("members", None)  # the list form of an ensemble: read into `name` and `kwargs`
+    if teacher.name is not None and teacher.name.partition(":")[0] == "ensemble":
+        from teachers.ensemble import member_facts
+
+        facts["members"] = member_facts(teacher)
     return facts
 
 
@@ -160,7 +177,8 @@ def load_manifest(folder: Path, name: str = MANIFEST) -> Manifest:
         raise UsageError(f"cache: no {name} in '{folder}' (build one with `distill cache "
                          "build`)")
     try:
-        manifest = Manifest.model_validate(json.loads(path.read_text()))
+        # not UTF-8 text, a NUL byte, over 64 MB: one line naming the file
+        manifest = Manifest.model_validate(json.loads(read_text(path, "cache manifest", MAX_JSON_BYTES)))
     except (json.JSONDecodeError, ValidationError) as exc:
         first = str(exc).splitlines()[0]
         raise UsageError(f"cache: '{path}' is not a valid manifest ({first})") from None

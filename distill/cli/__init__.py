@@ -1,12 +1,14 @@
 """The `distill` command: one module per subcommand, one console script.
 
 Bad input (a recipe field, a registry name, a path) ends with one line per problem on
-stderr and exit code 2, never a traceback.
+stderr and exit code 2, never a traceback. Ctrl-C ends with one line saying what stopped and
+the command that continues it, and exit code 130.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 
 import typer
@@ -56,6 +58,41 @@ app.add_typer(cache.app, name="cache")
 _FLAGS = {"run.out": "--out"}
 
 
+def _keyboard_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C behind an exit (typer turns it into `Exit(130)`), if any."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
+def _interrupted(args: list[str], exc: KeyboardInterrupt | None) -> str:
+    """The one line Ctrl-C prints: what stopped, what is kept, how to continue."""
+    again = "distill " + shlex.join(args)
+    stopped = getattr(exc, "distill_stopped", None)
+    command = args[:2] if args[:1] == ["cache"] else args[:1]
+    if command == ["train"]:
+        resume = again if "--resume" in args else again + " --resume"
+        if stopped is None:
+            return f"interrupted before the run started; start it with: {resume}"
+        return f"interrupted: {stopped}; continue with: {resume}"
+    if command == ["cache", "build"]:
+        return ("interrupted: the cache build stopped; the shards it wrote are kept; continue "
+                f"with the same command: {again}")
+    if command == ["bench"]:
+        return ("interrupted: the benchmark stopped; finished cells are kept and the cell that "
+                f"was training resumes from its last checkpoint; continue with the same "
+                f"command: {again}")
+    return f"interrupted: {again} stopped"
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     top = dist.topology()
@@ -76,6 +113,14 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/bold red] {escape(f'{tag}{exc.strerror or exc}{where}')}",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        ki = _keyboard_interrupt(exc)
+        if ki is None and not (isinstance(exc, SystemExit) and exc.code == 130):
+            raise
+        lead = "\n" if err_console.is_terminal else ""  # past the terminal's ^C
+        err_console.print(f"{lead}{tag}{_interrupted(args, ki)}", markup=False,
+                          highlight=False, soft_wrap=True)
+        sys.exit(130)
     except Exception as exc:
         lost = dist.peer_lost(exc) if top.distributed else None
         if lost is None:

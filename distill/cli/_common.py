@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 from distill.engine import Reporter
+from distill.errors import UsageError
 from distill.recipe import Recipe, load_recipe
 
 console = Console()
@@ -58,14 +59,57 @@ LossOption = typer.Option(None, "--loss", "-l", help="Distillation strategy: non
 def resolve(recipe: Path | None, sets: list[str] | None, teacher: str | None,
             student: str | None, loss: str | None, out: Path | None = None,
             init: Path | None = None) -> Recipe:
-    """Load a recipe with the command line's overrides; `--out` wins over run.out."""
+    """Load a recipe with the command line's overrides; `--out` wins over run.out. A
+    teacher other than the recipe's drops the old teacher's per-model fields (`load_recipe`):
+    one note says which, printed by `flush_notes` once the command's work starts."""
     raw = {}
     if out is not None:
         raw["run.out"] = str(out)
     if init is not None:
         raw["student.init"] = str(init)
+    _NOTES.clear()
     return load_recipe(recipe, list(sets or []), teacher=teacher, student=student, loss=loss,
-                       raw=raw)
+                       raw=raw, note=_NOTES.append)
+
+
+# The notes of the last `resolve` (a swapped teacher's dropped fields), held back until the
+# command's work starts, so that bad input found later is still one line of error.
+_NOTES: list[str] = []
+
+
+def print_note(text: str) -> None:
+    err_console.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+def flush_notes() -> None:
+    """Print the notes of the last `resolve`, once (a command calls it when its checks are
+    done and its work starts; `RichReporter.start` does for `distill train`)."""
+    notes = list(_NOTES)
+    _NOTES.clear()
+    for text in notes:
+        print_note(text)
+
+
+def at_least(minimum: int, flag: str) -> Any:
+    """A typer option callback refusing a count below `minimum` with one line (`--sample:
+    must be at least 0, got -3`), before the command runs."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and value < minimum:
+            raise UsageError(f"{flag}: must be at least {minimum}, got {value}")
+        return value
+
+    return check
+
+
+def check_folder(path: Path, flag: str) -> None:
+    """Refuse, before any work, a folder option naming a file or a path under a file."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                where = "" if p == path else f"'{p}' in "
+                raise UsageError(f"{flag}: {where}'{path}' is a file, not a folder")
+            return
 
 
 def _fmt(value: Any) -> str:
@@ -89,6 +133,7 @@ class RichReporter(Reporter):
     def start(self, *, epochs: int, start_epoch: int, steps_per_epoch: int,
               info: dict[str, Any]) -> None:
         self.epochs = epochs
+        flush_notes()
         desc = ", ".join(f"{k}={_fmt(v)}" for k, v in info.items())
         self.console.print(f"[dim]{desc}[/dim]")
         self.progress.start()

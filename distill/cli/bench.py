@@ -16,7 +16,7 @@ from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
 from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
-from ._common import SetOption, console, err_console, provenance
+from ._common import SetOption, check_folder, console, err_console, provenance
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -136,6 +136,7 @@ def bench(
     """Run the matrix of losses × teachers × students × seeds; write results.json, .csv, .md
     and accuracy_vs_throughput.png into OUT. Finished cells are kept: run again to resume."""
     out = out or Path("runs", "bench", recipe.stem)
+    check_folder(out, "--out")
     cells = plan_cells(recipe, losses=losses, teachers=teachers, students=students,
                        seeds=seeds, sets=sets, out=out)
     use = None

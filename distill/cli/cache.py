@@ -11,7 +11,16 @@ from distill.cache import cache_summary, check_shard, load_manifest
 from distill.engine import dist
 from distill.errors import UsageError
 
-from ._common import SetOption, TeacherOption, console, err_console, resolve
+from ._common import (
+    SetOption,
+    TeacherOption,
+    at_least,
+    check_folder,
+    console,
+    err_console,
+    flush_notes,
+    resolve,
+)
 
 app = typer.Typer(help="Precompute a teacher's outputs to disk and check them.",
                   no_args_is_help=True)
@@ -21,6 +30,7 @@ class _Notes:
     """Prints the builder's notes; progress goes nowhere (shards are announced)."""
 
     def note(self, text: str) -> None:
+        flush_notes()  # the build has started: the recipe's notes first
         err_console.print(text, highlight=False, soft_wrap=True)
 
     def advance(self, *_: object) -> None:
@@ -58,6 +68,7 @@ def build(
     single process builds."""
     from distill.engine.cache_build import build_cache
 
+    check_folder(out, "--out")
     r = resolve(recipe, sets, teacher, None, None)
     result = build_cache(r, out, epochs=epochs, mode=mode, store=store, batch_size=batch_size,
                          shard_rows=shard_rows, world_size=world_size, dry_run=dry_run,
@@ -73,7 +84,8 @@ def build(
 def inspect(
     folder: Path = typer.Argument(..., help="Cache directory."),
     sample: int = typer.Option(0, "--sample", help="Recompute this many random rows with the "
-                               "live teacher (top-k: mean KL to the full distribution)."),
+                               "live teacher (top-k: mean KL to the full distribution).",
+                               callback=at_least(0, "--sample")),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Summarise a cache: teacher, data, store, epochs, shards, size, coverage."""
@@ -91,7 +103,8 @@ def inspect(
             valid += int(np.count_nonzero(flags))
             total += len(flags)
     planned_rows = sum(rows for _, _, rows in manifest.planned())
-    info["coverage"] = f"{valid} of {planned_rows} rows ({100 * valid / planned_rows:.1f}%)"
+    info["coverage"] = (f"{valid} of {planned_rows} rows "
+                        f"({100 * valid / planned_rows if planned_rows else 0:.1f}%)")
     if sample:
         from distill.engine.cache_verify import live_check
 
@@ -107,7 +120,8 @@ def inspect(
 def verify(
     folder: Path = typer.Argument(..., help="Cache directory."),
     live: int = typer.Option(0, "--live", help="Also recompute this many random rows with the "
-                             "live teacher and report the largest difference."),
+                             "live teacher and report the largest difference.",
+                             callback=at_least(0, "--live")),
 ) -> None:
     """Check every shard's size, header and sha256 against the manifest."""
     manifest = load_manifest(folder)

@@ -11,6 +11,7 @@ import typer
 from distill.checkpoint import load_weights
 from distill.data import build_val_loader
 from distill.engine import build_student_for, evaluate_model, resolve_runtime
+from distill.engine.rundir import check_run_file
 from distill.errors import UsageError
 from distill.recipe import load_run_recipe
 
@@ -26,6 +27,8 @@ def evaluate(
 ) -> None:
     """Top-1 of the combined prediction and of each head on the validation split."""
     if target.is_dir():
+        if (target / "recipe.yaml").is_file():  # as the run wrote it (see run.json)
+            check_run_file(target / "recipe.yaml")
         recipe = load_run_recipe(target, list(sets or []))
         weights = weights or target / "model.safetensors"
     else:
@@ -36,6 +39,8 @@ def evaluate(
     # The weights are loaded below: do not start from student.init again.
     recipe = recipe.updated({"student.init": None})
     model = build_student_for(recipe, rt)
+    if Path(weights).is_file():  # against its run's run.json; load_weights checks its own sha256
+        check_run_file(weights)
     state = load_weights(weights)
     try:
         model.load_state_dict(state, strict=True)

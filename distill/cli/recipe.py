@@ -17,6 +17,7 @@ from ._common import (
     TeacherOption,
     console,
     err_console,
+    flush_notes,
     resolve,
 )
 
@@ -33,6 +34,7 @@ def show(
 ) -> None:
     """Print the resolved recipe (defaults and overrides applied) as YAML."""
     r = resolve(recipe, sets, teacher, student, loss)
+    flush_notes()
     typer.echo(dump_recipe(r), nl=False)
 
 
@@ -57,6 +59,7 @@ def validate(
             problems += [line if line.startswith(str(path)) else f"{path}: {line}"
                          for line in exc.lines]
             continue
+        flush_notes()
         err_console.print(f"ok  {path}")
     if problems:
         raise UsageError(*problems)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.errors import UsageError
+from distill.readers import read_json, read_text
+from distill.recipe.validate import _show
 
 from ._common import console
 
@@ -36,10 +37,22 @@ def shown(path: Path) -> str:
 
 
 def load_summary(run: Path) -> dict:
+    """The run's summary.json; a damaged one (not JSON, not an object, a column that is not
+    a number) is one line naming the file."""
     path = run / "summary.json"
     if not path.is_file():
         raise UsageError(f"{run}: no summary.json (is the run finished?)")
-    return json.loads(path.read_text())
+    summary = read_json(path, "summary.json")
+    if not isinstance(summary, dict):
+        raise UsageError(f"{path}: expected a JSON object, got {type(summary).__name__} "
+                         "(a damaged summary.json?)")
+    for column, fmt in COLUMNS:
+        key = KEYS.get(column, column)
+        value = summary.get(key)
+        if fmt is not None and value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UsageError(f"{path}: {key}: expected a number (got {_show(value)})")
+    return summary
 
 
 def print_runs(runs: list[Path]) -> None:
@@ -61,13 +74,20 @@ def print_runs(runs: list[Path]) -> None:
 
 
 def metrics_files(runs: list[Path], plot: Path) -> list[Path]:
-    """The `metrics.jsonl` of each run, checked before anything is drawn."""
+    """The `metrics.jsonl` of each run, checked before anything is drawn (a file that is
+    not UTF-8 text is refused; lines that are not JSON are skipped when read)."""
     if plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: '{plot}' is not a .png file name")
+    if plot.is_dir():
+        raise UsageError(f"--plot: '{plot}' is a folder; give a file name such as curves.png")
     files = [run / "metrics.jsonl" for run in runs]
     for f in files:
         if not f.is_file():
             raise UsageError(f"--plot: {shown(f)}: no such file (the run's metrics to plot)")
+        try:
+            read_text(f, "metrics.jsonl")
+        except UsageError as exc:
+            raise UsageError(f"--plot: {exc.lines[0]}") from None
     return files
 
 

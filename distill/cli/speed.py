@@ -21,6 +21,7 @@ from ._common import (
     TeacherOption,
     console,
     err_console,
+    flush_notes,
     provenance,
     resolve,
 )
@@ -28,6 +29,11 @@ from ._common import (
 
 def _f(v: float | None, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
+
+
+def _note(text: str) -> None:
+    flush_notes()  # the timing has started: the recipe's notes first
+    err_console.print(f"[dim]{text}[/dim]", highlight=False)
 
 
 def speed(
@@ -65,7 +71,7 @@ def speed(
                              ) from None
     res = measure_speed(r, batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats,
                         arms=chosen, store=store,
-                        note=lambda t: err_console.print(f"[dim]{t}[/dim]", highlight=False))
+                        note=_note)
     res = provenance(ctx) | {"recipe": str(recipe)} | res
     table = Table(box=box.SIMPLE_HEAD, header_style="bold",
                   title=f"{res['student']} ← {res['teacher']}, batch {res['batch_size']}, "

@@ -24,10 +24,16 @@ def train(
     init: Path = typer.Option(None, "--init", help="Start the student from these weights "
                               "(a model.safetensors of this toolkit or a timm deit_* checkpoint)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output "
-                                "directory from its last checkpoint (a fresh start if none)."),
+                                "directory from its last checkpoint (a fresh start if none; "
+                                "a finished run is left as it is)."),
 ) -> None:
     """Train RECIPE; writes model.safetensors, metrics.jsonl and summary.json."""
     r = resolve(recipe, sets, teacher, student, loss, out, init)
-    result = run_training(r, resume=resume, reporter=RichReporter())
+    reporter = RichReporter()
+    try:
+        result = run_training(r, resume=resume, reporter=reporter)
+    except KeyboardInterrupt:  # `distill.cli.main` prints how to continue
+        reporter.progress.stop()
+        raise
     if dist.topology().main:  # under torchrun, rank 0 speaks for the job
         print_runs([result.out])

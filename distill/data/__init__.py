@@ -14,7 +14,7 @@ and the loaders the engine iterates; mixup/cutmix run on the batch, seeded per s
 
 from __future__ import annotations
 
-from .batch import Batch
+from .batch import Batch, augment_batch
 from .fingerprint import dataset_fingerprint
 from .loaders import (
     Data,
@@ -23,6 +23,7 @@ from .loaders import (
     build_train_dataset,
     build_val_loader,
     loader_args,
+    tensor_augment,
 )
 from .mixing import Mixer
 from .replay import ReplayDataset, ReplaySampler, derive_seed, seeded
@@ -34,6 +35,7 @@ __all__ = [
     "Mixer",
     "ReplayDataset",
     "ReplaySampler",
+    "augment_batch",
     "build_data",
     "build_dataset",
     "build_train_dataset",
@@ -44,5 +46,12 @@ __all__ = [
     "loader_args",
     "pil_mode",
     "seeded",
+    "tensor_augment",
     "train_transform",
 ]
+
+# `data.pipeline: tensor`: timm's training transform as batched tensor ops (tensor_params,
+# tensor_ops, tensor_pipeline).
+from .tensor_pipeline import TensorAugment
+
+__all__ += ["TensorAugment"]

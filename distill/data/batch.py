@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-__all__ = ["Batch", "collate"]
+__all__ = ["Batch", "augment_batch", "collate"]
 
 
 class Batch(NamedTuple):
@@ -16,6 +16,11 @@ class Batch(NamedTuple):
     or, after mixing, soft targets; `cached` are a cached teacher's rows for these samples;
     `lam` is the mixing weight (a float, or a B×1 tensor in pair/elem mode) with partner
     `flip(0)`: None when the run does not mix, 1.0 where a step's draw left the batch unmixed.
+
+    `aug` (`data.pipeline: tensor`, before `augment_batch`): the samples' augmentation
+    parameters (a dict of host tensors, one row per sample), `images` still uint8 C×H×W;
+    None once augmented, and on the PIL pipeline. `to` leaves it on the host (the
+    augmentation plans its work there).
     """
 
     images: torch.Tensor
@@ -23,6 +28,7 @@ class Batch(NamedTuple):
     index: torch.Tensor
     cached: Any = None
     lam: Any = None
+    aug: Any = None
 
     def to(self, device: torch.device) -> Batch:
         def move(t: Any) -> Any:
@@ -32,15 +38,38 @@ class Batch(NamedTuple):
                 return {k: move(v) for k, v in t.items()}
             return t
 
-        return Batch(*(move(t) for t in self))
+        return Batch(*(move(t) for t in self[:-1]), self.aug)
+
+
+def augment_batch(batch: Batch, augment: Any, device: torch.device) -> Batch:
+    """`batch` with its tensor-pipeline augmentation applied on `device` by `augment` (a
+    `TensorAugment`; images uint8 → normalised float); unchanged when it carries none."""
+    if batch.aug is None:
+        return batch
+    if augment is None:
+        raise RuntimeError("a batch of the tensor pipeline without its TensorAugment")
+    return batch._replace(images=augment(batch.images, batch.aug, device), aug=None)
 
 
 def collate(items: list[tuple]) -> Batch:
-    """`ReplayDataset` items `(image, label, index, row)` stacked into a `Batch`."""
-    xs, ys, idx, cached = zip(*items)
+    """`ReplayDataset` items `(image, label, index, row)` stacked into a `Batch`; items of
+    the tensor pipeline, `(uint8 image, label, index, row, params)`, with `Batch.aug`
+    (images of different sizes zero-padded to the largest: each sample's crop box lies
+    within its own image)."""
+    if len(items[0]) == 5:
+        xs, ys, idx, cached, params = zip(*items)
+        aug = {k: torch.stack([p[k] for p in params]) for k in params[0]}
+    else:
+        (xs, ys, idx, cached), aug = zip(*items), None
     rows = None
     if cached[0] is not None:  # a cached teacher's rows: a tensor or a dict of tensors each
         first = cached[0]
         rows = ({k: torch.stack([c[k] for c in cached]) for k in first}
                 if isinstance(first, dict) else torch.stack(cached))
-    return Batch(torch.stack(xs), torch.tensor(ys), torch.tensor(idx), rows)
+    if aug is not None and len({x.shape for x in xs}) > 1:
+        from .tensor_pipeline import _pad
+
+        images = _pad(list(xs))
+    else:
+        images = torch.stack(xs)
+    return Batch(images, torch.tensor(ys), torch.tensor(idx), rows, aug=aug)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
 
 __all__ = ["Data", "build_data", "build_dataset", "build_train_dataset", "build_val_loader",
-           "loader_args"]
+           "loader_args", "tensor_augment"]
 
 
 def build_dataset(data: DataConfig, split: str) -> Dataset:
@@ -104,9 +104,37 @@ def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False,
 
 
 def build_train_dataset(data: DataConfig, augment: AugmentConfig, seed: int) -> ReplayDataset:
-    """The training split with the replayable training transform."""
-    return ReplayDataset(build_dataset(data, "train"), train_transform(data, augment), seed,
-                         pil_mode(data))
+    """The training split with the replayable training transform; with `data.pipeline:
+    tensor`, its items carry uint8 images and their augmentation parameters instead
+    (`ReplayDataset`, `TensorAugment`), to be augmented on the device (`augment_batch`)."""
+    tensor_aug = tensor_augment(data, augment, seed)  # unsupported settings fail first
+    if tensor_aug is not None:
+        _check_tensor_source(data, None)
+    base = build_dataset(data, "train")
+    if tensor_aug is not None:
+        _check_tensor_source(data, base)
+    return ReplayDataset(base, train_transform(data, augment), seed, pil_mode(data),
+                         augment=tensor_aug)
+
+
+def tensor_augment(data: DataConfig, augment: AugmentConfig, seed: int) -> Any:
+    """The `TensorAugment` of `data.pipeline: tensor` (None for `pil`); a UsageError naming
+    `data.pipeline` for augmentation settings it does not implement."""
+    if data.pipeline != "tensor":
+        return None
+    from .tensor_pipeline import TensorAugment
+
+    return TensorAugment(data, augment, seed)
+
+
+def _check_tensor_source(data: DataConfig, base: Dataset | None) -> None:
+    """The tensor pipeline reads in-memory datasets for now, not image folders."""
+    from .datasets import _ImageFolder
+
+    inner = base.dataset if isinstance(base, Subset) else base
+    if data.name == "imagefolder" or isinstance(inner, _ImageFolder):
+        raise UsageError(f"data.pipeline: tensor does not support image-folder datasets yet "
+                         f"('{data.name}'); use data.pipeline: pil")
 
 
 def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,

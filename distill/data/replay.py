@@ -25,6 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from distill.errors import UsageError
+
+from .datasets import convert_image
+from .errors import DataError
+
 __all__ = ["ReplayDataset", "ReplaySampler", "RowReader", "derive_seed", "preserved_rngs", "reseed",
            "seeded"]
 
@@ -82,41 +87,88 @@ class ReplayDataset(Dataset):
     (the collate function stacks them into `Batch.cached`). Keys are
     `(epoch, index, repeat, position)` tuples from `ReplaySampler`, or plain indices (epoch 0,
     repeat 0, position = index: evaluation and static caches).
+
+    Images are converted to `mode` by `datasets.convert_image` (16-bit scaled, not
+    clipped). A sample that cannot be read is a one-line `DataError` in the main process
+    whether or not a loader worker read it: the base dataset's usage errors, and its
+    `OSError`s named by their file.
+
+    With `augment` (a `TensorAugment`: `data.pipeline: tensor`), `transform` is not applied:
+    items are `(uint8 image C×H×W, label, index, row, params)`, `params` the sample's random
+    parameters (`augment.params` for its key, one row of each tensor, drawn here on the host,
+    once per batch in `__getitems__`); the collate function stacks them into `Batch.aug` and
+    `augment_batch` applies them on the device.
     """
 
     def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
-                 mode: str | None = None, rows: RowReader | None = None):
+                 mode: str | None = None, rows: RowReader | None = None,
+                 augment: Any = None):
         self.base = base
         self.transform = transform
         self.seed = seed
         self.mode = mode  # PIL mode to convert to ("L" or "RGB"), matching the recipe
         self.rows = rows
+        self.augment = augment  # TensorAugment (data.pipeline: tensor) or None
 
     def with_rows(self, rows: RowReader | None) -> ReplayDataset:
         """The same data, with the stored row `rows(epoch, position, index)` attached to each
         item (None: no rows)."""
-        return ReplayDataset(self.base, self.transform, self.seed, self.mode, rows)
+        return ReplayDataset(self.base, self.transform, self.seed, self.mode, rows, self.augment)
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def _item(self, key: Key | int) -> Item:
         epoch, index, repeat, position = (0, key, 0, key) if isinstance(key, int) else key
-        img, label = self.base[index]
+        img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
-            img = img.convert(self.mode)
-        reseed(derive_seed(self.seed, epoch, index, repeat))
-        row = self.rows(epoch, position, index) if self.rows is not None else None
+            img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
+        if self.augment is None:
+            reseed(derive_seed(self.seed, epoch, index, repeat))
+        try:
+            row = self.rows(epoch, position, index) if self.rows is not None else None
+        except DataError:
+            raise
+        except UsageError as exc:  # one line from a loader worker too (see `DataError`)
+            raise DataError(*exc.lines) from None
+        if self.augment is not None:  # the pixels wait for the device (`augment_batch`)
+            return _uint8_chw(img), label, index, row
         return self.transform(img), label, index, row
 
     def __getitem__(self, key: Key | int) -> Item:
-        with preserved_rngs():
-            return self._item(key)
+        return self.__getitems__([key])[0]
 
     def __getitems__(self, keys: list[Key | int]) -> list[Item]:
         """A whole batch under one save/restore of the generators (DataLoader calls this)."""
+        if self.augment is not None:
+            items = [self._item(key) for key in keys]
+            params = self.augment.params(keys, [tuple(it[0].shape[-2:]) for it in items])
+            return [(*it, {k: v[i] for k, v in params.items()}) for i, it in enumerate(items)]
         with preserved_rngs():
             return [self._item(key) for key in keys]
+
+
+def _uint8_chw(img: Any) -> torch.Tensor:
+    """A PIL image (or H×W[×C] uint8 array) as a uint8 C×H×W tensor."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        raise DataError(f"data.pipeline: tensor needs 8-bit images, got {a.dtype}")
+    t = torch.from_numpy(np.array(a, copy=True))
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def _read(base: Dataset, index: int) -> tuple[Any, int]:
+    """`base[index]`, its errors as one-line `DataError`s (which survive a loader worker): a
+    usage error as it is, a file the system cannot read named with its path."""
+    try:
+        return base[index]
+    except DataError:
+        raise
+    except UsageError as exc:
+        raise DataError(*exc.lines) from None
+    except OSError as exc:
+        where = exc.filename or f"sample {index} of {type(base).__name__}"
+        raise DataError(f"{where}: cannot read it ({exc.strerror or exc})") from None
 
 
 class ReplaySampler(Sampler[Key]):

@@ -57,6 +57,7 @@ from distill.data import (
     Mixer,
     ReplayDataset,
     ReplaySampler,
+    augment_batch,
     build_dataset,
     build_train_dataset,
     build_val_loader,
@@ -73,7 +74,7 @@ from .cache_dist import gather_ranks, merge_ranks, prepare_out
 from .evaluate import evaluate_teacher
 from .report import LogReporter, Reporter
 from .runtime import Runtime, autocast, resolve_runtime
-from .setup import build_teacher_for
+from .setup import build_teacher_for, check_teacher
 
 __all__ = ["BuildResult", "build_cache", "cache_source"]
 
@@ -239,15 +240,18 @@ def _run_teacher(teacher: Any, loader: DataLoader, layout: RowLayout,
     encoded); returns the images the teacher ran on."""
     images = 0
     batches = iter(loader)
+    augment = getattr(loader.dataset, "augment", None)  # data.pipeline: tensor
     for epoch, first, rows in mine:
         buf = fmt.empty(rows, manifest.num_classes)
         filled = 0
         # the loader's batch sampler draws the keys; here only where each batch goes
         for spec in layout.batches(epoch, first, rows, keys=False):
-            b = next(batches)
+            b = augment_batch(next(batches), augment, rt.device)
             x, labels, lam = b.images.to(rt.device, non_blocking=True), b.labels, None
             if mixer is not None:  # mixed as training rank `spec.rank` mixes its step
                 x, labels, lam = mixer(x, labels.to(rt.device), epoch, spec.step, spec.rank)
+            # once, before anything is stored: the teacher's outputs have the shape, are finite
+            check_teacher(teacher, Batch(x, labels, b.index, lam=lam), manifest.num_classes, rt=rt)
             with autocast(rt.device, rt.dtype):
                 logits = teacher.targets(Batch(x, labels, b.index, lam=lam))
             n = logits.shape[0]

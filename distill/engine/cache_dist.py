@@ -18,6 +18,7 @@ Errors name the build's `out` argument; a command line maps it to its flag.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,15 @@ from . import dist
 __all__ = ["TOKEN", "gather_ranks", "merge_ranks", "prepare_out"]
 
 TOKEN = ".build-token"  # rank 0's mark in `out`: every rank must see it
+# A killed build's temporaries: `.{file}.{tag}.tmp` (`atomic_write` makes the tag 8 hex
+# digits) of a file a build writes (manifest, progress files, shards, token). These are
+# deleted; any other `*.tmp` is left alone.
+_OWN_TEMPORARY = re.compile(r"\.(manifest\.json|progress\.rank-\d+\.json|\.build-token"
+                            r"|(static|epoch-\d+)-part-\d+\.safetensors)\.[^./]+\.tmp")
+
+
+def _own_temporary(name: str) -> bool:
+    return _OWN_TEMPORARY.fullmatch(name) is not None
 
 
 def prepare_out(out: Path, manifest: Manifest, main: bool) -> None:
@@ -49,7 +59,8 @@ def prepare_out(out: Path, manifest: Manifest, main: bool) -> None:
         if main:
             out.mkdir(parents=True, exist_ok=True)
             for stale in out.glob(".*.tmp"):  # a shard being written when a build was killed
-                stale.unlink()
+                if _own_temporary(stale.name):  # never a `*.tmp` the build did not make
+                    stale.unlink(missing_ok=True)
             save_manifest(out, manifest)  # before the progress files go: nothing is lost
             for path in progress_files(out):
                 path.unlink()

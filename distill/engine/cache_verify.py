@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache import MANIFEST, CacheReader, RowLayout, StoreFormat, load_manifest
-from distill.data import Batch, Mixer
+from distill.data import Batch, Mixer, augment_batch
+from distill.data.batch import collate
 from distill.errors import UsageError
 from distill.recipe import recipe_from_dict
 
@@ -62,10 +63,9 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
     live_rows, stored_rows = [], []
     for epoch, row in rows:
         batch, slot = layout.locate(epoch, row)
-        items = dataset.__getitems__(batch.keys)
-        x = torch.stack([it[0] for it in items]).to(rt.device)
-        y = torch.tensor([it[1] for it in items], device=rt.device)
-        index = torch.tensor([it[2] for it in items])
+        got = augment_batch(collate(dataset.__getitems__(batch.keys)), dataset.augment,
+                            rt.device)  # data.pipeline: tensor augments on the device
+        x, y, index = got.images.to(rt.device), got.labels.to(rt.device), got.index
         lam = None
         if mixer is not None:  # the whole batch of training rank `batch.rank`, mixed as it is
             x, y, lam = mixer(x, y, epoch, batch.step, batch.rank)

@@ -2,7 +2,8 @@
 
 Run directory: `recipe.yaml` (resolved), `metrics.jsonl`, `state.pt` (optimizer, EMA, step;
 for `--resume`), `model.safetensors` (student, timm key names and rebuild metadata),
-`ema.safetensors` with EMA on, and at the end `summary.json`. Every file but
+`ema.safetensors` with EMA on, and at the end `summary.json`; `run.json` lists them with
+their sha256 (see `rundir`), checked before `--resume` reads any. Every file but
 `metrics.jsonl` is written atomically (temporary file, fsync, rename); `metrics.jsonl` is
 appended and fsynced line by line. A checkpoint is taken after each epoch. Epoch e's data order, augmentation,
 mixing and dropout draw from seeds derived from (seed, e), so a run resumed after a kill
@@ -22,14 +23,14 @@ import torch
 from torch import nn
 
 from distill.checkpoint import (
-    atomic_write_text,
     load_state,
-    save_state,
-    save_weights,
+    state_bytes,
+    weights_bytes,
     weights_metadata,
 )
-from distill.data import Batch, Data, Mixer, build_data, derive_seed
+from distill.data import Batch, Data, Mixer, augment_batch, build_data, derive_seed
 from distill.errors import OptionError, RunError, UsageError
+from distill.hub import write_config
 from distill.losses import build as build_loss
 from distill.recipe import Recipe, check_paths, dump_recipe, load_run_recipe, resume_changes
 from distill.registry import LOSSES
@@ -39,8 +40,9 @@ from . import dist
 from .evaluate import evaluate_model, evaluate_teacher
 from .optim import EMA, LRSchedule, build_optimizer, peak_lr
 from .report import LogReporter, MetricsLog, Reporter
+from .rundir import RunDir, stopped_note
 from .runtime import Runtime, autocast, resolve_runtime
-from .setup import build_student_for, build_teacher_for
+from .setup import build_student_for, build_teacher_for, check_teacher
 
 __all__ = [
     "TrainResult", "train", "train_step",
@@ -75,8 +77,11 @@ def train_step(model: nn.Module, loss_fn: nn.Module, teacher: Any,
 
 
 class _Trainer:
-    def __init__(self, recipe: Recipe, out: Path, rt: Runtime, reporter: Reporter):
+    def __init__(self, recipe: Recipe, out: Path, rt: Runtime, reporter: Reporter,
+                 run_dir: RunDir | None = None):
         self.recipe, self.out, self.rt, self.reporter = recipe, out, rt, reporter
+        self.run_dir = run_dir or RunDir(out, "new")
+        self.run_dir.write = rt.main  # rank 0 writes; every rank holds the same weights
         r = recipe
         self.teacher: Teacher | None = None
         if r.teacher.name is not None and LOSSES.facts(r.loss.name).needs_teacher:
@@ -116,6 +121,7 @@ class _Trainer:
         self.epoch = 0  # next epoch to run
         self.step = 0  # optimizer steps done
         self.history: list[dict[str, Any]] = []
+        self.saved_epoch: int | None = None  # epochs in the last checkpoint on disk
 
     # -- checkpoint --------------------------------------------------------------------
     def save(self) -> None:
@@ -130,10 +136,15 @@ class _Trainer:
             "history": json.dumps(self.history),
         }
         meta = weights_metadata(self.model, self.recipe, self.epoch)
-        save_weights(self.out / "model.safetensors", self.model.state_dict(), meta)
+        blobs = {"model.safetensors": weights_bytes(self.model.state_dict(), meta)}
         if self.ema is not None:
-            save_weights(self.out / "ema.safetensors", self.ema.state_dict(), meta)
-        save_state(self.out / "state.pt", state)  # last: it marks the epoch as done
+            blobs["ema.safetensors"] = weights_bytes(self.ema.state_dict(), meta)
+        blobs["state.pt"] = state_bytes(state)  # last: it marks the epoch as done
+        # timm's hub layout beside model.safetensors: `timm.create_model("local-dir:RUN")`.
+        write_config(self.out, self.model, self.recipe.data)  # the same every epoch
+        # Each file listed in run.json as pending, written, then recorded (see `rundir`).
+        self.run_dir.write_files(blobs, epoch=self.epoch)
+        self.saved_epoch = self.epoch
 
     def load(self, path: Path) -> None:
         state = load_state(path)
@@ -146,6 +157,7 @@ class _Trainer:
             self.history = json.loads(state.get("history", "[]"))
         except (KeyError, RuntimeError, ValueError) as exc:
             raise UsageError(f"{path}: does not match this recipe's model ({exc})") from None
+        self.saved_epoch = self.epoch
         self.metrics.truncate_after(self.epoch - 1)
 
     # -- loop --------------------------------------------------------------------------
@@ -157,12 +169,15 @@ class _Trainer:
         count, seen, window_seen, window_start = 0, 0, 0, time.perf_counter()
         epoch_start, check_every = window_start, 1 if rt.device.type == "cpu" else r.run.log_every
         nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)
+        augment = self.data.train.augment  # data.pipeline: tensor (None: pil)
         for i, batch in enumerate(self.data.epoch(epoch)):
-            batch = batch.to(rt.device)
+            batch = augment_batch(batch.to(rt.device), augment, rt.device)
             x, y = batch.images, batch.labels
             if self.mixer is not None:
                 x, y, lam = self.mixer(x, y, epoch, i, rt.rank)
                 batch = batch._replace(images=x, labels=y, lam=lam)
+            # once: the teacher's outputs on the first batch (shape, finite) before trusting them
+            check_teacher(self.teacher, batch, r.data.num_classes, rt=rt, name=r.teacher.name)
             lr = self.schedule.apply(self.optimizer, self.step)
             parts = train_step(self.step_model, self.loss_fn, self.teacher, self.optimizer,
                                batch, rt, r.optim.clip_grad)
@@ -262,8 +277,8 @@ class _Trainer:
             "wall_time_s": wall,
             "world_size": self.rt.world_size,
         } | self.rt.summary()
-        if self.rt.main:
-            atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        self.run_dir.write_files({"summary.json": (json.dumps(summary, indent=2) + "\n").encode()},
+                                 finished=True)
         return summary
 
 
@@ -283,42 +298,61 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
     out = Path(recipe.run.out)
     state_path = out / "state.pt"
     prior = out / "recipe.yaml"
-    holds_run = any((out / n).exists() for n in ("state.pt", "model.safetensors", "recipe.yaml"))
-    if holds_run and not resume:
+    # Only a new or empty directory or a run of ours; checked before anything is written.
+    run_dir = RunDir.open(out)
+    # A run of ours that never reached its first checkpoint (refused by a check of its first
+    # batch, or killed) holds nothing to keep: it starts again, with this recipe.
+    started = run_dir.finished or any((out / n).exists() for n in
+                                      ("state.pt", "model.safetensors", "summary.json"))
+    if run_dir.kind != "new" and started and not resume:
         raise OptionError("run.out", f"'{out}' already holds a run; pass --resume to continue "
                           "it or choose another --out")
-    if resume and prior.exists():
+    # Every listed file as the run wrote it (a finished run needs no state.pt any more).
+    found = run_dir.verify(optional=("state.pt",) if run_dir.finished else ())
+    if resume and started and prior.exists():
         changed = resume_changes(load_run_recipe(prior), recipe)
         if changed:
             raise OptionError("resume", f"the recipe differs from the run in '{out}' at "
                               f"{', '.join(changed)}; resume with the same recipe or use "
                               "another --out")
-    rt = resolve_runtime(recipe, distributed="train")
-    if not rt.main:
-        reporter = LogReporter()  # rank 0 reports for the job
-    trainer = _Trainer(recipe, out, rt, reporter)  # builds everything: bad input fails here
-    dist.barrier()  # every rank has read the run directory before rank 0 writes to it
-    if rt.main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OptionError("run.out", f"cannot create '{out}' ({exc.strerror or exc})") from None
-        for stale in out.glob(".*.tmp"):  # half-written files of a killed run: never read
-            stale.unlink(missing_ok=True)
-    if resume and state_path.exists():
-        trainer.load(state_path)
-        reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
-        if trainer.epoch >= recipe.schedule.epochs and (out / "summary.json").exists():
-            summary = json.loads((out / "summary.json").read_text())
-            reporter.finish(summary)
-            return TrainResult(out, summary, trainer.history)
-    else:
-        if resume:
-            reporter.note(f"no checkpoint in {out}; starting a new run")
-        trainer.metrics.truncate_after(-1)  # lines of a run killed before its first checkpoint
-    if rt.main:
-        atomic_write_text(prior, dump_recipe(recipe))
-    summary = trainer.run()
+    if run_dir.finished and (out / "summary.json").is_file():  # changes no file
+        summary = json.loads((out / "summary.json").read_text())
+        reporter.note(f"the run in {out} is finished (summary.json); nothing to do")
+        reporter.finish(summary)
+        return TrainResult(out, summary, run_dir.history())
+    epochs = recipe.schedule.epochs
+    trainer: _Trainer | None = None
+    try:
+        rt = resolve_runtime(recipe, distributed="train")
+        if not rt.main:
+            reporter = LogReporter()  # rank 0 reports for the job
+        trainer = _Trainer(recipe, out, rt, reporter, run_dir)  # bad input fails here
+        trainer.saved_epoch = run_dir.epoch
+        dist.barrier()  # every rank has read the run directory before rank 0 writes to it
+        if rt.main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OptionError("run.out", f"cannot create '{out}' ({exc.strerror or exc})"
+                                  ) from None
+        if resume and state_path.exists():
+            trainer.load(state_path)
+            reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
+            if run_dir.kind == "legacy":
+                reporter.note(f"{out} has no run.json (a run of an earlier version): its files "
+                              "are taken as they are and checked from now on")
+        else:
+            if resume:
+                reporter.note(f"no checkpoint in {out}; starting a new run")
+            trainer.metrics.truncate_after(-1)  # lines of a run killed before its first checkpoint
+        # run.json: the files found, checked above; stale temporaries of run files deleted.
+        run_dir.start(found, trainer.saved_epoch, epochs)
+        run_dir.write_files({"recipe.yaml": dump_recipe(recipe).encode()})
+        summary = trainer.run()
+    except KeyboardInterrupt as exc:  # the CLI says how to continue
+        done = trainer.saved_epoch if trainer is not None else run_dir.epoch
+        exc.distill_stopped = stopped_note(out, done, epochs)  # type: ignore[attr-defined]
+        raise
     reporter.finish(summary)
     return TrainResult(out, summary, trainer.history)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,58 @@ import yaml
 from pydantic import ValidationError
 
 from distill.errors import UsageError
+from distill.readers import read_text, size_text
 from distill.registry import DATASETS, LOSSES, RegistryError
 
 from .schema import Recipe, _FieldError
-from .validate import _show, validate
+from .validate import _show, one_line, validate
 from .validate import problems as recipe_problems
 
 __all__ = ["apply_overrides", "check_paths", "default_out", "dump_recipe", "load_recipe",
            "parse_yaml", "recipe_from_dict"]
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that also reads `1e-3` as a float (YAML 1.2; PyYAML's 1.1 wants `1.0e-3`)."""
+# Bounds of what a recipe may be: a page of YAML, not a file that takes minutes or gigabytes.
+MAX_RECIPE_BYTES = 256 << 10  # the shipped recipes are under 2 KB
+MAX_VALUES = 100_000  # values after alias expansion (an alias bomb expands exponentially)
+MAX_DEPTH = 64  # nesting levels (a recipe uses 3 or 4)
+
+# The per-model fields of a teacher: they describe the model `teacher.name` names, so a
+# command line that names another teacher drops the recipe file's values of them.
+TEACHER_MODEL_FIELDS = ("input_size", "mean", "std", "interpolation", "kwargs", "weights",
+                        "cache", "members")
+
+
+class RecipeYAMLError(yaml.MarkedYAMLError):
+    """YAML that parses but is refused: a duplicate key, too many values, too deep."""
+
+    def __init__(self, problem: str, mark: Any = None):
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present
+
+
+class _Loader(_Base):
+    """Safe YAML (no arbitrary objects) that also reads `1e-3` as a float (YAML 1.2; PyYAML's
+    1.1 wants `1.0e-3`) and refuses a key given twice in one mapping, at any depth."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: SafeConstructor's own error names it
+                    continue
+                if first is not None:
+                    raise RecipeYAMLError(f"duplicate key {_show(key)} (first on line {first})",
+                                          key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -34,20 +75,92 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _expanded(node: Any, depth: int, memo: dict[int, tuple[int, int]],
+              path: set[int]) -> tuple[int, int]:
+    """(values, nesting) of `node` with every alias expanded, counted without expanding:
+    each node once (aliases share nodes). Refuses too many values, too deep, a cycle."""
+    seen = memo.get(id(node))
+    if seen is None:
+        if id(node) in path:
+            raise RecipeYAMLError("an alias refers to a value that contains it (a recursive "
+                                  "alias)", node.start_mark)
+        if depth > MAX_DEPTH:
+            raise RecipeYAMLError(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            seen = (1, 0)
+        else:
+            children = (node.value if isinstance(node, yaml.SequenceNode)
+                        else [n for pair in node.value for n in pair])
+            path.add(id(node))
+            count, height = 1, 0
+            for child in children:
+                n, h = _expanded(child, depth + 1, memo, path)
+                count, height = count + n, max(height, h + 1)
+                if count > MAX_VALUES:
+                    raise RecipeYAMLError(f"expands to more than {MAX_VALUES:,} values (aliases "
+                                          "of aliases?); a recipe is a page of settings",
+                                          node.start_mark)
+            path.discard(id(node))
+            seen = (count, height)
+        memo[id(node)] = seen
+    if depth + seen[1] > MAX_DEPTH:
+        raise RecipeYAMLError(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
+    return seen
+
+
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+    """YAML text read with bounds: at most `MAX_RECIPE_BYTES`, `MAX_VALUES` values after
+    alias expansion, `MAX_DEPTH` levels, no key twice in a mapping. Refusals are
+    `RecipeYAMLError`, every other problem a `yaml.YAMLError` too (a bad date, an integer of
+    thousands of digits included)."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeYAMLError(f"{size_text(size)} of YAML; a recipe is at most "
+                              f"{size_text(MAX_RECIPE_BYTES)}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes of a command line (surrogates)
+        raise yaml.YAMLError(f"not UTF-8 text (at character {exc.start})") from None
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise RecipeYAMLError(f"nested more than {MAX_DEPTH} levels deep") from None
+        if node is None:
+            return None
+        _expanded(node, 1, {}, set())
+        try:
+            return loader.construct_document(node)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # SafeConstructor's own: `2024-13-45` as a date, an int past Python's digit limit
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise yaml.YAMLError(reason) from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}:" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+    if isinstance(exc, RecipeYAMLError):
+        return f"{source}:{where} {problem}"
+    return f"{source}:{where} invalid YAML ({problem})"
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: recipe file not found")
+    if not path.is_file() and not path.is_dir():
+        raise UsageError(f"{path}: not a regular file; a recipe is a YAML file")
+    text = read_text(path, "recipe", MAX_RECIPE_BYTES)
     try:
-        data = parse_yaml(path.read_text()) or {}
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{path}:{where}: invalid YAML ({problem})") from None
+        raise UsageError(_yaml_problem(exc, str(path))) from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     return data
@@ -55,8 +168,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str],
                     raw: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (values read as YAML), then `raw` {dotted key: value}
-    assignments taken as they are (paths and names from dedicated flags)."""
+    """Apply `a.b.c=value` overrides (values read as YAML, with a recipe's bounds; a value
+    that is not YAML is taken as text), then `raw` {dotted key: value} assignments taken as
+    they are (paths and names from dedicated flags)."""
     data = copy.deepcopy(data)
     problems = []
     items: list[tuple[str, Any, str]] = []
@@ -64,10 +178,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str],
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-3")
+            problems.append(f"--set {_show(item)}: expected KEY=VALUE, e.g. optim.lr=1e-3")
             continue
         try:
             value = parse_yaml(text) if text.strip() else None
+        except RecipeYAMLError as exc:
+            problems.append(f"--set {_show(item)}: {exc.problem}")
+            continue
         except yaml.YAMLError:
             value = text
         items.append((key, value, item))
@@ -80,7 +197,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str],
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                problems.append(f"--set {item!r}: '{part}' is not a section")
+                problems.append(f"--set {_show(item)}: {_show(part)} is not a section")
                 break
             node = child
         else:
@@ -90,10 +207,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str],
     return data
 
 
+MAX_LINES = 10  # problems shown of one recipe; the rest are counted
+
+
+def _part(p: Any) -> str:
+    text = str(p)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _format_errors(exc: ValidationError, source: str) -> list[str]:
-    lines = []
+    """One line per problem; errors of the items of one list that say the same thing are
+    one line ("and 99 more like it"), and so are more than 3 unknown fields of one section."""
+    lines: dict[tuple[Any, ...], list[Any]] = {}
+    unknown: dict[tuple[str, ...], list[str]] = {}
     for err in exc.errors(include_url=False):
-        loc = [str(p) for p in err["loc"]]
+        loc = [_part(p) for p in err["loc"]]
         msg = err["msg"]
         value = err.get("input")
         ctx_err = (err.get("ctx") or {}).get("error")
@@ -106,10 +234,26 @@ def _format_errors(exc: ValidationError, source: str) -> list[str]:
             msg = msg[len("Value error, "):]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+            unknown.setdefault(tuple(loc[:-1]), []).append(loc[-1] if loc else "?")
         field = ".".join(loc) or "recipe"
         shown = "" if err["type"] == "missing" else f" (got {_show(value)})"
-        lines.append(f"{source}: {field}: {msg}{shown}")
-    return lines
+        like = (tuple("#" if isinstance(p, int) else str(p) for p in err["loc"]), msg)
+        if err["type"] == "extra_forbidden":
+            like = ("unknown", tuple(loc[:-1]), len(unknown[tuple(loc[:-1])]))
+        if like in lines:
+            lines[like][1] += 1
+        else:
+            lines[like] = [f"{source}: {field}: {msg}{shown}", 0]
+    out = []
+    for like, (line, more) in lines.items():
+        if like[0] == "unknown" and len(unknown[like[1]]) > 3:
+            if like[2] == 1:  # the first of many: one line for all of them
+                names = unknown[like[1]]
+                out.append(f"{source}: {'.'.join(like[1]) or 'recipe'}: unknown fields "
+                           f"{', '.join(map(_show, names[:3]))} and {len(names) - 3} more")
+            continue
+        out.append(line + (f" (and {more} more like it)" if more else ""))
+    return out
 
 
 def _sound_sections(data: Any, exc: ValidationError) -> tuple[Recipe, set[str]] | None:
@@ -125,17 +269,67 @@ def _sound_sections(data: Any, exc: ValidationError) -> tuple[Recipe, set[str]] 
         return None
 
 
+def _short_lines(exc: UsageError) -> UsageError:
+    """`exc` with each line one short line (values excerpted) and at most `MAX_LINES`."""
+    lines = [one_line(line) for line in exc.lines]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[:MAX_LINES - 1], f"... and {len(lines) - MAX_LINES + 1} more problems"]
+    if lines != exc.lines:
+        exc.lines = lines
+        exc.args = ("\n".join(lines),)
+    return exc
+
+
 def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
     """The schema, then the validation pass; every problem of both in one `UsageError`."""
     try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        lines = _format_errors(exc, source)
-        sound = _sound_sections(data, exc)
-        if sound is not None:  # the checks of the sections that passed, all the same
-            lines += [p.line(source) for p in recipe_problems(*sound)]
-        raise UsageError(*lines) from None
-    return validate(recipe, source)
+        try:
+            recipe = Recipe.model_validate(data)
+        except ValidationError as exc:
+            lines = _format_errors(exc, source)
+            sound = _sound_sections(data, exc)
+            if sound is not None:  # the checks of the sections that passed, all the same
+                lines += [p.line(source) for p in recipe_problems(*sound)]
+            raise UsageError(*lines) from None
+        return validate(recipe, source)
+    except UsageError as exc:
+        raise _short_lines(exc) from None
+
+
+def _teacher_name(data: Any) -> Any:
+    """The teacher a recipe tree names, "no teacher" spelled None."""
+    from teachers.spec import NO_TEACHER
+
+    section = data.get("teacher") if isinstance(data, dict) else None
+    name = section.get("name") if isinstance(section, dict) else None
+    if isinstance(name, str):
+        name = name.strip()
+        return None if name.lower() in NO_TEACHER else name
+    return name
+
+
+def _swap_teacher(data: dict[str, Any], merged: dict[str, Any],
+                  keys: list[str]) -> list[str] | None:
+    """The teacher swap rule. When the command line names another teacher than the recipe
+    file (`merged` is `data` with the command line applied, `keys` the dotted fields the
+    command line set), the file's `TEACHER_MODEL_FIELDS` (those describing its own teacher's
+    model) are dropped from `data` in place, but for those the command line sets itself;
+    the new teacher's own configuration then applies. Returns `field=value` of each
+    dropped value, or None when the teacher is the same."""
+    section = data.get("teacher")
+    if not isinstance(section, dict) or "teacher" in keys:
+        return None
+    if _teacher_name(data) == _teacher_name(merged):
+        return None
+    dropped = []
+    for name in TEACHER_MODEL_FIELDS:
+        if name not in section or any(k == f"teacher.{name}" or k.startswith(f"teacher.{name}.")
+                                      for k in keys):
+            continue
+        value = section.pop(name)
+        if value not in (None, {}, []):
+            dropped.append(f"teacher.{name}={_show(value)}")
+    return dropped
 
 
 def load_recipe(
@@ -146,21 +340,43 @@ def load_recipe(
     student: str | None = None,
     loss: str | None = None,
     raw: dict[str, Any] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Recipe:
     """Read, override and validate a recipe. Shortcuts and `raw` (values taken verbatim,
     e.g. `{"run.out": "2024"}`) win over `--set` of the same field. Without `run.out`, a
-    recipe read from a file runs in `default_out(path)`."""
-    data = _read_yaml(Path(path)) if path is not None else {}
-    raw = dict(raw or {})
-    for key, value in (("teacher.name", teacher), ("student.name", student),
-                       ("loss.name", loss)):
-        if value is not None:
-            raw[key] = value
-    data = apply_overrides(data, list(overrides or []), raw)
-    run = data.get("run")
-    if path is not None and (run is None or (isinstance(run, dict) and run.get("out") is None)):
-        data = apply_overrides(data, [], {"run.out": str(default_out(Path(path)))})
-    return recipe_from_dict(data, str(path) if path is not None else "recipe")
+    recipe read from a file runs in `default_out(path)`.
+
+    A teacher other than the file's (`teacher=`, `--set teacher.name=…` or `raw`) drops the
+    file's per-model teacher fields (`TEACHER_MODEL_FIELDS`: input size, mean, std,
+    interpolation, kwargs, weights, cache, members) unless the overrides set them;
+    `pretrained`, `mix_targets` and `cache_verify` stay. `note` is told which were dropped,
+    once the recipe is valid."""
+    try:
+        data = _read_yaml(Path(path)) if path is not None else {}
+        overrides = list(overrides or [])
+        raw = dict(raw or {})
+        for key, value in (("teacher.name", teacher), ("student.name", student),
+                           ("loss.name", loss)):
+            if value is not None:
+                raw[key] = value
+        merged = apply_overrides(data, overrides, raw)
+        keys = [item.partition("=")[0].strip() for item in overrides] + list(raw)
+        data = copy.deepcopy(data)
+        dropped = _swap_teacher(data, merged, keys)
+        if dropped:
+            merged = apply_overrides(data, overrides, raw)
+        run = merged.get("run")
+        if path is not None and (run is None or (isinstance(run, dict) and run.get("out") is None)):
+            merged = apply_overrides(merged, [], {"run.out": str(default_out(Path(path)))})
+        recipe = recipe_from_dict(merged, str(path) if path is not None else "recipe")
+    except UsageError as exc:
+        raise _short_lines(exc) from None
+    if dropped and note is not None and recipe.teacher.name is not None:
+        note(one_line(f"teacher {_show(recipe.teacher.name)} replaces the recipe's "
+                      f"{_show(_teacher_name(data))}; the old teacher's {', '.join(dropped)} "
+                      f"{'is' if len(dropped) == 1 else 'are'} dropped (the new teacher's own "
+                      "apply; set one with --set teacher.FIELD=VALUE)"))
+    return recipe
 
 
 def default_out(path: Path) -> Path:

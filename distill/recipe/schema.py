@@ -19,12 +19,14 @@ __all__ = [
     "AugmentConfig",
     "DataConfig",
     "LossConfig",
+    "MemberOptions",
     "OptimConfig",
     "Recipe",
     "RunConfig",
     "ScheduleConfig",
     "StudentConfig",
     "TeacherConfig",
+    "TeacherMember",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -58,6 +60,11 @@ class DataConfig(_Section):
     std: tuple[float, ...] = Field(IMAGENET_STD, description="Normalisation std per channel.")
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bicubic"
     crop_pct: float = Field(0.875, gt=0, le=1, description="Evaluation center-crop ratio.")
+    pipeline: Literal["pil", "tensor"] = Field(
+        "pil", description="Training augmentation: `pil` runs timm's transform per image in "
+        "the loader; `tensor` keeps images uint8 until the device and applies the same "
+        "augmentation there in batches (same parameters and pixels, erasing noise aside; "
+        "in-memory datasets, RandAugment 'rand-*' only).")
     batch_size: int = Field(64, ge=1, description="Training batch per process.")
     eval_batch_size: int | None = Field(None, ge=1, description="Evaluation batch (default 2×).")
     num_workers: int = Field(4, ge=0, description="Data-loader worker processes.")
@@ -102,11 +109,36 @@ class StudentConfig(_Section):
         return self
 
 
+class MemberOptions(_Section):
+    """One ensemble member's own options: each one it leaves unset (null) is the
+    ensemble's (`teacher.*`). `teacher.kwargs.members` holds one per member of the spec."""
+
+    pretrained: bool | None = Field(None, description="Load the source's own pretrained weights.")
+    weights: Path | None = Field(None, description="Load this member's weights from this file.")
+    kwargs: dict[str, Any] | None = Field(None, description="This member's builder arguments.")
+    mean: tuple[float, ...] | None = Field(None, description="This member's own mean.")
+    std: tuple[float, ...] | None = Field(None, description="This member's own std.")
+    input_size: int | None = Field(None, ge=8, description="This member's input resolution.")
+    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+
+
+class TeacherMember(MemberOptions):
+    """A member of `teacher.members`: its spec, its weight in the ensemble, its options."""
+
+    name: str = Field(description="A teacher spec (`timm:<model>`, `checkpoint:<run>`, …).")
+    weight: float = Field(1.0, gt=0, description="Its weight (weights are normalised to sum 1).")
+
+
 class TeacherConfig(_Section):
     """Where the teacher comes from and what its inputs look like."""
 
     name: str | None = Field(None, description="`timm:<model>`, `torchvision:<model>`, "
-                             "`checkpoint:<run dir>`, `python:<module>:<callable>`, or null.")
+                             "`checkpoint:<run dir>`, `python:<module>:<callable>`, "
+                             "`ensemble:SPEC+SPEC+…`, or null.")
+    members: list[TeacherMember] | None = Field(
+        None, description="A teacher ensemble as a list (name, weight, options per member); "
+        "read into `name: ensemble:…` and `kwargs.members`, so a resolved recipe shows "
+        "those.")
     pretrained: bool = Field(False, description="Load the source's own pretrained weights.")
     weights: Path | None = Field(None, description="Load weights from this local file.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Model builder arguments.")
@@ -131,6 +163,45 @@ class TeacherConfig(_Section):
         from teachers.spec import NO_TEACHER  # the spelling of "no teacher" (a constant only)
 
         return None if v is None or v.lower() in NO_TEACHER else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ensemble_list(cls, data: Any) -> Any:
+        """`members: [...]` -> `name: ensemble:W*SPEC+…` and `kwargs.members` (the spec's
+        one parser, `teachers.ensemble`, reads those back)."""
+        if not isinstance(data, dict) or not data.get("members"):
+            return data
+        from pydantic import ValidationError
+
+        from teachers.ensemble import compose
+
+        raw = data["members"]
+        if not isinstance(raw, list):
+            raise _FieldError("members", "must be a list of teachers", raw)
+        members = []
+        for i, item in enumerate(raw):
+            try:
+                members.append(TeacherMember.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise _FieldError(f"members.{i}{'.' + where if where else ''}",
+                                  err["msg"], item) from None
+        try:
+            name = compose([(m.weight, m.name) for m in members])
+        except ValueError as exc:
+            raise _FieldError("members", str(exc), raw) from None
+        given = data.get("name")
+        if given not in (None, "", "ensemble", name):
+            raise _FieldError("members", f"lists an ensemble, and teacher.name names "
+                              f"'{given}'; set one of them (teacher.name: null with "
+                              "teacher.members)", raw)
+        kwargs = dict(data.get("kwargs") or {})
+        options = [m.model_dump(mode="json", exclude={"name", "weight"}, exclude_none=True)
+                   for m in members]
+        if any(options):
+            kwargs["members"] = options
+        return {**data, "name": name, "members": None, "kwargs": kwargs}
 
 
 class LossConfig(_Section):
@@ -216,7 +287,7 @@ class RunConfig(_Section):
     """Where and how the run executes."""
 
     out: Path | None = Field(None, description="Run directory (default runs/<recipe path>).")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random generator.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA.")
     compile: bool = Field(False, description="torch.compile the student (and a live teacher).")

@@ -1,0 +1,163 @@
+"""`data.pipeline: tensor`: timm's training transform as batched tensor ops on the device.
+
+`TensorAugment(data, augment, seed)` is the tensor twin of `train_transform(data, augment)`
+under `ReplayDataset`: `params(keys, sizes)` draws each sample's random parameters on the
+host (the very draws the PIL pipeline makes for the key, see `tensor_params`), and
+`__call__(images, params, device)` applies them to a batch of uint8 images on `device`, in
+timm's order: RandomResizedCrop + flips (one separable resampling), RandAugment's layers,
+colour jitter (only where timm applies it: not together with RandAugment), ToTensor +
+Normalize, random erasing. Mixup/cutmix stay with `Mixer`, on the returned batch.
+
+Per sample, the result equals the PIL pipeline's output for the same key, up to random
+erasing's noise (drawn from the sample's seed on the device instead of torch's generator):
+the ops reproduce Pillow's arithmetic (see `tensor_ops`). A sample's image depends only on
+(seed, epoch, index, repeat), not on the batch it is computed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import tensor_ops as ops
+from .tensor_params import OP_NAMES, AugmentSpec, draw_params
+
+if TYPE_CHECKING:
+    from distill.recipe import AugmentConfig, DataConfig
+
+__all__ = ["TensorAugment", "apply_op"]
+
+
+def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.Tensor,
+             interp: torch.Tensor, fill: Sequence[int], modes: Collection[int] | None = None
+             ) -> torch.Tensor:
+    """RandAugment op `name` (timm's name) on every sample of `images` (uint8), with each
+    sample's level argument `arg`, affine `matrix` and `interp` (geometric ops; `modes`: the
+    codes in `interp`, if known)."""
+    if name == "AutoContrast":
+        return ops.auto_contrast(images)
+    if name == "Equalize":
+        return ops.equalize(images)
+    if name == "Invert":
+        return ops.invert(images)
+    if name.startswith("Posterize"):
+        return ops.posterize(images, arg.long())
+    if name == "SolarizeAdd":
+        return ops.solarize_add(images, arg.long())
+    if name.startswith("Solarize"):
+        return ops.solarize(images, arg.long())
+    for prefix, fn in (("Color", ops.color), ("Contrast", ops.contrast),
+                       ("Brightness", ops.brightness), ("Sharpness", ops.sharpness)):
+        if name.startswith(prefix):
+            return fn(images, arg)
+    return ops.affine(images, matrix, interp, fill, modes)
+
+
+def _pad(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Images of different sizes (C×h×w each) in one zero-padded batch."""
+    h = max(int(im.shape[-2]) for im in images)
+    w = max(int(im.shape[-1]) for im in images)
+    out = images[0].new_zeros((len(images), images[0].shape[0], h, w))
+    for i, im in enumerate(images):
+        out[i, :, : im.shape[-2], : im.shape[-1]] = im
+    return out
+
+
+class TensorAugment:
+    """timm's training transform for `data`/`augment`, batched on tensors.
+
+    Raises UsageError naming `data.pipeline` for settings it does not implement (an
+    auto-augment other than RandAugment 'rand-*', or RandAugment ops such as the '3a'
+    set's GaussianBlur)."""
+
+    def __init__(self, data: DataConfig, augment: AugmentConfig, seed: int = 0):
+        self.spec = AugmentSpec.from_config(data, augment)
+        self.seed = seed
+
+    def params(self, keys: Sequence[Any], sizes: Any) -> dict[str, torch.Tensor]:
+        """Each key's random parameters (host tensors, one row per sample; `sizes`: the
+        source images' (h, w), one pair for all or one per key). See `draw_params`."""
+        return draw_params(self.spec, self.seed, keys, sizes)
+
+    def __call__(self, images: torch.Tensor | Sequence[torch.Tensor],
+                 params: dict[str, torch.Tensor], device: torch.device | str | None = None
+                 ) -> torch.Tensor:
+        """The augmented, normalised float32 batch B×in_chans×size×size on `device`
+        (default: the images'). `images`: uint8 B×C×H×W, or a list of C×h×w (padded here);
+        C = 1 or 3 (converted to in_chans as PIL's "L"/"RGB" modes are).
+
+        Which samples each op touches is planned on the host from `params`, and everything
+        goes to the device in one pinned transfer per tensor, so no op waits for the device."""
+        spec = self.spec
+        x = images if isinstance(images, torch.Tensor) else _pad(list(images))
+        if x.dtype != torch.uint8:
+            raise ValueError(f"TensorAugment: expected uint8 images, got {x.dtype}")
+        device = torch.device(device) if device is not None else x.device
+        host = {k: v.cpu() for k, v in params.items()}
+        plan, groups = self._plan(host)
+        order = torch.cat([idx for *_, idx in plan]) if plan else torch.zeros(0, dtype=torch.long)
+
+        def send(t: torch.Tensor) -> torch.Tensor:
+            if device.type == "cuda" and t.device.type == "cpu":
+                return t.pin_memory().to(device, non_blocking=True)
+            return t.to(device)
+
+        dev = {k: send(v) for k, v in host.items()}
+        order = send(order)
+        x = send(x)
+        if x.shape[1] != spec.in_chans:
+            x = ops.to_gray(x) if spec.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
+        crop = host["crop"]
+        max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
+        x = ops.resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop,
+                             modes=set(host["interp"].tolist()))
+        for (stage, op, col, modes, _), (start, stop) in zip(plan, groups, strict=True):
+            idx = order[start:stop]
+            if stage == "ra":  # RandAugment layer `col`, op `op`
+                y = apply_op(OP_NAMES[op], x.index_select(0, idx), dev["ra_arg"][idx, col],
+                             dev["ra_matrix"][idx, col], dev["ra_interp"][idx, col], spec.fill,
+                             modes)
+            else:  # colour jitter function `op` (0 brightness, 1 contrast, 2 saturation)
+                y = _JITTER[op](x.index_select(0, idx), dev["cj_factor"][idx, op])
+            x = x.index_copy(0, idx, y)
+        x = ops.normalize(x, spec.mean, spec.std)
+        boxes = host["re_box"]
+        if boxes.shape[1]:
+            sel = (boxes[:, :, 2] > 0).any(1).nonzero()[:, 0]
+            if len(sel):
+                idx = send(sel)
+                y = ops.erase(x.index_select(0, idx), dev["re_box"][idx], dev["seed"][idx],
+                              spec.erasing.mode)
+                x = x.index_copy(0, idx, y)
+        return x
+
+    @staticmethod
+    def _plan(host: dict[str, torch.Tensor]) -> tuple[list, list[tuple[int, int]]]:
+        """The op groups in application order: (stage, op, column, interpolation codes,
+        sample indices), and each group's slice of the concatenated indices."""
+        plan: list = []
+        for layer in range(host["ra_op"].shape[1]):
+            column = host["ra_op"][:, layer]
+            for op in column.unique().tolist():
+                if op >= 0:
+                    idx = (column == op).nonzero()[:, 0]
+                    modes = set(host["ra_interp"][idx, layer].tolist())
+                    plan.append(("ra", op, layer, modes, idx))
+        # torchvision's ColorJitter: brightness (0), contrast (1), saturation (2) in fn_idx
+        # order; hue (3) is never set by train_transform
+        order, factor = host["cj_order"], host["cj_factor"]
+        for pos in range(order.shape[1]):
+            for fn_id in _JITTER:
+                sel = (order[:, pos] == fn_id) & ~factor[:, fn_id].isnan()
+                if bool(sel.any()):
+                    plan.append(("cj", fn_id, pos, None, sel.nonzero()[:, 0]))
+        bounds, start = [], 0
+        for *_, idx in plan:
+            bounds.append((start, start + len(idx)))
+            start += len(idx)
+        return plan, bounds
+
+
+_JITTER = {0: ops.brightness, 1: ops.contrast, 2: ops.color}

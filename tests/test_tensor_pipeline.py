@@ -1,0 +1,169 @@
+"""`data.pipeline: tensor` in the loader, the engine and the logit cache.
+
+A sample's augmented image depends on (seed, epoch, index) only: not on the batch size or
+the loader workers; it equals the PIL pipeline's image outside random erasing's boxes. A
+run resumes to the same weights; a tensor cache trains exactly like the live teacher; a
+cache built on the other pipeline is refused naming `data.pipeline`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distill.cache import load_manifest
+from distill.data import augment_batch, build_data
+from distill.engine import Reporter, train
+from distill.engine.cache_build import build_cache
+from distill.errors import UsageError
+from distill.recipe import load_recipe
+from tests.conftest import FAST, SMOKE
+
+TENSOR = "data.pipeline=tensor"
+MIX = ["augment.mixup=0.8", "augment.cutmix=1.0"]
+CPU = torch.device("cpu")
+
+
+def recipe(*sets: str, **shortcuts):
+    return load_recipe(SMOKE, [*FAST, *sets], **shortcuts)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def epoch_images(*sets: str, epoch: int = 1) -> tuple[dict[int, torch.Tensor], dict]:
+    """Every training image of `epoch` through the loader (augmented), by index, and each
+    sample's erasing boxes (None for the PIL pipeline)."""
+    r = recipe(*sets)
+    data = build_data(r.data, r.augment, r.run.seed)
+    images, boxes = {}, {}
+    for batch in data.epoch(epoch):
+        params = batch.aug
+        batch = augment_batch(batch, data.train.augment, CPU)
+        for b, index in enumerate(batch.index.tolist()):
+            images[index] = batch.images[b]
+            boxes[index] = params["re_box"][b] if params is not None else None
+    return images, boxes
+
+
+def test_defaults_to_pil_and_pil_batches_are_unchanged():
+    r = recipe()
+    assert r.data.pipeline == "pil"
+    data = build_data(r.data, r.augment, r.run.seed)
+    assert data.train.augment is None
+    batch = next(data.epoch(0))
+    assert batch.aug is None and batch.images.dtype == torch.float32
+
+
+def test_a_samples_image_does_not_depend_on_batch_size_or_workers():
+    ref, boxes = epoch_images(TENSOR, "data.batch_size=8", "data.num_workers=0")
+    assert len(ref) == 64
+    for sets in (["data.batch_size=16", "data.num_workers=0"],
+                 ["data.batch_size=8", "data.num_workers=2"],
+                 ["data.batch_size=16", "data.num_workers=2"]):
+        got, _ = epoch_images(TENSOR, *sets)
+        assert got.keys() == ref.keys(), sets
+        assert all(torch.equal(got[i], ref[i]) for i in ref), sets
+    # the PIL pipeline's image for the same key, outside random erasing's boxes
+    pil, _ = epoch_images("data.batch_size=8", "data.num_workers=0")
+    erased = 0
+    for i, image in ref.items():
+        keep = torch.ones_like(image, dtype=torch.bool)
+        for top, left, h, w in boxes[i].tolist():
+            keep[:, top:top + h, left:left + w] = False
+        erased += int((~keep).any())
+        assert torch.equal(image[keep], pil[i][keep]), i
+    assert 0 < erased < len(ref)  # re_prob 0.25: some samples erased, not all
+
+
+def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_weights(tmp_path):
+    straight = train(recipe(TENSOR, f"run.out={tmp_path / 'straight'}"), reporter=Reporter())
+
+    class Stop(Reporter):
+        def advance(self, epoch, step):
+            if epoch == 1 and step == 2:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe(TENSOR, f"run.out={out}"), reporter=Stop())
+    assert (out / "state.pt").is_file() and not (out / "summary.json").exists()
+    train(recipe(TENSOR, f"run.out={out}"), resume=True, reporter=Reporter())
+    assert same_weights(straight.out, out)
+    pil = train(recipe(f"run.out={tmp_path / 'pil'}"), reporter=Reporter())
+    assert not same_weights(pil.out, out)  # erasing noise differs: other weights
+
+
+@pytest.mark.parametrize("mixing", [[], MIX], ids=["no-mixup", "mixup-cutmix"])
+def test_hard_tensor_cache_trains_exactly_like_the_live_teacher(tmp_path, mixing):
+    cache = tmp_path / "cache"
+    build_cache(recipe(TENSOR, *mixing), cache, store="hard", reporter=Reporter())
+    manifest = load_manifest(cache)
+    assert manifest.transform["pipeline"] == "tensor"
+    assert manifest.mix_targets == ("exact" if mixing else None)
+    live = train(recipe(TENSOR, *mixing, f"run.out={tmp_path / 'live'}"), reporter=Reporter())
+    cached = train(recipe(TENSOR, *mixing, f"run.out={tmp_path / 'cached'}",
+                          teacher=f"cache:{cache}"), reporter=Reporter())
+    assert same_weights(live.out, cached.out)
+    assert cached.summary["teacher_top1"] == live.summary["teacher_top1"]
+    # the same cache refuses a PIL run, naming the option
+    with pytest.raises(UsageError, match=r"data\.pipeline \(cache 'tensor', run 'pil'\)"):
+        train(recipe(*mixing, f"run.out={tmp_path / 'pil'}", teacher=f"cache:{cache}"))
+    assert not (tmp_path / "pil").exists()
+
+
+def test_a_pil_cache_is_refused_for_a_tensor_run(tmp_path):
+    cache = tmp_path / "cache"
+    build_cache(recipe(), cache, store="hard", epochs=1, reporter=Reporter())
+    assert "pipeline" not in load_manifest(cache).transform  # PIL manifests as before
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match=r"data\.pipeline \(cache 'pil', run 'tensor'\)") as err:
+        train(recipe(TENSOR, "schedule.epochs=1", f"run.out={out}", teacher=f"cache:{cache}"))
+    assert "\n" not in str(err.value)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sets, named", [
+    (["augment.auto_augment=augmix-m5-w4-d2"], "augmix"),
+    (["augment.auto_augment=rand-m9-t3a"], "GaussianBlur"),
+])
+def test_unsupported_settings_are_refused_naming_the_option(tmp_path, sets, named):
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match=rf"^data\.pipeline: .*{named}") as err:
+        train(recipe(TENSOR, *sets, f"run.out={out}"), check_files=False)
+    assert "\n" not in str(err.value)
+    assert not out.exists()
+
+
+def test_image_folders_are_refused_naming_the_option(tmp_path):
+    from distill.data import build_train_dataset
+    from distill.recipe import AugmentConfig, DataConfig
+
+    data = DataConfig(name="imagefolder", root=tmp_path, pipeline="tensor")
+    with pytest.raises(UsageError, match=r"^data\.pipeline: tensor does not support "
+                       r"image-folder datasets yet \('imagefolder'\); use data.pipeline: pil$"):
+        build_train_dataset(data, AugmentConfig(), 0)
+
+
+def test_speed_data_arm_times_the_loader_alone(cli, tmp_path):
+    import json
+
+    out = tmp_path / "speed.json"
+    res = cli("speed", SMOKE, "--arms", "data,none", "--steps", "2", "--repeats", "2",
+              "--warmup", "1", "--batch-size", "8", "--set", TENSOR, "--set", FAST[0],
+              "--out", out)
+    assert res.code == 0, res.err
+    doc = json.loads(out.read_text())
+    assert list(doc["arms"]) == ["data", "none"]
+    arm = doc["arms"]["data"]
+    assert arm["skipped"] is None and arm["images_per_s"] > 0
+    assert len(arm["blocks_images_per_s"]) == 2 and arm["mfu"] is None
