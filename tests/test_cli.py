@@ -191,6 +191,11 @@ def _hostile_files(tmp_path, smoke):
      "--out: '{tmp}/empty' in '{tmp}/empty/c' is a file, not a folder"),
     (["bench", "{smoke}", "--out", "{tmp}/empty"], "--out: '{tmp}/empty' is a file, not a folder"),
     (["speed", "{smoke}", "--steps", "0"], "--steps: must be at least 1, got 0"),
+    (["bench", "{smoke}", "--seeds", "9" * 30, "--out", "{tmp}/b"],
+     "run.seed: Input should be less than or equal to 9223372036854775807"),
+    (["recipe", "validate", "{smoke}", "--set", "student.init=" + "x" * 5000],
+     "student.init: cannot look at 'xxx"),
+    (["recipe", "show", "x" * 5000], "cannot look at the recipe file (File name too long)"),
 ])
 def test_hostile_input_to_every_command_is_one_line(cli, smoke, tmp_path, args, needle):
     _hostile_files(tmp_path, smoke)

@@ -319,7 +319,8 @@ def test_recursive_aliases_and_deep_nesting_are_refused(tmp_path):
     "run:\n  seed: 2024-13-45\n",  # a date that is not one
     "data:\n  name: !!python/object/apply:os.system [ls]\n",
     "data:\n  name: \x07\n",
-], ids=["huge-int", "bad-date", "python-tag", "control-char"])
+    'data:\n  root: "a\\0b"\n',  # a NUL by escape: no path holds one
+], ids=["huge-int", "bad-date", "python-tag", "control-char", "nul-escape"])
 def test_yaml_that_python_cannot_build_is_one_line(tmp_path, text):
     p = tmp_path / "odd.yaml"
     p.write_text(text)

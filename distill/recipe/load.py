@@ -1,5 +1,11 @@
 """Loading recipes: YAML, dotted overrides and shortcuts, then the schema and the
-validation pass (`recipe_from_dict`), and the checks and dumps around them."""
+validation pass (`recipe_from_dict`), and the checks and dumps around them.
+
+Recipe text is read strictly and with bounds (`parse_yaml`): UTF-8 only, at most
+`MAX_RECIPE_BYTES`, no key twice in a mapping, at most `MAX_VALUES` values once aliases are
+expanded and `MAX_DEPTH` levels; `--set` values go through the same parser. Every problem
+is one short line (values excerpted by `validate.one_line`). A teacher named on the command
+line other than the file's drops the file's `TEACHER_MODEL_FIELDS` (`load_recipe`)."""
 
 from __future__ import annotations
 
@@ -20,8 +26,9 @@ from .schema import Recipe, _FieldError
 from .validate import _show, one_line, validate
 from .validate import problems as recipe_problems
 
-__all__ = ["apply_overrides", "check_paths", "default_out", "dump_recipe", "load_recipe",
-           "parse_yaml", "recipe_from_dict"]
+__all__ = ["MAX_DEPTH", "MAX_RECIPE_BYTES", "MAX_VALUES", "TEACHER_MODEL_FIELDS",
+           "RecipeYAMLError", "apply_overrides", "check_paths", "default_out", "dump_recipe",
+           "load_recipe", "parse_yaml", "recipe_from_dict"]
 
 
 # Bounds of what a recipe may be: a page of YAML, not a file that takes minutes or gigabytes.
@@ -87,6 +94,8 @@ def _expanded(node: Any, depth: int, memo: dict[int, tuple[int, int]],
         if depth > MAX_DEPTH:
             raise RecipeYAMLError(f"nested more than {MAX_DEPTH} levels deep", node.start_mark)
         if isinstance(node, yaml.ScalarNode):
+            if "\0" in node.value:  # `"\0"` in quotes: no name or path holds one
+                raise RecipeYAMLError("a NUL character in a value", node.start_mark)
             seen = (1, 0)
         else:
             children = (node.value if isinstance(node, yaml.SequenceNode)
@@ -150,8 +159,11 @@ def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise UsageError(f"{path}: recipe file not found")
+    found = _is(path, "any")
+    if isinstance(found, str):
+        raise UsageError(one_line(f"{path}: cannot look at the recipe file ({found})"))
+    if not found:
+        raise UsageError(one_line(f"{path}: recipe file not found"))
     if not path.is_file() and not path.is_dir():
         raise UsageError(f"{path}: not a regular file; a recipe is a YAML file")
     text = read_text(path, "recipe", MAX_RECIPE_BYTES)
@@ -388,22 +400,40 @@ def default_out(path: Path) -> Path:
     return Path("runs", path.stem)
 
 
+def _is(path: Path, kind: str) -> bool | str:
+    """Whether `path` is a `kind` ("dir", "file", "any"); the reason it cannot be looked at
+    (a name too long for the file system, a loop of links) as text."""
+    try:
+        return {"dir": path.is_dir, "file": path.is_file, "any": path.exists}[kind]()
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+
+
 def check_paths(recipe: Recipe) -> None:
     """Check the files a recipe points at exist (data root, weights, checkpoints)."""
     problems = []
-    if recipe.data.root is not None and not recipe.data.root.exists():
-        problems.append(f"data.root: folder not found (got '{recipe.data.root}')")
+
+    def need(field: str, path: Path | None, kind: str, missing: str) -> None:
+        found = True if path is None else _is(path, kind)
+        if isinstance(found, str):
+            problems.append(f"{field}: cannot look at '{path}' ({found})")
+        elif not found:
+            problems.append(f"{field}: {missing} (got '{path}')")
+
+    need("data.root", recipe.data.root, "any", "folder not found")
     if recipe.data.root is None:
         default = DATASETS.facts(recipe.data.name).default_root
         if default is not None and not Path(default).exists():
             problems.append(f"data.root: not set and the default '{default}' does not exist"
                             f" (dataset '{recipe.data.name}')")
-    if recipe.student.init is not None and not recipe.student.init.is_file():
-        problems.append(f"student.init: file not found (got '{recipe.student.init}')")
-    if recipe.teacher.weights is not None and not recipe.teacher.weights.is_file():
-        problems.append(f"teacher.weights: file not found (got '{recipe.teacher.weights}')")
-    if recipe.teacher.cache is not None and not (recipe.teacher.cache / "manifest.json").is_file():
-        problems.append(f"teacher.cache: no manifest.json in '{recipe.teacher.cache}' (build it "
+    need("student.init", recipe.student.init, "file", "file not found")
+    need("teacher.weights", recipe.teacher.weights, "file", "file not found")
+    cache = recipe.teacher.cache
+    found = True if cache is None else _is(cache / "manifest.json", "file")
+    if isinstance(found, str):
+        problems.append(f"teacher.cache: cannot look at '{cache}' ({found})")
+    elif not found:
+        problems.append(f"teacher.cache: no manifest.json in '{cache}' (build it "
                         "with `distill cache build`)")
     if recipe.teacher.name is not None and LOSSES.facts(recipe.loss.name).needs_teacher:
         from teachers.spec import parse_teacher
@@ -411,9 +441,13 @@ def check_paths(recipe: Recipe) -> None:
         try:
             parse_teacher(recipe.teacher.name).check_paths()
         except UsageError as exc:
-            problems.append(f"teacher.name: {exc} (got '{recipe.teacher.name}')")
+            problems.append(f"teacher.name: {exc} (got {_show(recipe.teacher.name)})")
+        except (OSError, ValueError) as exc:  # a name the file system cannot look at
+            reason = getattr(exc, "strerror", None) or exc
+            problems.append(f"teacher.name: cannot look at it ({reason}) (got "
+                            f"{_show(recipe.teacher.name)})")
     if problems:
-        raise UsageError(*problems)
+        raise UsageError(*map(one_line, problems))
 
 
 def dump_recipe(recipe: Recipe) -> str:
