@@ -340,8 +340,11 @@ def test_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path):
                           "run.log_every=1", "schedule.epochs=4", "data.num_workers=1"]
               for a in ("--set", s)]]
     env = {**os.environ, "COLUMNS": "200"}
+    # A job started in the background (`cmd &`, as some CI runners do) inherits SIGINT
+    # ignored, and Python then keeps ignoring it: give the run the default disposition.
     proc = subprocess.Popen([sys.executable, "-m", "distill", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     seen = []
     while time.time() < deadline:
