@@ -7,7 +7,8 @@ applies dotted overrides (`optim.lr=1e-3`, typed by the schema) and the shortcut
 between loss and student included. Problems come back together in one `UsageError`, one
 line each, naming the dotted field and the value the user wrote.
 
-`schema` holds the sections, `load` the YAML and overrides, `validate` the pass over a
+`schema` holds the sections, `text` the strict, bounded YAML reading, `load` the
+overrides and loading, `validate` the pass over a
 whole recipe, `resume` a run's recipe read back and compared. A recipe is never changed
 in place: `Recipe.updated({...})` returns a validated copy.
 """
@@ -18,7 +19,6 @@ from .load import (
     default_out,
     dump_recipe,
     load_recipe,
-    parse_yaml,
     recipe_from_dict,
 )
 from .resume import RESUME_FREE_FIELDS, load_run_recipe, recipe_diff, resume_changes
@@ -35,6 +35,7 @@ from .schema import (
     StudentConfig,
     TeacherConfig,
 )
+from .text import parse_yaml
 from .validate import Problem, problems
 
 __all__ = [

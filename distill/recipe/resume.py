@@ -9,8 +9,9 @@ from typing import Any
 
 from distill.errors import UsageError
 
-from .load import _read_yaml, apply_overrides, recipe_from_dict
+from .load import apply_overrides, recipe_from_dict
 from .schema import Recipe
+from .text import _read_yaml
 
 __all__ = ["RESUME_FREE_FIELDS", "load_run_recipe", "recipe_diff", "resume_changes"]
 
