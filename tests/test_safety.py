@@ -381,3 +381,17 @@ def test_ctrl_c_in_other_commands_is_one_line(monkeypatch, cli, tmp_path):
     res = cli("bench", SMOKE, "--losses", "none", "--out", tmp_path / "b", *sets())
     assert res.code == 130 and len(lines(res.err)) == 1, res.err
     assert "benchmark stopped" in res.err and "distill bench" in res.err
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_folder_with_only_the_users_recipe_is_not_a_run(tmp_path, cli, resume):
+    """A `recipe.yaml` alone (the user's own, comments and all) is no run of ours: refused,
+    left as it is, with or without --resume."""
+    out = tmp_path / "exp"
+    out.mkdir()
+    mine = "# my experiment\n" + SMOKE.read_text()
+    (out / "recipe.yaml").write_text(mine)
+    res = cli("train", out / "recipe.yaml", "--out", out, *sets(),
+              *(["--resume"] if resume else []))
+    assert res.code == 2 and "holds no run of this toolkit" in res.err, res.err
+    assert (out / "recipe.yaml").read_text() == mine and sorted(os.listdir(out)) == ["recipe.yaml"]

@@ -89,8 +89,10 @@ class RunDir:
             return cls.load(out)
         if all(_is_own_temporary(n) for n in names):  # empty, or a start killed at once
             return cls(out, "new")
-        if "recipe.yaml" in names and all(n in RUN_FILES or _is_own_temporary(n)
-                                          for n in names):
+        # A run of an earlier version: its resolved recipe and at least one checkpoint file
+        # (a folder holding only a recipe.yaml may be the user's own: not ours to overwrite).
+        if ("recipe.yaml" in names and {"state.pt", "model.safetensors"} & set(names)
+                and all(n in RUN_FILES or _is_own_temporary(n) for n in names)):
             return cls(out, "legacy", finished="summary.json" in names)
         raise OptionError("run.out", f"'{out}' is not empty and holds no run of this toolkit "
                           f"(it holds {_few(names)}); choose a new or empty directory")

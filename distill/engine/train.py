@@ -32,6 +32,7 @@ from distill.data import Batch, Data, Mixer, augment_batch, build_data, derive_s
 from distill.errors import OptionError, RunError, UsageError
 from distill.hub import write_config
 from distill.losses import build as build_loss
+from distill.readers import read_json
 from distill.recipe import Recipe, check_paths, dump_recipe, load_run_recipe, resume_changes
 from distill.registry import LOSSES
 from teachers import Teacher, TeacherRef
@@ -316,7 +317,7 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
                               f"{', '.join(changed)}; resume with the same recipe or use "
                               "another --out")
     if run_dir.finished and (out / "summary.json").is_file():  # changes no file
-        summary = json.loads((out / "summary.json").read_text())
+        summary = read_json(out / "summary.json")
         reporter.note(f"the run in {out} is finished (summary.json); nothing to do")
         reporter.finish(summary)
         return TrainResult(out, summary, run_dir.history())
