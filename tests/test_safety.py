@@ -61,11 +61,16 @@ def finished_run(tmp_path_factory) -> Path:
     return out
 
 
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    """A copy of a module-scoped run that one test may alter."""
+    out = tmp_path / run.parent.name
+    shutil.copytree(run, out)
+    return out
+
+
 @pytest.fixture
 def finished(finished_run, tmp_path) -> Path:
-    out = tmp_path / "finished"
-    shutil.copytree(finished_run, out)
-    return out
+    return copy_of(finished_run, tmp_path)
 
 
 class _StopAfter(LogReporter):
@@ -93,9 +98,7 @@ def unfinished_run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def unfinished(unfinished_run, tmp_path) -> Path:
-    out = tmp_path / "unfinished"
-    shutil.copytree(unfinished_run, out)
-    return out
+    return copy_of(unfinished_run, tmp_path)
 
 
 def resume_args(out: Path, epochs: int = 3) -> list:
