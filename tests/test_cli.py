@@ -204,6 +204,35 @@ def test_hostile_input_to_every_command_is_one_line(cli, smoke, tmp_path, args, 
     assert needle.format(tmp=tmp_path, last=n + 1, l4=n + 6) in one_error(cli(*args))
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["train", "{smoke}", "--bogus"], "No such option: --bogus"),
+    (["train", "{smoke}", "--lose", "hard"], "(Possible options: --loss"),
+    (["train"], "Missing argument 'recipe'. (see: distill train --help)"),
+    (["eval"], "Missing argument"),
+    (["cache", "inspect", "{tmp}", "--sample", "abc"],
+     "Invalid value for '--sample': Input should be a valid integer"),
+    (["list", "nothing"], "Invalid value for 'kind': 'nothing' is not one of 'teachers'"),
+    (["bench", "{smoke}", "--losses"], "Option '--losses' requires an argument"),
+    (["nocmd"], "No such command 'nocmd'. (see: distill --help)"),
+    (["cache", "nocmd"], "No such command 'nocmd'. (see: distill cache --help)"),
+    (["recipe", "show", "{smoke}", "extra"], "unexpected extra argument"),
+    (["speed", "{smoke}", "--steps", "1.5"], "Invalid value for '--steps'"),
+])
+def test_usage_errors_are_one_line_naming_the_command(cli, smoke, tmp_path, args, needle):
+    """What click itself refuses (unknown option, missing or bad argument) is one line
+    too, exit 2, with the command whose --help lists what it takes."""
+    res = cli(*[a.format(smoke=smoke, tmp=tmp_path) for a in args])
+    assert res.code == 2 and needle in one_error(res), res.err
+    assert "Usage:" not in res.err and "╭" not in res.err
+
+
+def test_bare_distill_and_help_show_the_help(cli):
+    res = cli()
+    assert "Usage: distill" in res.out + res.err and "train" in res.out + res.err
+    res = cli("train", "--help")
+    assert res.code == 0 and "--resume" in res.out
+
+
 def test_a_swapped_teacher_prints_one_note_naming_what_it_dropped(cli, smoke):
     res = cli("recipe", "show", smoke, "--teacher", "timm:vit_tiny_patch16_224")
     assert res.code == 0, res.err
@@ -215,3 +244,18 @@ def test_a_swapped_teacher_prints_one_note_naming_what_it_dropped(cli, smoke):
     res = cli("recipe", "show", smoke, "--teacher", "timm:vit_tiny_patch16_224",
               "--set", "teacher.input_size=32", "--set", "teacher.kwargs={}")
     assert res.code == 0 and res.err == "" and yaml.safe_load(res.out)["teacher"]["input_size"] == 32
+
+
+def test_bench_says_once_what_a_swapped_teacher_drops(cli, smoke, tmp_path, monkeypatch):
+    import distill.cli.bench as bench_cli
+
+    def stop(*a, **k):  # the plan and its notes are what is tested, not the training
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_cli, "run_cells", stop)
+    res = cli("bench", smoke, "--losses", "hard,soft", "--seeds", "0,1",
+              "--teachers", "timm:vit_tiny_patch16_224", "--out", tmp_path / "b")
+    notes = [ln for ln in res.err.splitlines() if ln.startswith("note: teacher")]
+    assert len(notes) == 1, res.err
+    assert "'timm:vit_tiny_patch16_224' replaces the recipe's 'timm:test_resnet'" in notes[0]
+    assert "teacher.input_size=32" in notes[0]

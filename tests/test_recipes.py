@@ -394,3 +394,17 @@ def test_a_swapped_teacher_builds_at_its_own_input_size():
     with torch.inference_mode():
         out = teacher(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.img_size=100000000000", "data.img_size: Input should be less than or equal to 4096"),
+    ("teacher.input_size=99999", "teacher.input_size: Input should be less than or equal"),
+    ("data.batch_size=10000000", "data.batch_size: Input should be less than or equal to 65536"),
+    ("loss.tau=.inf", "loss.tau: Input should be a finite number"),
+    ("optim.lr=.nan", "optim.lr: Input should be a finite number"),
+    ("augment.re_count=100000", "augment.re_count: Input should be less than or equal"),
+])
+def test_sizes_are_bounded_and_numbers_finite(override, needle):
+    """A typo of a few digits is refused by the recipe, before it asks for terabytes."""
+    (line,) = errors(SMOKE, [override])
+    assert needle in line, line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,14 @@ def _split_list(text: str | None, option: str) -> list[str]:
 
 def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | None = None,
                students: str | None = None, seeds: str | None = None,
-               sets: list[str] | None = None, out: Path) -> list[Cell]:
+               sets: list[str] | None = None, out: Path,
+               note: Callable[[str], None] | None = None) -> list[Cell]:
     """The matrix: losses × teachers × students × seeds, each cell's recipe validated now.
 
     Losses that use no teacher get one cell per student and seed, whatever `teachers` says.
     Without `students`, each loss gets the recipe's student or its counterpart with or
     without the distillation token; with `students`, each loss gets those that fit it.
+    `note` hears, once each, what a teacher of `teachers` drops of the recipe's teacher.
     """
     sets = list(sets or [])
     base = load_recipe(recipe_path, sets)
@@ -136,6 +139,7 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
     raw_loss = (parse_yaml(Path(recipe_path).read_text()) or {}).get("loss") or {}
     recipe_loss = raw_loss.get("name", base.loss.name) if isinstance(raw_loss, dict) else None
 
+    heard: dict[str, None] = {}
     cells: list[Cell] = []
     for loss in dict.fromkeys(loss_names):
         if given:
@@ -173,10 +177,13 @@ def plan_cells(recipe_path: Path, *, losses: str | None = None, teachers: str | 
                         raw.update({"teacher.name": teacher, "teacher.cache": None})
                     where = f"cell {loss}/{teacher or 'no teacher'}/{student}/seed {seed}"
                     try:
-                        r = load_recipe(recipe_path, [*defaults, *sets], raw=raw)
+                        r = load_recipe(recipe_path, [*defaults, *sets], raw=raw,
+                                        note=heard.setdefault)
                     except UsageError as exc:
                         raise UsageError(*[f"{where}: {line}" for line in exc.lines]) from None
                     cells.append(Cell(loss, teacher, student, seed, r))
+    for text in heard if note is not None else ():
+        note(text)
     names = [c.name for c in cells]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:

@@ -7,9 +7,12 @@ the command that continues it, and exit code 130.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shlex
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -20,6 +23,15 @@ from distill.errors import DistillError, OptionError
 from . import bench, cache, ls, recipe, report, speed, train
 from . import eval as eval_cmd
 from ._common import err_console
+
+try:  # typer ≥ 0.2x carries its own copy of click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as _click_errors
+
+_UsageError = _click_errors.UsageError
+_ClickException = _click_errors.ClickException
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())  # click < 8.2: none
 
 app = typer.Typer(
     name="distill",
@@ -58,19 +70,46 @@ app.add_typer(cache.app, name="cache")
 _FLAGS = {"run.out": "--out"}
 
 
-def _keyboard_interrupt(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C behind an exit (typer turns it into `Exit(130)`), if any."""
-    seen: set[int] = set()
-    todo: list[BaseException | None] = [exc]
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past typer (which would turn it into a bare 130 and
+    drop the engine's note of what was saved)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__("interrupted")
+        self.interrupt = interrupt
+
+
+def _carry_interrupt(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted(exc) from exc
+
+    return run
+
+
+def _command() -> Any:
+    """The click command tree of `app`, each command's callback carrying Ctrl-C out."""
+    root = typer.main.get_command(app)
+    todo: list[Any] = [root]
     while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        if isinstance(e, KeyboardInterrupt):
-            return e
-        seen.add(id(e))
-        todo += [e.__cause__, e.__context__]
-    return None
+        cmd = todo.pop()
+        if cmd.callback is not None:
+            cmd.callback = _carry_interrupt(cmd.callback)
+        todo += list(getattr(cmd, "commands", {}).values())
+    return root
+
+
+def _usage_line(exc: Exception) -> str:
+    """click's usage error (unknown option, missing or bad argument) as one line, with the
+    command whose --help lists what it takes."""
+    line = " ".join(exc.format_message().split()).replace("Value error, ", "")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _UsageError) and ctx is not None:
+        line += f" (see: {ctx.command_path} --help)"
+    return line
 
 
 def _interrupted(args: list[str], exc: KeyboardInterrupt | None) -> str:
@@ -100,7 +139,26 @@ def main(argv: list[str] | None = None) -> None:
     tag = f"[rank {top.rank}] " if top.distributed else ""
     args = sys.argv[1:] if argv is None else list(argv)
     try:  # the arguments ride along in the root context: results record their command
-        app(args=args, prog_name="distill", obj={"argv": args})
+        code = _command().main(args=args, prog_name="distill", obj={"argv": args},
+                               standalone_mode=False)
+        if code == 130:  # Ctrl-C outside a command (while parsing)
+            raise _Interrupted(KeyboardInterrupt())
+        if isinstance(code, int) and code:  # typer.Exit(code) raised by a command
+            sys.exit(code)
+    except _Interrupted as exc:
+        lead = "\n" if err_console.is_terminal else ""  # past the terminal's ^C
+        err_console.print(f"{lead}{tag}{_interrupted(args, exc.interrupt)}", markup=False,
+                          highlight=False, soft_wrap=True)
+        sys.exit(130)
+    except _NoArgsIsHelp as exc:  # type: ignore[misc]  # bare `distill`: its help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _ClickException as exc:  # usage: one line, exit 2 (click's code)
+        err_console.print(f"[bold red]error:[/bold red] {escape(tag + _usage_line(exc))}",
+                          highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # EOF at a prompt
+        sys.exit(1)
     except DistillError as exc:
         if isinstance(exc, OptionError):  # a library argument: named by its flag here
             exc = exc.as_flag(_FLAGS.get(exc.option))
@@ -113,13 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/bold red] {escape(f'{tag}{exc.strerror or exc}{where}')}",
                           highlight=False, soft_wrap=True)
         sys.exit(1)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        ki = _keyboard_interrupt(exc)
-        if ki is None and not (isinstance(exc, SystemExit) and exc.code == 130):
-            raise
-        lead = "\n" if err_console.is_terminal else ""  # past the terminal's ^C
-        err_console.print(f"{lead}{tag}{_interrupted(args, ki)}", markup=False,
-                          highlight=False, soft_wrap=True)
+    except KeyboardInterrupt as exc:  # between commands' callbacks and the lines above
+        err_console.print(f"{tag}{_interrupted(args, exc)}", markup=False, highlight=False,
+                          soft_wrap=True)
         sys.exit(130)
     except Exception as exc:
         lost = dist.peer_lost(exc) if top.distributed else None

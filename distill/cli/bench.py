@@ -16,7 +16,7 @@ from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
 from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
-from ._common import SetOption, check_folder, console, err_console, provenance
+from ._common import SetOption, check_folder, console, err_console, print_note, provenance
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -138,7 +138,7 @@ def bench(
     out = out or Path("runs", "bench", recipe.stem)
     check_folder(out, "--out")
     cells = plan_cells(recipe, losses=losses, teachers=teachers, students=students,
-                       seeds=seeds, sets=sets, out=out)
+                       seeds=seeds, sets=sets, out=out, note=print_note)
     use = None
     if cache is not None:
         if not cache.strip():

@@ -44,8 +44,15 @@ class _FieldError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+# Bounds that keep a typo (an extra digit or ten) from asking for terabytes before any
+# check can run: 4096² images, 65,536-image batches.
+MAX_SIZE = 4096
+MAX_BATCH = 65536
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are no learning rate, temperature or probability
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -53,9 +60,9 @@ class DataConfig(_Section):
 
     name: str = Field("synthetic", description="Dataset registry name (`distill list datasets`).")
     root: Path | None = Field(None, description="Dataset folder; each dataset has a default.")
-    num_classes: int = Field(1000, ge=2, description="Number of classes.")
-    img_size: int = Field(224, ge=8, description="Training and evaluation resolution.")
-    in_chans: int = Field(3, ge=1, description="Image channels (1 for grayscale).")
+    num_classes: int = Field(1000, ge=2, le=1_000_000, description="Number of classes.")
+    img_size: int = Field(224, ge=8, le=MAX_SIZE, description="Training and evaluation resolution.")
+    in_chans: int = Field(3, ge=1, le=1024, description="Image channels (1 for grayscale).")
     mean: tuple[float, ...] = Field(IMAGENET_MEAN, description="Normalisation mean per channel.")
     std: tuple[float, ...] = Field(IMAGENET_STD, description="Normalisation std per channel.")
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bicubic"
@@ -65,9 +72,10 @@ class DataConfig(_Section):
         "the loader; `tensor` keeps images uint8 until the device and applies the same "
         "augmentation there in batches (same parameters and pixels, erasing noise aside; "
         "in-memory datasets, RandAugment 'rand-*' only).")
-    batch_size: int = Field(64, ge=1, description="Training batch per process.")
-    eval_batch_size: int | None = Field(None, ge=1, description="Evaluation batch (default 2×).")
-    num_workers: int = Field(4, ge=0, description="Data-loader worker processes.")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Training batch per process.")
+    eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH,
+                                        description="Evaluation batch (default 2×).")
+    num_workers: int = Field(4, ge=0, le=256, description="Data-loader worker processes.")
     train_limit: int | None = Field(None, ge=1, description="Use only the first N train images.")
     val_limit: int | None = Field(None, ge=1, description="Use only the first N val images.")
     options: dict[str, Any] = Field(default_factory=dict,
@@ -118,7 +126,8 @@ class MemberOptions(_Section):
     kwargs: dict[str, Any] | None = Field(None, description="This member's builder arguments.")
     mean: tuple[float, ...] | None = Field(None, description="This member's own mean.")
     std: tuple[float, ...] | None = Field(None, description="This member's own std.")
-    input_size: int | None = Field(None, ge=8, description="This member's input resolution.")
+    input_size: int | None = Field(None, ge=8, le=MAX_SIZE,
+                                   description="This member's input resolution.")
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
 
 
@@ -144,7 +153,8 @@ class TeacherConfig(_Section):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Model builder arguments.")
     mean: tuple[float, ...] | None = Field(None, description="Teacher's own mean (default: its config).")
     std: tuple[float, ...] | None = Field(None, description="Teacher's own std (default: its config).")
-    input_size: int | None = Field(None, ge=8, description="Teacher's input resolution.")
+    input_size: int | None = Field(None, ge=8, le=MAX_SIZE,
+                                   description="Teacher's input resolution.")
     interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
     cache: Path | None = Field(None, description="Read this teacher's outputs from a logit "
                                "cache (`distill cache build`) instead of running it; the cache "
@@ -234,7 +244,7 @@ class ScheduleConfig(_Section):
     """Epochs and the learning-rate schedule (per step: warm-up, then cosine)."""
 
     name: Literal["cosine", "constant"] = "cosine"
-    epochs: int = Field(300, ge=1)
+    epochs: int = Field(300, ge=1, le=1_000_000)
     warmup_epochs: float = Field(5, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)
     min_lr: float = Field(1e-5, ge=0)
@@ -260,13 +270,13 @@ class AugmentConfig(_Section):
     color_jitter: float | None = Field(0.3, ge=0)
     re_prob: float = Field(0.25, ge=0, le=1, description="Random erasing probability.")
     re_mode: Literal["const", "rand", "pixel"] = "pixel"
-    re_count: int = Field(1, ge=1)
+    re_count: int = Field(1, ge=1, le=100)
     mixup: float = Field(0.8, ge=0, description="Mixup alpha (0: off).")
     cutmix: float = Field(1.0, ge=0, description="CutMix alpha (0: off).")
     mixup_prob: float = Field(1.0, ge=0, le=1)
     switch_prob: float = Field(0.5, ge=0, le=1)
     mixup_mode: Literal["batch", "pair", "elem"] = "batch"
-    repeated_aug: int = Field(1, ge=1, description="Repeated augmentation: copies per image.")
+    repeated_aug: int = Field(1, ge=1, le=64, description="Repeated augmentation: copies per image.")
 
     @field_validator("auto_augment")
     @classmethod
@@ -296,7 +306,7 @@ class RunConfig(_Section):
     ema_decay: float = Field(0.99996, gt=0, lt=1)
     log_every: int = Field(50, ge=1, description="Steps between metrics.jsonl lines.")
     eval_every: int = Field(1, ge=1, description="Epochs between evaluations.")
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
+    threads: int | None = Field(None, ge=1, le=4096, description="CPU threads for torch.")
 
 
 class Recipe(_Section):
