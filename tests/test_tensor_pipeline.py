@@ -144,14 +144,40 @@ def test_unsupported_settings_are_refused_naming_the_option(tmp_path, sets, name
     assert not out.exists()
 
 
-def test_image_folders_are_refused_naming_the_option(tmp_path):
-    from distill.data import build_train_dataset
-    from distill.recipe import AugmentConfig, DataConfig
+def _photo_folder(root: Path) -> Path:
+    """Two classes of RGB photos (JPEG and PNG) of assorted sizes, none the training size."""
+    import numpy as np
+    from PIL import Image
 
-    data = DataConfig(name="imagefolder", root=tmp_path, pipeline="tensor")
-    with pytest.raises(UsageError, match=r"^data\.pipeline: tensor does not support "
-                       r"image-folder datasets yet \('imagefolder'\); use data.pipeline: pil$"):
-        build_train_dataset(data, AugmentConfig(), 0)
+    rng = np.random.default_rng(0)
+    sizes = [(20, 31), (48, 40), (33, 33), (64, 25), (27, 52), (40, 40)]
+    for split in ("train", "val"):
+        for c, cls in enumerate(("a", "b")):
+            (root / split / cls).mkdir(parents=True)
+            for i, (h, w) in enumerate(sizes):
+                base = rng.integers(0, 255, (h // 4 + 1, w // 4 + 1, 3), dtype=np.uint8)
+                img = Image.fromarray(base).resize((w, h), Image.BILINEAR)  # some structure
+                img.save(root / split / cls / f"{c}{i}.{'jpg' if i % 2 else 'png'}")
+    return root
+
+
+def test_image_folders_decode_in_workers_and_equal_the_pil_pipeline(tmp_path):
+    """Photos of any size: decoded in the loader workers, cut to their crop boxes there, and
+    augmented on the device: the PIL pipeline's images outside erasing's boxes, whatever
+    the workers and batch size."""
+    root = _photo_folder(tmp_path / "photos")
+    folder = [f"data.root={root}", "data.name=imagefolder", "data.options={}",
+              "data.num_classes=2", "data.in_chans=3"]
+    ref, boxes = epoch_images(TENSOR, *folder, "data.batch_size=4", "data.num_workers=0")
+    assert len(ref) == 12 and all(im.shape == (3, 32, 32) for im in ref.values())
+    got, _ = epoch_images(TENSOR, *folder, "data.batch_size=3", "data.num_workers=2")
+    assert got.keys() == ref.keys() and all(torch.equal(got[i], ref[i]) for i in ref)
+    pil, _ = epoch_images(*folder, "data.batch_size=4", "data.num_workers=0")
+    for i, image in ref.items():
+        keep = torch.ones_like(image, dtype=torch.bool)
+        for top, left, h, w in boxes[i].tolist():
+            keep[:, top:top + h, left:left + w] = False
+        assert torch.equal(image[keep], pil[i][keep]), i
 
 
 def test_speed_data_arm_times_the_loader_alone(cli, tmp_path):

@@ -108,11 +108,7 @@ def build_train_dataset(data: DataConfig, augment: AugmentConfig, seed: int) -> 
     tensor`, its items carry uint8 images and their augmentation parameters instead
     (`ReplayDataset`, `TensorAugment`), to be augmented on the device (`augment_batch`)."""
     tensor_aug = tensor_augment(data, augment, seed)  # unsupported settings fail first
-    if tensor_aug is not None:
-        _check_tensor_source(data, None)
     base = build_dataset(data, "train")
-    if tensor_aug is not None:
-        _check_tensor_source(data, base)
     return ReplayDataset(base, train_transform(data, augment), seed, pil_mode(data),
                          augment=tensor_aug)
 
@@ -125,16 +121,6 @@ def tensor_augment(data: DataConfig, augment: AugmentConfig, seed: int) -> Any:
     from .tensor_pipeline import TensorAugment
 
     return TensorAugment(data, augment, seed)
-
-
-def _check_tensor_source(data: DataConfig, base: Dataset | None) -> None:
-    """The tensor pipeline reads in-memory datasets for now, not image folders."""
-    from .datasets import _ImageFolder
-
-    inner = base.dataset if isinstance(base, Subset) else base
-    if data.name == "imagefolder" or isinstance(inner, _ImageFolder):
-        raise UsageError(f"data.pipeline: tensor does not support image-folder datasets yet "
-                         f"('{data.name}'); use data.pipeline: pil")
 
 
 def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memory: bool = False,

@@ -143,9 +143,23 @@ class ReplayDataset(Dataset):
         if self.augment is not None:
             items = [self._item(key) for key in keys]
             params = self.augment.params(keys, [tuple(it[0].shape[-2:]) for it in items])
-            return [(*it, {k: v[i] for k, v in params.items()}) for i, it in enumerate(items)]
+            return [_cropped(it, {k: v[i] for k, v in params.items()})
+                    for i, it in enumerate(items)]
         with preserved_rngs():
             return [self._item(key) for key in keys]
+
+
+def _cropped(item: tuple, params: dict[str, torch.Tensor]) -> tuple:
+    """`item` with its image cut to the sample's random-resized-crop box, and the box moved to
+    the origin: the resampling reads nothing outside the box (torchvision crops, then
+    resizes), so the result is the same, and a batch of image-folder photos of any sizes
+    travels to the device as the crops alone."""
+    image, *rest = item
+    top, left, h, w = (int(v) for v in params["crop"])
+    if (top, left, h, w) != (0, 0, *image.shape[-2:]):
+        image = image[:, top:top + h, left:left + w].clone()
+        params = dict(params, crop=params["crop"].new_tensor([0, 0, h, w]))
+    return (image, *rest, params)
 
 
 def _uint8_chw(img: Any) -> torch.Tensor:

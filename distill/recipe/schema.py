@@ -71,7 +71,7 @@ class DataConfig(_Section):
         "pil", description="Training augmentation: `pil` runs timm's transform per image in "
         "the loader; `tensor` keeps images uint8 until the device and applies the same "
         "augmentation there in batches (same parameters and pixels, erasing noise aside; "
-        "in-memory datasets, RandAugment 'rand-*' only).")
+        "RandAugment 'rand-*' only).")
     batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Training batch per process.")
     eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH,
                                         description="Evaluation batch (default 2×).")
