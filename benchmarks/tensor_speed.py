@@ -86,6 +86,9 @@ def main() -> None:
     ap.add_argument("--recipe", default="recipes/fmnist/deit_none.yaml")
     ap.add_argument("--teacher-recipe", default="recipes/fmnist/deit_token.yaml")
     ap.add_argument("--teacher", required=True)
+    ap.add_argument("--cache-teachers", default="",
+                    help="More teachers for the cache-build part (comma-separated specs), "
+                         "e.g. a slower one, closer to the study's")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--train-limit", type=int, default=20000)
     ap.add_argument("--loader-steps", type=int, default=30)
@@ -122,7 +125,8 @@ def main() -> None:
                      "tensor_vs_pil_workers": med["tensor"] / med[f"pil_{args.pil_workers}_workers"]}
 
     # 2. the training loop against the step alone
-    step = measure_speed(none["tensor"], arms=("none",), steps=20, repeats=args.rounds)
+    timed = load_recipe(ROOT / args.recipe, pipe["tensor"], teacher=args.teacher)  # speed needs one
+    step = measure_speed(timed, arms=("none",), steps=20, repeats=args.rounds)
     step_rate = step["arms"]["none"]["images_per_s"]
     loop: dict[str, list[float]] = {"tensor": [], "pil": []}
     for r in range(args.rounds):
@@ -137,15 +141,19 @@ def main() -> None:
 
     # 3. the cache build against the teacher's pure inference
     build: dict[str, dict] = {}
-    for p in ("tensor", "pil"):
-        rec = load_recipe(ROOT / args.teacher_recipe, pipe[p], teacher=args.teacher)
-        pure = pure_inference(rec, 20)
-        built = build_cache(rec, work / f"cache-{p}", store="hard", reporter=Reporter())
-        build[p] = {"pure_inference_images_per_s": pure, "build_images_per_s": built.images_per_s,
-                    "build_vs_pure": built.images_per_s / pure, "images": built.images,
-                    "wait_seconds": built.wait_seconds}
-        print(f"cache {p}: build {built.images_per_s:.0f} img/s, pure {pure:.0f} img/s",
-              flush=True)
+    teachers = [args.teacher, *[t for t in args.cache_teachers.split(",") if t.strip()]]
+    for n, teacher in enumerate(teachers):
+        for p in ("tensor", "pil"):
+            rec = load_recipe(ROOT / args.teacher_recipe, pipe[p], teacher=teacher)
+            pure = pure_inference(rec, 20)
+            built = build_cache(rec, work / f"cache-{n}-{p}", store="hard", reporter=Reporter())
+            build[f"{teacher} {p}"] = {
+                "teacher": teacher, "pipeline": p, "pure_inference_images_per_s": pure,
+                "build_images_per_s": built.images_per_s,
+                "build_vs_pure": built.images_per_s / pure, "images": built.images,
+                "wait_seconds": built.wait_seconds}
+            print(f"cache {teacher} {p}: build {built.images_per_s:.0f} img/s, "
+                  f"pure {pure:.0f} img/s", flush=True)
     res["cache_build"] = build
 
     args.out.mkdir(parents=True, exist_ok=True)

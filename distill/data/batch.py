@@ -56,7 +56,10 @@ def collate(items: list[tuple]) -> Batch:
     the tensor pipeline, `(uint8 image, label, index, row, params)`, with `Batch.aug`
     (images of different sizes zero-padded to the largest: each sample's crop box lies
     within its own image)."""
-    if len(items[0]) == 5:
+    params = getattr(items, "params", None)  # a `TensorItems`: the batch's, drawn at once
+    if params is not None:
+        (xs, ys, idx, cached), aug = zip(*items), params
+    elif len(items[0]) == 5:
         xs, ys, idx, cached, params = zip(*items)
         aug = {k: torch.stack([p[k] for p in params]) for k in params[0]}
     else:

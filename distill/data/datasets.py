@@ -12,11 +12,13 @@ import gzip
 import hashlib
 import os
 import struct
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -48,12 +50,23 @@ class ArrayImageDataset(Dataset):
         self.num_classes = len(classes)
         self.in_chans = 1 if images.ndim == 3 else images.shape[-1]
         self.mode = "L" if self.in_chans == 1 else "RGB"
+        self._chw: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.images[index], self.mode), int(self.labels[index])
+
+    def chw(self, index: int) -> tuple[torch.Tensor, int]:
+        """Sample `index` as a uint8 C×H×W tensor (a view: no PIL image, no copy), and its
+        label: what `data.pipeline: tensor` reads."""
+        if self._chw is None:
+            with warnings.catch_warnings():  # a read-only array (np.frombuffer): only read
+                warnings.simplefilter("ignore", UserWarning)
+                t = torch.from_numpy(self.images)
+            self._chw = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
+        return self._chw[index], int(self.labels[index])
 
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the labels and of the pixels (identify the data for logit caches)."""

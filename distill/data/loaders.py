@@ -56,6 +56,9 @@ class _Limited(Subset):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
+    def chw(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset.chw(self.indices[index])
+
     def fingerprint(self) -> dict[str, str]:
         """The base dataset's hashes restricted to the subset (a subset is other data)."""
         return subset_fingerprint(self.dataset, len(self))

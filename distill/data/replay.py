@@ -120,46 +120,80 @@ class ReplayDataset(Dataset):
 
     def _item(self, key: Key | int) -> Item:
         epoch, index, repeat, position = (0, key, 0, key) if isinstance(key, int) else key
+        if self.augment is not None and self._chw is not None:  # in memory: no PIL image
+            img, label = self._chw(index)
+            return img, label, index, self._row(epoch, position, index)
         img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
         if self.augment is None:
             reseed(derive_seed(self.seed, epoch, index, repeat))
-        try:
-            row = self.rows(epoch, position, index) if self.rows is not None else None
-        except DataError:
-            raise
-        except UsageError as exc:  # one line from a loader worker too (see `DataError`)
-            raise DataError(*exc.lines) from None
+        row = self._row(epoch, position, index)
         if self.augment is not None:  # the pixels wait for the device (`augment_batch`)
             return _uint8_chw(img), label, index, row
         return self.transform(img), label, index, row
 
+    def _row(self, epoch: int, position: int, index: int) -> Any:
+        try:
+            return self.rows(epoch, position, index) if self.rows is not None else None
+        except DataError:
+            raise
+        except UsageError as exc:  # one line from a loader worker too (see `DataError`)
+            raise DataError(*exc.lines) from None
+
+    @property
+    def _chw(self) -> Callable[[int], tuple[torch.Tensor, int]] | None:
+        """The base's uint8 C×H×W reader, where it holds its images in memory in the mode
+        the recipe asks for (else None: images are read and converted as PIL images)."""
+        read = getattr(self.base, "chw", None)
+        return read if read is not None and getattr(self.base, "mode", None) == self.mode \
+            else None
+
     def __getitem__(self, key: Key | int) -> Item:
-        return self.__getitems__([key])[0]
+        items = self.__getitems__([key])
+        if isinstance(items, TensorItems):  # one sample: its parameters ride with it
+            return (*items[0], {k: v[0] for k, v in items.params.items()})
+        return items[0]
 
     def __getitems__(self, keys: list[Key | int]) -> list[Item]:
-        """A whole batch under one save/restore of the generators (DataLoader calls this)."""
+        """A whole batch under one save/restore of the generators (DataLoader calls this);
+        on the tensor pipeline a `TensorItems`, the batch's parameters drawn at once."""
         if self.augment is not None:
             items = [self._item(key) for key in keys]
-            params = self.augment.params(keys, [tuple(it[0].shape[-2:]) for it in items])
-            return [_cropped(it, {k: v[i] for k, v in params.items()})
-                    for i, it in enumerate(items)]
+            sizes = [tuple(it[0].shape[-2:]) for it in items]
+            params = self.augment.params(keys, sizes[0] if len(set(sizes)) == 1 else sizes)
+            return TensorItems([_cropped(it, params, i) for i, it in enumerate(items)], params)
         with preserved_rngs():
             return [self._item(key) for key in keys]
 
 
-def _cropped(item: tuple, params: dict[str, torch.Tensor]) -> tuple:
-    """`item` with its image cut to the sample's random-resized-crop box, and the box moved to
-    the origin: the resampling reads nothing outside the box (torchvision crops, then
-    resizes), so the result is the same, and a batch of image-folder photos of any sizes
-    travels to the device as the crops alone."""
-    image, *rest = item
-    top, left, h, w = (int(v) for v in params["crop"])
-    if (top, left, h, w) != (0, 0, *image.shape[-2:]):
-        image = image[:, top:top + h, left:left + w].clone()
-        params = dict(params, crop=params["crop"].new_tensor([0, 0, h, w]))
-    return (image, *rest, params)
+class TensorItems(list):
+    """A batch of tensor-pipeline items `(uint8 image, label, index, row)` with `params`,
+    the batch's augmentation parameters (one row per item), for `collate`."""
+
+    def __init__(self, items: list[Item], params: dict[str, torch.Tensor]):
+        super().__init__(items)
+        self.params = params
+
+
+_CROP_PIXELS = 64 * 64  # smaller images (Fashion-MNIST's) travel whole: cutting costs more
+
+
+def _cropped(item: Item, params: dict[str, torch.Tensor], i: int) -> Item:
+    """`item` (row `i` of `params`) with its image cut to the sample's random-resized-crop
+    box, and the box moved to the origin, where that saves a quarter of the pixels or more:
+    the resampling reads nothing outside the box (torchvision crops, then resizes), so the
+    result is the same, and a batch of image-folder photos of any sizes travels to the
+    device as the crops."""
+    image = item[0]
+    height, width = image.shape[-2:]
+    if height * width < _CROP_PIXELS:
+        return item
+    top, left, h, w = params["crop"][i].tolist()
+    if 4 * h * w > 3 * height * width:
+        return item
+    params["crop"][i] = params["crop"].new_tensor([0, 0, h, w])
+    return (image[:, top:top + h, left:left + w].clone(), *item[1:])
 
 
 def _uint8_chw(img: Any) -> torch.Tensor:

@@ -268,19 +268,29 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, interp: torch.Tensor,
     output pixel (x, y) samples the source at (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f);
     outside the source it is `fill` (one value per channel). `modes`: the codes present in
     `interp`, if known (saves a device sync)."""
-    B, C, H, W = images.shape
-    dev = images.device
-    f64 = torch.float64
-    m = matrix.to(f64)
-    fill_t = torch.as_tensor(list(fill), dtype=torch.long, device=dev).expand(C)
+    C = images.shape[1]
+    fill_t = torch.as_tensor(list(fill), dtype=torch.long, device=images.device).expand(C)
     interp = interp.long()
     present = _present(interp, modes)
+    if len(present) == 1:
+        return _affine(images, matrix.to(torch.float64), present.pop(), fill_t)
     out = torch.empty_like(images)
-    near = interp == NEAREST
-    if NEAREST in present:
-        out = torch.where(near[:, None, None, None], _nearest_affine(images, m, fill_t), out)
-    if present <= {NEAREST}:
-        return out
+    for mode in present:  # each sample resampled by its own filter only
+        idx = (interp == mode).nonzero()[:, 0]
+        y = _affine(images.index_select(0, idx), matrix.index_select(0, idx).to(torch.float64),
+                    mode, fill_t)
+        out.index_copy_(0, idx, y)
+    return out
+
+
+def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tensor
+            ) -> torch.Tensor:
+    """`affine` of samples that all use the filter `mode`."""
+    B, C, H, W = images.shape
+    if mode == NEAREST:
+        return _nearest_affine(images, m, fill_t)
+    dev = images.device
+    f64 = torch.float64
     ys = (torch.arange(H, device=dev, dtype=f64) + 0.5)[None, :, None]
     xs = (torch.arange(W, device=dev, dtype=f64) + 0.5)[None, None, :]
 
@@ -303,26 +313,22 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, interp: torch.Tensor,
         return src.gather(2, flat.expand(B, C, H * W)).reshape(B, C, H, W).to(f64)
 
     dx, dy = dx[:, None], dy[:, None]
-    bicubic = interp == BICUBIC
-    if BICUBIC in present:
+    if mode == BICUBIC:
         rows = []
         for j in range(4):
             v = [at(j - 1, i - 1) for i in range(4)]
             rows.append(_cubic(*v, dx))
         v = _cubic(*rows, dy)
-        cub = torch.where(v <= 0, 0.0, torch.where(v >= 255, 255.0, v.trunc()))
-        out = torch.where(bicubic[:, None, None, None], cub.to(images.dtype), out)
-    bilinear = interp == BILINEAR
-    if BILINEAR in present:
+        out = torch.where(v <= 0, 0.0, torch.where(v >= 255, 255.0, v.trunc()))
+    else:  # bilinear
         def lerp(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
             return a + (b - a) * d
 
         v1 = lerp(at(0, 0), at(0, 1), dx)
         v2 = lerp(at(1, 0), at(1, 1), dx)
-        lin = lerp(v1, v2, dy).trunc()
-        out = torch.where(bilinear[:, None, None, None], lin.to(images.dtype), out)
-    keep = inside[:, None] | near[:, None, None, None]  # nearest samples are filled already
-    return torch.where(keep, out, fill_t.view(1, C, 1, 1).to(images.dtype))
+        out = lerp(v1, v2, dy).trunc()
+    fill_v = fill_t.view(1, C, 1, 1).to(images.dtype)
+    return torch.where(inside[:, None], out.to(images.dtype), fill_v)
 
 
 # -- point ops (PIL ImageOps lookup tables) --------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import tensor_ops as ops
-from .tensor_params import OP_NAMES, AugmentSpec, draw_params
+from .tensor_params import GEOMETRIC_OPS, OP_NAMES, AugmentSpec, draw_params
 
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
@@ -140,11 +140,15 @@ class TensorAugment:
         plan: list = []
         for layer in range(host["ra_op"].shape[1]):
             column = host["ra_op"][:, layer]
-            for op in column.unique().tolist():
+            geometric = torch.isin(column, _GEOMETRIC)  # one affine resampling for all of them
+            if bool(geometric.any()):
+                idx = geometric.nonzero()[:, 0]
+                modes = set(host["ra_interp"][idx, layer].tolist())
+                plan.append(("ra", _GEOMETRIC[0].item(), layer, modes, idx))
+            for op in column[~geometric].unique().tolist():
                 if op >= 0:
                     idx = (column == op).nonzero()[:, 0]
-                    modes = set(host["ra_interp"][idx, layer].tolist())
-                    plan.append(("ra", op, layer, modes, idx))
+                    plan.append(("ra", op, layer, None, idx))
         # torchvision's ColorJitter: brightness (0), contrast (1), saturation (2) in fn_idx
         # order; hue (3) is never set by train_transform
         order, factor = host["cj_order"], host["cj_factor"]
@@ -161,3 +165,4 @@ class TensorAugment:
 
 
 _JITTER = {0: ops.brightness, 1: ops.contrast, 2: ops.color}
+_GEOMETRIC = torch.tensor([OP_NAMES.index(n) for n in sorted(GEOMETRIC_OPS)])
