@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--cache-teachers", default="",
                     help="More teachers for the cache-build part (comma-separated specs), "
                          "e.g. a slower one, closer to the study's")
+    ap.add_argument("--cache-set", action="append", default=[],
+                    help="Recipe overrides for the --cache-teachers only")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--train-limit", type=int, default=20000)
     ap.add_argument("--loader-steps", type=int, default=30)
@@ -144,7 +146,8 @@ def main() -> None:
     teachers = [args.teacher, *[t for t in args.cache_teachers.split(",") if t.strip()]]
     for n, teacher in enumerate(teachers):
         for p in ("tensor", "pil"):
-            rec = load_recipe(ROOT / args.teacher_recipe, pipe[p], teacher=teacher)
+            extra = args.cache_set if n else []
+            rec = load_recipe(ROOT / args.teacher_recipe, [*pipe[p], *extra], teacher=teacher)
             pure = pure_inference(rec, 20)
             built = build_cache(rec, work / f"cache-{n}-{p}", store="hard", reporter=Reporter())
             build[f"{teacher} {p}"] = {
