@@ -97,7 +97,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pil-workers", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--parts", default="loader,loop,cache",
+                    help="Which parts to run (results.json keeps the others' earlier figures)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     base = [*PAPER_AUG, f"data.train_limit={args.train_limit}", "data.val_limit=512",
             "schedule.epochs=1", *args.sets]
     pipe = {p: [*base, f"data.pipeline={p}"] for p in ("pil", "tensor")}
@@ -111,22 +114,51 @@ def main() -> None:
                  "torch_threads": torch.get_num_threads(), "augment": PAPER_AUG,
                  "batch_size": none["tensor"].data.batch_size}
 
-    # 1. the loader alone
+    args.out.mkdir(parents=True, exist_ok=True)
+    done = args.out / "results.json"
+    earlier = json.loads(done.read_text()) if done.exists() else {}
+
+    def save(part: str, figures: dict) -> None:  # after each part: a crash keeps the rest
+        earlier[part] = figures | {"command": res["command"], "date": res["date"],
+                                   "commit": res["commit"]}
+        earlier["setting"] = {k: v for k, v in res.items() if k not in ("command", "date",
+                                                                        "commit")}
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(earlier, indent=2) + "\n")
+        tmp.replace(done)
+
+    if "loader" in parts:
+        loader_part(args, arms_for(args, pipe), save)
+    if "loop" in parts:
+        loop_part(args, pipe, work, save)
+    if "cache" in parts:
+        cache_part(args, pipe, work, save)
+    print(json.dumps(earlier, indent=2))
+
+
+def arms_for(args, pipe):
+    none = {p: load_recipe(ROOT / args.recipe, s) for p, s in pipe.items()}
     pil_workers = load_recipe(ROOT / args.recipe,
                               [*pipe["pil"], f"data.num_workers={args.pil_workers}"])
-    arms = {"pil": none["pil"], f"pil_{args.pil_workers}_workers": pil_workers,
+    return {"pil": none["pil"], f"pil_{args.pil_workers}_workers": pil_workers,
             "tensor": none["tensor"]}
+
+
+def loader_part(args, arms, save) -> None:
+    """1. the loader alone"""
     rates: dict[str, list[float]] = {k: [] for k in arms}
     for r in range(args.rounds):
         for name in (list(arms) if r % 2 == 0 else list(reversed(arms))):
             rates[name].append(loader_rate(arms[name], args.loader_steps))
             print(f"loader round {r} {name}: {rates[name][-1]:.0f} img/s", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    res["loader"] = {"images_per_s": rates, "median": med,
-                     "tensor_vs_pil": med["tensor"] / med["pil"],
-                     "tensor_vs_pil_workers": med["tensor"] / med[f"pil_{args.pil_workers}_workers"]}
+    save("loader", {"images_per_s": rates, "median": med,
+                    "tensor_vs_pil": med["tensor"] / med["pil"],
+                    "tensor_vs_pil_workers": med["tensor"] / med[f"pil_{args.pil_workers}_workers"]})
 
-    # 2. the training loop against the step alone
+
+def loop_part(args, pipe, work, save) -> None:
+    """2. the training loop against the step alone"""
     timed = load_recipe(ROOT / args.recipe, pipe["tensor"], teacher=args.teacher)  # speed needs one
     step = measure_speed(timed, arms=("none",), steps=20, repeats=args.rounds)
     step_rate = step["arms"]["none"]["images_per_s"]
@@ -137,11 +169,13 @@ def main() -> None:
             loop[p].append(train(rec, reporter=Reporter()).summary["train_images_per_s"])
             print(f"loop round {r} {p}: {loop[p][-1]:.0f} img/s", flush=True)
     lmed = {k: statistics.median(v) for k, v in loop.items()}
-    res["loop"] = {"step_images_per_s": step_rate, "train_images_per_s": loop, "median": lmed,
-                   "tensor_loop_vs_step": lmed["tensor"] / step_rate,
-                   "pil_loop_vs_step": lmed["pil"] / step_rate}
+    save("loop", {"step_images_per_s": step_rate, "train_images_per_s": loop, "median": lmed,
+                  "tensor_loop_vs_step": lmed["tensor"] / step_rate,
+                  "pil_loop_vs_step": lmed["pil"] / step_rate})
 
-    # 3. the cache build against the teacher's pure inference
+
+def cache_part(args, pipe, work, save) -> None:
+    """3. the cache build against the teacher's pure inference"""
     build: dict[str, dict] = {}
     teachers = [args.teacher, *[t for t in args.cache_teachers.split(",") if t.strip()]]
     for n, teacher in enumerate(teachers):
@@ -157,11 +191,7 @@ def main() -> None:
                 "wait_seconds": built.wait_seconds}
             print(f"cache {teacher} {p}: build {built.images_per_s:.0f} img/s, "
                   f"pure {pure:.0f} img/s", flush=True)
-    res["cache_build"] = build
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res, indent=2))
+        save("cache_build", build)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from distill.data import tensor_ops as T
+from distill.data import tensor_resample as R
 from distill.data.replay import ReplayDataset
 from distill.data.tensor_params import rotate_matrix
 from distill.data.tensor_pipeline import TensorAugment
@@ -136,7 +137,7 @@ def test_geometric_ops_equal_timm(images, interp):
     kw = dict(resample=resample, fillcolor=fill)
 
     def run(matrices: list) -> torch.Tensor:
-        return T.affine(t, torch.tensor(matrices, dtype=torch.float64), code, fill)
+        return R.affine(t, torch.tensor(matrices, dtype=torch.float64), code, fill)
 
     angles = [13.7, -22.1, 30.0, -0.5, 9.0, -29.99, 0.0, 17.0]
     _assert_same([aa.rotate(p, a, **kw) for p, a in zip(pils, angles)],
@@ -176,7 +177,7 @@ def test_resized_crop_and_flips_equal_torchvision_on_pil(images, interp):
             q = F.hflip(q) if hf else q
             ref.append(F.vflip(q) if vf else q)
         for method in ("taps", "matmul"):
-            got = T.resized_crop(t, torch.tensor(crops), (out, out),
+            got = R.resized_crop(t, torch.tensor(crops), (out, out),
                                  torch.full((len(pils),), code), flips, method=method, chunk=3)
             _assert_same(ref, got, f"resized_crop {interp} -> {out} ({method})")
 

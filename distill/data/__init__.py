@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 # `data.pipeline: tensor`: timm's training transform as batched tensor ops (tensor_params,
-# tensor_ops, tensor_pipeline).
+# tensor_ops, tensor_resample, tensor_pipeline).
 from .tensor_pipeline import TensorAugment
 
 __all__ += ["TensorAugment"]

@@ -10,7 +10,7 @@ Normalize, random erasing. Mixup/cutmix stay with `Mixer`, on the returned batch
 
 Per sample, the result equals the PIL pipeline's output for the same key, up to random
 erasing's noise (drawn from the sample's seed on the device instead of torch's generator):
-the ops reproduce Pillow's arithmetic (see `tensor_ops`). A sample's image depends only on
+the ops reproduce Pillow's arithmetic (see `tensor_ops`, `tensor_resample`). A sample's image depends only on
 (seed, epoch, index, repeat), not on the batch it is computed in.
 """
 
@@ -23,6 +23,7 @@ import torch
 
 from . import tensor_ops as ops
 from .tensor_params import GEOMETRIC_OPS, OP_NAMES, AugmentSpec, draw_params
+from .tensor_resample import affine, resized_crop
 
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
@@ -52,7 +53,7 @@ def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.T
                        ("Brightness", ops.brightness), ("Sharpness", ops.sharpness)):
         if name.startswith(prefix):
             return fn(images, arg)
-    return ops.affine(images, matrix, interp, fill, modes)
+    return affine(images, matrix, interp, fill, modes)
 
 
 def _pad(images: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -111,7 +112,7 @@ class TensorAugment:
             x = ops.to_gray(x) if spec.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
         crop = host["crop"]
         max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
-        x = ops.resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop,
+        x = resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop,
                              modes=set(host["interp"].tolist()))
         for (stage, op, col, modes, _), (start, stop) in zip(plan, groups, strict=True):
             idx = order[start:stop]

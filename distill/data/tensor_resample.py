@@ -1,0 +1,300 @@
+"""Batched resampling on tensors that reproduces Pillow's, on any device: timm's
+RandomResizedCrop (with the flips after it) and RandAugment's geometric ops.
+
+Images are `uint8` tensors `B×C×H×W`; each op takes one row of parameters per sample and
+computes each sample from its own pixels and parameters only (see `tensor_ops`).
+
+- `resized_crop` is PIL's `resize` of the crop: separable, horizontal pass first, with the
+  filter's support scaled by the downscaling factor (PIL's antialias), taps clipped to the
+  crop and renormalised, 22-bit fixed-point coefficients and a uint8 intermediate between
+  the passes; bicubic is the a = −0.5 kernel. Flips are folded into it (they permute the
+  output). Unlike `grid_sample` (no antialias when downscaling, border padding instead of
+  clipped taps, a = −0.75 bicubic), it gives PIL's pixels.
+- `affine` (Rotate, ShearX/Y, TranslateX/YRel) is PIL's `Image.transform(AFFINE)`: sample
+  at the pixel centre, fill outside the source, clamped neighbours inside; bilinear, or
+  PIL's transform bicubic, which is the a = −1 kernel (not resize's −0.5), in float64,
+  truncated to uint8; nearest uses PIL's fixed-point (16.16) and accumulating paths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+
+import torch
+
+from .tensor_ops import BICUBIC, NEAREST, _div
+
+__all__ = ["affine", "resized_crop"]
+
+_PREC = 22  # Pillow's PRECISION_BITS for 8-bit resampling: 32 - 8 - 2
+
+
+# -- resized crop (PIL resize of the crop) + flips -----------------------------------------
+def _filter(t: torch.Tensor, bicubic: torch.Tensor) -> torch.Tensor:
+    """Pillow's `bilinear_filter` or `bicubic_filter` (a = -0.5), evaluated as Pillow does."""
+    x = t.abs()
+    lin = torch.where(x < 1.0, 1.0 - x, torch.zeros_like(x))
+    inner = ((1.5 * x - 2.5) * x) * x + 1  # ((a + 2) x - (a + 3)) x x + 1
+    outer = (((x - 5) * x + 8) * x - 4) * -0.5
+    cub = torch.where(x < 1.0, inner, torch.where(x < 2.0, outer, torch.zeros_like(x)))
+    return torch.where(bicubic, cub, lin)
+
+
+def _nearest_positions(size: torch.Tensor, out: int) -> torch.Tensor:
+    """Pillow's ImagingScaleAffine source positions: x0 = a/2, then += a (a = size/out)."""
+    a = _div(size.to(torch.float32).double(), float(out))
+    pos = []
+    xo = a * 0.5
+    for _ in range(out):
+        pos.append(xo)
+        xo = xo + a
+    return torch.stack(pos, 1).trunc()  # COORD: positions are >= 0
+
+
+def _present(interp: torch.Tensor, modes: Collection[int] | None) -> set[int]:
+    """The interpolation codes in `interp` (`modes`, where the caller knows them: reading
+    them off a CUDA tensor waits for the device)."""
+    return set(modes) if modes is not None else set(interp.unique().tolist())
+
+
+def _axis_coeffs(size: torch.Tensor, out: int, interp: torch.Tensor, taps: int,
+                 flip: torch.Tensor | None, modes: set[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices (relative to the crop) and fixed-point weights, each B×out×taps, of
+    Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis of each sample."""
+    f64 = torch.float64
+    scale = _div(size.to(f64), float(out))  # (in1 - in0) / outSize
+    fscale = scale.clamp(min=1.0)
+    bicubic = (interp == BICUBIC)[:, None]
+    support = torch.where(interp == BICUBIC, 2.0, 1.0).to(f64) * fscale
+    inv = _div(torch.ones_like(fscale), fscale)
+    o = torch.arange(out, device=size.device, dtype=f64)
+    center = (o[None, :] + 0.5) * scale[:, None]
+    xmin = (center - support[:, None] + 0.5).trunc().clamp(min=0.0)
+    xmax = torch.minimum((center + support[:, None] + 0.5).trunc(), size[:, None].to(f64))
+    n = xmax - xmin
+    ws, total = [], torch.zeros_like(center)
+    for k in range(taps):
+        w = _filter(((xmin + k) - center + 0.5) * inv[:, None], bicubic)
+        w = torch.where(k < n, w, torch.zeros_like(w))
+        ws.append(w)
+        total = total + w
+    w = torch.stack(ws, 2)
+    w = torch.where(total[..., None] != 0, w / total[..., None], w)
+    one = float(1 << _PREC)
+    kk = torch.where(w < 0, (-0.5 + w * one).trunc(), (0.5 + w * one).trunc())
+    idx = xmin[..., None].long() + torch.arange(taps, device=size.device)
+    idx = torch.minimum(idx, (size - 1)[:, None, None])
+    # nearest: Pillow resizes by ImagingScaleAffine, one source pixel per output pixel
+    near = (interp == NEAREST)[:, None, None]
+    if NEAREST in modes:
+        pos = _nearest_positions(size, out).long()
+        first = torch.arange(taps, device=size.device) == 0
+        kk = torch.where(near, torch.where(first, one, 0.0).to(f64).expand_as(kk), kk)
+        idx = torch.where(near, pos[..., None].expand_as(idx), idx)
+    # PIL copies the crop when its size is the output size, whatever the filter
+    same = (size == out)[:, None, None]
+    kk = torch.where(same, torch.where(torch.arange(taps, device=size.device) == 0, one, 0.0)
+                     .to(f64).expand_as(kk), kk)
+    idx = torch.where(same, o.long()[None, :, None].expand_as(idx), idx)
+    if flip is not None:
+        rev = flip[:, None, None]
+        kk = torch.where(rev, kk.flip(1), kk)
+        idx = torch.where(rev, idx.flip(1), idx)
+    return idx, kk.long()
+
+
+def _taps(size: int, out: int) -> int:
+    """Enough taps for any crop up to `size` pixels resized to `out` (bicubic's support)."""
+    return math.ceil(2.0 * max(size / out, 1.0)) * 2 + 1
+
+
+def _dense(idx: torch.Tensor, kk: torch.Tensor, width: int) -> torch.Tensor:
+    """Taps (B×out×K indices and integer weights) as dense B×out×width float64 matrices."""
+    m = torch.zeros((*idx.shape[:2], width), dtype=torch.float64, device=idx.device)
+    return m.scatter_add_(2, idx, kk.to(torch.float64))
+
+
+def _shift(acc: torch.Tensor) -> torch.Tensor:
+    """Pillow's clip8(ss) with ss = 2²¹ + Σ k·x: floor(ss / 2²²) clipped to [0, 255]."""
+    half = float(1 << (_PREC - 1))
+    if acc.dtype == torch.float64:
+        return ((acc + half) / float(1 << _PREC)).floor().clamp(0, 255)
+    return ((acc + int(half)) >> _PREC).clamp(0, 255)
+
+
+def resized_crop(images: torch.Tensor, crop: torch.Tensor, size: tuple[int, int],
+                 interp: torch.Tensor, flip: torch.Tensor | None = None,
+                 max_crop: tuple[int, int] | None = None,
+                 modes: Collection[int] | None = None, method: str = "auto",
+                 chunk: int = 64) -> torch.Tensor:
+    """Crop each sample to `crop[b] = (top, left, h, w)`, resize it to `size` (h, w) with
+    `interp[b]` (NEAREST/BILINEAR/BICUBIC) as PIL's `resize` does, then flip it where
+    `flip[b] = (horizontal, vertical)`: timm's RandomResizedCropAndInterpolation followed by
+    torchvision's RandomHorizontalFlip/RandomVerticalFlip on a PIL image.
+
+    `max_crop` (h, w) bounds the crops' sizes (default: the images'); a tighter bound only
+    saves work. `modes`: the codes present in `interp`, if known (saves a device sync).
+    `method`: "taps" (gathers, integer sums: fast on GPUs), "matmul" (float64 products of
+    dense weight matrices, `chunk` samples at a time: fast on CPUs) or "auto" (matmul on
+    the CPU). Both give the same integers: every product and partial sum is an integer
+    below 2⁵³, exact in float64 in any order."""
+    B, C, H, W = images.shape
+    oh, ow = size
+    hc, wc = max_crop if max_crop is not None else (H, W)
+    hc, wc = min(hc, H), min(wc, W)
+    top, left, ch, cw = crop.long().unbind(1)
+    interp = interp.long()
+    hflip = flip[:, 0].bool() if flip is not None else None
+    vflip = flip[:, 1].bool() if flip is not None else None
+    present = _present(interp, modes)
+    xi, xk = _axis_coeffs(cw, ow, interp, _taps(wc, ow), hflip, present)
+    yi, yk = _axis_coeffs(ch, oh, interp, _taps(hc, oh), vflip, present)
+    # the crop's rows (padded by repeating its last row)
+    r = torch.arange(hc, device=images.device)
+    rows = top[:, None] + torch.minimum(r[None, :], ch[:, None] - 1)
+    src = images.gather(2, rows[:, None, :, None].expand(B, C, hc, W))
+    if method == "auto":
+        method = "matmul" if images.device.type == "cpu" else "taps"
+    if method == "matmul":
+        c = torch.arange(wc, device=images.device)
+        cols = left[:, None] + torch.minimum(c[None, :], cw[:, None] - 1)
+        src = src.gather(3, cols[:, None, None, :].expand(B, C, hc, wc))
+        out = []
+        for s in range(0, B, chunk):
+            part = slice(s, s + chunk)
+            wx = _dense(xi[part], xk[part], wc).transpose(1, 2)  # b×wc×ow
+            tmp = _shift(torch.matmul(src[part].to(torch.float64), wx[:, None]))
+            wy = _dense(yi[part], yk[part], hc)  # b×oh×hc
+            out.append(_shift(torch.matmul(wy[:, None], tmp)))
+        return torch.cat(out).to(torch.uint8)
+    # taps: the horizontal pass, then the vertical one, in int64
+    cols = xi + left[:, None, None]
+    acc = torch.zeros((B, C, hc, ow), dtype=torch.long, device=images.device)
+    for k in range(xi.shape[2]):
+        g = src.gather(3, cols[:, None, None, :, k].expand(B, C, hc, ow)).long()
+        acc = acc + g * xk[:, None, None, :, k]
+    tmp = _shift(acc)  # Pillow's uint8 intermediate image
+    acc = torch.zeros((B, C, oh, ow), dtype=torch.long, device=images.device)
+    for k in range(yi.shape[2]):
+        g = tmp.gather(2, yi[:, None, :, k, None].expand(B, C, oh, ow))
+        acc = acc + g * yk[:, None, :, k, None]
+    return _shift(acc).to(torch.uint8)
+
+
+# -- affine transforms (PIL Image.transform AFFINE) -----------------------------------------
+def _cubic(v1: torch.Tensor, v2: torch.Tensor, v3: torch.Tensor, v4: torch.Tensor,
+           d: torch.Tensor) -> torch.Tensor:
+    """Pillow Geometry.c's BICUBIC macro (the a = -1 cubic)."""
+    p1 = v2
+    p2 = -v1 + v3
+    p3 = 2 * (v1 - v2) + v3 - v4
+    p4 = -v1 + v2 - v3 + v4
+    return p1 + d * (p2 + d * (p3 + d * p4))
+
+
+def _nearest_affine(images: torch.Tensor, m: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Pillow's nearest affine: ImagingScaleAffine (no shear/rotation: accumulated doubles)
+    or affine_fixed (16.16 fixed point)."""
+    B, C, H, W = images.shape
+    dev = images.device
+    # affine_fixed
+    fix = torch.floor(m * 65536.0 + 0.5).long()
+    a2 = torch.floor(((m[:, 2] + m[:, 0] * 0.5) + m[:, 1] * 0.5) * 65536.0 + 0.5).long()
+    a5 = torch.floor(((m[:, 5] + m[:, 3] * 0.5) + m[:, 4] * 0.5) * 65536.0 + 0.5).long()
+    y = torch.arange(H, device=dev)[None, :, None]
+    x = torch.arange(W, device=dev)[None, None, :]
+    xx = a2[:, None, None] + y * fix[:, 1, None, None] + x * fix[:, 0, None, None]
+    yy = a5[:, None, None] + y * fix[:, 4, None, None] + x * fix[:, 3, None, None]
+    xf, yf = xx >> 16, yy >> 16
+    # ImagingScaleAffine: positions accumulate a0 (a4) from a2 + a0/2 (a5 + a4/2)
+    xo, yo = m[:, 2] + m[:, 0] * 0.5, m[:, 5] + m[:, 4] * 0.5
+    xs, ys = [], []
+    for _ in range(W):
+        xs.append(xo)
+        xo = xo + m[:, 0]
+    for _ in range(H):
+        ys.append(yo)
+        yo = yo + m[:, 4]
+
+    def coord(v: torch.Tensor) -> torch.Tensor:
+        return torch.where(v < 0, torch.full_like(v, -1.0), v.trunc()).long()
+
+    xsc = coord(torch.stack(xs, 1))[:, None, :].expand(B, H, W)
+    ysc = coord(torch.stack(ys, 1))[:, :, None].expand(B, H, W)
+    scale = ((m[:, 1] == 0) & (m[:, 3] == 0))[:, None, None]
+    xin = torch.where(scale, xsc, xf)
+    yin = torch.where(scale, ysc, yf)
+    inside = (xin >= 0) & (xin < W) & (yin >= 0) & (yin < H)
+    flat = (yin.clamp(0, H - 1) * W + xin.clamp(0, W - 1)).reshape(B, 1, H * W)
+    val = images.reshape(B, C, H * W).gather(2, flat.expand(B, C, H * W)).reshape(B, C, H, W)
+    return torch.where(inside[:, None], val, fill.view(1, C, 1, 1).to(images.dtype))
+
+
+def affine(images: torch.Tensor, matrix: torch.Tensor, interp: torch.Tensor,
+           fill: Sequence[int], modes: Collection[int] | None = None) -> torch.Tensor:
+    """PIL's `img.transform(img.size, Image.AFFINE, matrix[b], interp[b], fillcolor=fill)`:
+    output pixel (x, y) samples the source at (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f);
+    outside the source it is `fill` (one value per channel). `modes`: the codes present in
+    `interp`, if known (saves a device sync)."""
+    C = images.shape[1]
+    fill_t = torch.as_tensor(list(fill), dtype=torch.long, device=images.device).expand(C)
+    interp = interp.long()
+    present = _present(interp, modes)
+    if len(present) == 1:
+        return _affine(images, matrix.to(torch.float64), present.pop(), fill_t)
+    out = torch.empty_like(images)
+    for mode in present:  # each sample resampled by its own filter only
+        idx = (interp == mode).nonzero()[:, 0]
+        y = _affine(images.index_select(0, idx), matrix.index_select(0, idx).to(torch.float64),
+                    mode, fill_t)
+        out.index_copy_(0, idx, y)
+    return out
+
+
+def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tensor
+            ) -> torch.Tensor:
+    """`affine` of samples that all use the filter `mode`."""
+    B, C, H, W = images.shape
+    if mode == NEAREST:
+        return _nearest_affine(images, m, fill_t)
+    dev = images.device
+    f64 = torch.float64
+    ys = (torch.arange(H, device=dev, dtype=f64) + 0.5)[None, :, None]
+    xs = (torch.arange(W, device=dev, dtype=f64) + 0.5)[None, None, :]
+
+    def coef(i: int) -> torch.Tensor:
+        return m[:, i, None, None]
+
+    xin = (coef(0) * xs + coef(1) * ys) + coef(2)
+    yin = (coef(3) * xs + coef(4) * ys) + coef(5)
+    inside = (xin >= 0.0) & (xin < W) & (yin >= 0.0) & (yin < H)
+    xin, yin = xin - 0.5, yin - 0.5
+    x0, y0 = xin.floor(), yin.floor()
+    dx, dy = xin - x0, yin - y0
+    x0, y0 = x0.long(), y0.long()
+    src = images.reshape(B, C, H * W)
+    row_at = {j: (y0 + j).clamp(0, H - 1) * W for j in range(-1, 3)}  # clamped neighbours
+    col_at = {i: (x0 + i).clamp(0, W - 1) for i in range(-1, 3)}
+
+    def at(j: int, i: int) -> torch.Tensor:
+        flat = (row_at[j] + col_at[i]).reshape(B, 1, H * W)
+        return src.gather(2, flat.expand(B, C, H * W)).reshape(B, C, H, W).to(f64)
+
+    dx, dy = dx[:, None], dy[:, None]
+    if mode == BICUBIC:
+        rows = []
+        for j in range(4):
+            v = [at(j - 1, i - 1) for i in range(4)]
+            rows.append(_cubic(*v, dx))
+        v = _cubic(*rows, dy)
+        out = torch.where(v <= 0, 0.0, torch.where(v >= 255, 255.0, v.trunc()))
+    else:  # bilinear
+        def lerp(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+            return a + (b - a) * d
+
+        v1 = lerp(at(0, 0), at(0, 1), dx)
+        v2 = lerp(at(1, 0), at(1, 1), dx)
+        out = lerp(v1, v2, dy).trunc()
+    fill_v = fill_t.view(1, C, 1, 1).to(images.dtype)
+    return torch.where(inside[:, None], out.to(images.dtype), fill_v)
