@@ -172,6 +172,8 @@ def test_image_folders_decode_in_workers_and_equal_the_pil_pipeline(tmp_path):
     assert len(ref) == 12 and all(im.shape == (3, 32, 32) for im in ref.values())
     got, _ = epoch_images(TENSOR, *folder, "data.batch_size=3", "data.num_workers=2")
     assert got.keys() == ref.keys() and all(torch.equal(got[i], ref[i]) for i in ref)
+    limited, _ = epoch_images(TENSOR, *folder, "data.train_limit=8", "data.batch_size=4")
+    assert len(limited) == 8  # a subset of a folder: read as photos, not as an array
     pil, _ = epoch_images(*folder, "data.batch_size=4", "data.num_workers=0")
     for i, image in ref.items():
         keep = torch.ones_like(image, dtype=torch.bool)

@@ -54,10 +54,10 @@ class _Limited(Subset):
     def __getattr__(self, name: str) -> Any:
         if name in ("dataset", "indices", "labels"):
             raise AttributeError(name)
+        if name == "chw":  # the base's in-memory reader, if it has one, through the subset
+            read = self.dataset.chw
+            return lambda index: read(self.indices[index])
         return getattr(self.dataset, name)
-
-    def chw(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.dataset.chw(self.indices[index])
 
     def fingerprint(self) -> dict[str, str]:
         """The base dataset's hashes restricted to the subset (a subset is other data)."""
