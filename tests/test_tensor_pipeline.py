@@ -150,7 +150,7 @@ def _photo_folder(root: Path) -> Path:
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    sizes = [(20, 31), (48, 40), (33, 33), (64, 25), (27, 52), (40, 40)]
+    sizes = [(20, 31), (48, 40), (33, 33), (64, 25), (27, 52), (96, 80)]  # the last: cut
     for split in ("train", "val"):
         for c, cls in enumerate(("a", "b")):
             (root / split / cls).mkdir(parents=True)
@@ -172,6 +172,14 @@ def test_image_folders_decode_in_workers_and_equal_the_pil_pipeline(tmp_path):
     assert len(ref) == 12 and all(im.shape == (3, 32, 32) for im in ref.values())
     got, _ = epoch_images(TENSOR, *folder, "data.batch_size=3", "data.num_workers=2")
     assert got.keys() == ref.keys() and all(torch.equal(got[i], ref[i]) for i in ref)
+    # a photo of ≥ 64² pixels travels as its crop box alone, the box moved to the origin
+    r = recipe(TENSOR, *folder, "data.batch_size=4")
+    keys = [(e, i, 0, i) for e in range(8) for i in (5, 11)]  # the 96×80 photos
+    items = build_data(r.data, r.augment, r.run.seed).train.__getitems__(keys)
+    big = [(im, items.params["crop"][i]) for i, (im, *_) in enumerate(items)
+           if im.shape[-2:] != (96, 80)]
+    assert big and all(c[:2].tolist() == [0, 0] and tuple(im.shape[-2:]) == tuple(c[2:].tolist())
+                       for im, c in big)
     limited, _ = epoch_images(TENSOR, *folder, "data.train_limit=8", "data.batch_size=4")
     assert len(limited) == 8  # a subset of a folder: read as photos, not as an array
     pil, _ = epoch_images(*folder, "data.batch_size=4", "data.num_workers=0")

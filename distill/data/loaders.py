@@ -55,9 +55,12 @@ class _Limited(Subset):
         if name in ("dataset", "indices", "labels"):
             raise AttributeError(name)
         if name == "chw":  # the base's in-memory reader, if it has one, through the subset
-            read = self.dataset.chw
-            return lambda index: read(self.indices[index])
+            self.dataset.chw  # noqa: B018 - AttributeError where the base has none
+            return self._chw_at
         return getattr(self.dataset, name)
+
+    def _chw_at(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset.chw(self.indices[index])
 
     def fingerprint(self) -> dict[str, str]:
         """The base dataset's hashes restricted to the subset (a subset is other data)."""
