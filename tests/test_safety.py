@@ -336,6 +336,27 @@ def test_cache_build_deletes_only_its_own_temporaries(tmp_path):
 
 
 # -- 6. Ctrl-C -----------------------------------------------------------------------------
+def test_loader_workers_leave_ctrl_c_to_the_main_process():
+    # Run in a fresh interpreter: worker_init changes the process's SIGINT and excepthook.
+    code = """
+import signal, sys
+from distill.data.loaders import worker_init
+worker_init(0)
+print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+for kind in (ConnectionResetError, BrokenPipeError, ValueError):
+    try:
+        raise kind("from the sharer thread")
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "True", res.stderr
+    # The peer hanging up is not reported; any other error still is.
+    assert "ValueError: from the sharer thread" in res.stderr
+    assert "ConnectionResetError" not in res.stderr and "BrokenPipeError" not in res.stderr
+
+
 def test_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = ["train", str(SMOKE), "--out", str(out),

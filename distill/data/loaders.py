@@ -7,6 +7,8 @@ the sampler and the loaders the engine iterates.
 from __future__ import annotations
 
 import inspect
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,10 +84,29 @@ class Data:
         return iter(self.train_loader)
 
 
+def _peer_gone(kind: type[BaseException]) -> bool:
+    return issubclass(kind, (ConnectionResetError, BrokenPipeError, EOFError))
+
+
+def worker_init(_worker_id: int) -> None:
+    """Ctrl-C belongs to the main process, which stops the workers itself: a worker ignores
+    SIGINT, and a worker's file-descriptor sharing thread (multiprocessing's resource
+    sharer, which reports through `sys.excepthook`) stays quiet when the main process hung
+    up mid-transfer because it was interrupted. Other errors are reported as before."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    report = sys.excepthook
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not _peer_gone(kind):
+            report(kind, value, tb)
+
+    sys.excepthook = excepthook
+
+
 def loader_args(data: DataConfig, pin_memory: bool, persistent: bool) -> dict[str, Any]:
     """`DataLoader` arguments shared by every loader of the toolkit (collate into `Batch`)."""
     args: dict[str, Any] = dict(num_workers=data.num_workers, pin_memory=pin_memory,
-                                collate_fn=collate,
+                                collate_fn=collate, worker_init_fn=worker_init,
                                 persistent_workers=persistent and data.num_workers > 0,
                                 # Its own generator: starting workers must not draw from the
                                 # global RNG, which drop path uses (resume equality).
