@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from distill.bench import aggregate, plan_cells, student_for, table3_markdown
+from distill.bench import aggregate, paired_differences, plan_cells, student_for, table3_markdown
 from distill.errors import UsageError
 
 from .conftest import FAST
@@ -104,6 +104,25 @@ def test_aggregate_is_mean_and_sample_std_over_seeds():
     assert "distillation head | s | 86.00 |" in md and "teacher itself | – | 90.00 |" in md
 
 
+def test_paired_differences_pair_seeds_and_training_sizes():
+    rows = [_row("none", None, 0, 80.0), _row("none", None, 1, 82.0), _row("none", None, 2, 81.0),
+            _row("token", "t", 0, 83.0), _row("token", "t", 1, 86.0),  # seed 2 not run
+            _row("hard", "t", 5, 90.0)]  # no `none` with seed 5: no pair
+    for r in rows:
+        r["train_size"] = 1000
+    small = _row("none", None, 0, 70.0) | {"train_size": 500}  # another size: not a baseline
+    paired = paired_differences([*rows, small])
+    assert len(paired) == 1
+    (p,) = paired
+    assert p["loss"] == "token" and p["seeds"] == [0, 1] and p["train_size"] == 1000
+    assert p["diff_mean"] == pytest.approx(3.5)  # (3 + 4) / 2, not 84.5 - 81
+    assert p["diff_se"] == pytest.approx(0.5)  # stdev(3, 4) / sqrt(2)
+    one = paired_differences([_row("none", None, 0, 80.0), _row("soft", "t", 0, 79.0)])
+    assert one[0]["diff_mean"] == pytest.approx(-1.0) and one[0]["diff_se"] is None
+    sizes = {a["train_size"] for a in aggregate([*rows, small])}
+    assert sizes == {1000, 500}  # a training size is its own group
+
+
 # -- the command -------------------------------------------------------------------------
 def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path, monkeypatch):
     from matplotlib.colors import to_rgba
@@ -128,6 +147,11 @@ def test_bench_four_cells_resume_and_refuse_another_recipe(cli, smoke, tmp_path,
         assert r["top1"] == summary["top1"] and r["params"] == summary["params"]
         assert r["gflops"] > 0 and r["train_images_per_s"] > 0
         assert (r["teacher_top1"] is None) == (r["loss"] == "none")
+        assert r["train_size"] == summary["train_size"] > 0
+    # soft, hard and token against none, each over seed 0
+    assert [(p["loss"], p["seeds"]) for p in doc["paired"]] == [("soft", [0]), ("hard", [0]),
+                                                                ("token", [0])]
+    assert doc["paired"][2]["diff_mean"] == pytest.approx(rows[3]["top1"] - rows[0]["top1"])
     assert rows[3]["top1_cls"] is not None and rows[3]["top1_dist"] is not None
     with open(out / "results.csv") as fh:
         table = list(csv.DictReader(fh))

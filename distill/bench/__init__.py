@@ -10,7 +10,7 @@ own `TokenDistillationTask` in one process.
 
 from .cells import Cell, paper_settings, plan_cells, student_for, teacher_slug
 from .measure import ModelMeter
-from .results import aggregate, table3_markdown, write_results
+from .results import aggregate, paired_differences, table3_markdown, write_results
 from .run import CacheUse, result_row, run_cells
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Cell",
     "ModelMeter",
     "aggregate",
+    "paired_differences",
     "paper_settings",
     "plan_cells",
     "result_row",

@@ -1,9 +1,10 @@
 """A benchmark's files: `results.json`, `results.csv`, `results.md`.
 
 `results.json` holds where and when it ran (`command`, `date`, `device`), one row per cell
-and the aggregate over seeds (mean ± sample standard deviation). `results.md` puts the
-aggregate in the shape of the paper's Table 3: one row per strategy, one column per
-teacher, then every measured quantity.
+and the aggregate over seeds (mean ± sample standard deviation), and each strategy's paired
+difference from `none` over the seeds both ran (`paired`). `results.md` puts the aggregate
+in the shape of the paper's Table 3: one row per strategy, one column per teacher, then the
+paired differences and every measured quantity.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any
 
 from distill.checkpoint import atomic_write_text
 
-__all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "table3_markdown", "write_results"]
+__all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "paired_differences", "table3_markdown",
+           "write_results"]
 
 CELL_FIELDS = ["loss", "method", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
                "teacher_top1", "params", "gflops", "train_images_per_s", "eval_images_per_s",
-               "infer_images_per_s", "wall_time_s", "epochs", "device_name", "precision", "run_dir"]
+               "infer_images_per_s", "wall_time_s", "epochs", "train_size", "device_name",
+               "precision", "run_dir"]
 AGGREGATED = ["top1", "top1_cls", "top1_dist", "teacher_top1", "train_images_per_s",
               "eval_images_per_s", "infer_images_per_s", "wall_time_s"]
 
@@ -51,12 +54,12 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (loss, teacher, student): seeds, and mean/std of each measured field."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["loss"], _method(row), row["teacher"], row["student"])
+        key = (row["loss"], _method(row), row["teacher"], row["student"], row.get("train_size"))
         groups.setdefault(key, []).append(row)
     out = []
-    for (loss, _, teacher, student), members in groups.items():
+    for (loss, _, teacher, student, size), members in groups.items():
         entry: dict[str, Any] = {"loss": loss, "method": _method(members[0]),
-                                 "teacher": teacher, "student": student,
+                                 "teacher": teacher, "student": student, "train_size": size,
                                  "seeds": [m["seed"] for m in members],
                                  "params": members[0]["params"],
                                  "gflops": members[0]["gflops"]}
@@ -64,6 +67,46 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[key] = _stats([m.get(key) for m in members])
         out.append(entry)
     return out
+
+
+def paired_differences(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (strategy, teacher, student, training-set size) against the `none` cells of the
+    same training-set size, over the seeds both ran: the mean of the per-seed differences in
+    top-1 and its standard error (their sample std / sqrt(n); None with one seed)."""
+    base: dict[tuple[Any, str], dict[Any, float]] = {}
+    groups: dict[tuple, dict[Any, float]] = {}
+    for row in rows:
+        if row.get("top1") is None:
+            continue
+        size = row.get("train_size")
+        if row["loss"] == "none":
+            base.setdefault((size, row["student"]), {})[row["seed"]] = row["top1"]
+        else:
+            key = (row["loss"], _method(row), row["teacher"], row["student"], size)
+            groups.setdefault(key, {})[row["seed"]] = row["top1"]
+    out = []
+    for (loss, method, teacher, student, size), tops in groups.items():
+        for (bsize, bstudent), btops in base.items():
+            seeds = [s for s in tops if s in btops]
+            if bsize != size or not seeds:
+                continue
+            diffs = [tops[s] - btops[s] for s in seeds]
+            se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+            out.append({"loss": loss, "method": method, "teacher": teacher, "student": student,
+                        "train_size": size, "baseline_student": bstudent, "seeds": seeds,
+                        "diff_mean": statistics.fmean(diffs), "diff_se": se})
+    return out
+
+
+def _paired_markdown(paired: Sequence[dict[str, Any]]) -> str:
+    lines = ["| method | teacher | student | − `none` of | seeds | top-1 difference ± s.e. |",
+             "|---|---|---|---|---|---|"]
+    for p in paired:
+        se = f" ± {p['diff_se']:.2f}" if p["diff_se"] is not None else ""
+        lines.append(f"| {p['method']} | {p['teacher'] or '–'} | {p['student']} | "
+                     f"{p['baseline_student']} | {','.join(map(str, p['seeds']))} | "
+                     f"{p['diff_mean']:+.2f}{se} |")
+    return "\n".join(lines) + "\n"
 
 
 def _pm(stat: dict[str, float | None], digits: int = 2) -> str:
@@ -99,12 +142,13 @@ def table3_markdown(agg: Sequence[dict[str, Any]]) -> str:
 
 
 def _detail_markdown(agg: Sequence[dict[str, Any]]) -> str:
-    head = ("| loss | teacher | student | seeds | top-1 | class head | dist. head | teacher "
+    head = ("| loss | teacher | student | train images | seeds | top-1 | class head | dist. head | teacher "
             "top-1 | params | GFLOPs | train img/s | eval img/s | model img/s | wall s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for a in agg:
         lines.append(
             f"| {a['loss']} | {a['teacher'] or '–'} | {a['student']} | "
+            f"{a['train_size'] if a.get('train_size') is not None else '–'} | "
             f"{','.join(map(str, a['seeds']))} | {_pm(a['top1'])} | {_pm(a['top1_cls'])} | "
             f"{_pm(a['top1_dist'])} | {_pm(a['teacher_top1'])} | {a['params']:,} | "
             f"{a['gflops']:.3g} | {_pm(a['train_images_per_s'], 0)} | "
@@ -117,7 +161,8 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, 
                   plot: bool = True) -> dict[str, Any]:
     """Write results.json, results.csv, results.md (and the plot); returns the JSON."""
     agg = aggregate(rows)
-    doc = dict(meta) | {"cells": list(rows), "aggregate": agg}
+    paired = paired_differences(rows)
+    doc = dict(meta) | {"cells": list(rows), "aggregate": agg, "paired": paired}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(doc, indent=2) + "\n")
     buf = io.StringIO()
@@ -130,7 +175,9 @@ def write_results(out: Path, rows: Sequence[dict[str, Any]], *, meta: dict[str, 
           f"- command: `{meta.get('command', '')}`", f"- device: {meta.get('device', '')}",
           f"- date: {meta.get('date', '')}", "",
           "## Top-1 (%) by strategy and teacher, mean ± std over seeds", "",
-          table3_markdown(agg), "## Every measurement", "", _detail_markdown(agg),
+          table3_markdown(agg), "## Each strategy against `none`, paired by seed", "",
+          _paired_markdown(paired) if paired else "(no `none` cells with the same seeds)\n",
+          "## Every measurement", "", _detail_markdown(agg),
           "GFLOPs: multiply-adds of one image through the student, counted by "
           "`torch.utils.flop_counter`. train img/s: the training loop, teacher (or cache) and "
           "data loading included; eval img/s: the validation loop, data loading included; "

@@ -55,6 +55,7 @@ def result_row(cell: Cell, summary: dict[str, Any], meter: ModelMeter) -> dict[s
         "eval_images_per_s": summary.get("eval_images_per_s"),
         "infer_images_per_s": meter.images_per_s(cell.recipe),
         "wall_time_s": summary.get("wall_time_s"), "epochs": summary.get("epochs"),
+        "train_size": summary.get("train_size"),
         "device_name": summary.get("device_name"), "precision": summary.get("precision"),
         "run_dir": str(cell.recipe.run.out),
     }

@@ -273,6 +273,7 @@ class _Trainer:
             "loss": self.recipe.loss.name,
             "params": sum(p.numel() for p in self.model.parameters()),
             "epochs": self.recipe.schedule.epochs,
+            "train_size": len(self.data.train),
             "train_images_per_s": (images * self.rt.world_size / seconds) if seconds
             else _mean_rate(self.history),
             "wall_time_s": wall,
