@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Issue 14's search for a quickstart whose distilled student visibly gains: a convnet
+# teacher, then `none` and `token` students, on a small Fashion-MNIST subset with a long
+# schedule, at a few augmentation strengths. Each run is recorded (command, device, date,
+# commit) in OUT/NAME.log beside its run folder OUT/NAME/. Resumable: run it again and
+# finished runs are read back, unfinished ones continue.
+#   benchmarks/quickstart_sweep.sh ROUND [OUT]   (default OUT: benchmarks/results/fmnist-quickstart-sweep)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+round=${1:?round: 1}
+out=${2:-benchmarks/results/fmnist-quickstart-sweep}
+DISTILL=${DISTILL:-.venv/bin/distill}
+
+run() {  # NAME RECIPE [--set K=V ...]
+  local name=$1 recipe=$2; shift 2
+  if [ -f "$out/$name/summary.json" ]; then echo "$name: finished"; return; fi
+  benchmarks/record.sh "$out/$name.log" -- "$DISTILL" train "$recipe" --out "$out/$name" \
+    --resume "$@"
+  echo "$name: $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['top1'])" \
+    "$out/$name/summary.json")"
+}
+sets() { for s in "$@"; do printf -- '--set\n%s\n' "$s"; done; }
+
+case $round in
+1)  # 2,000 images, 120 epochs, batch 128; light (RRC 0.35-1) and strong (+ RandAugment, erasing)
+  mapfile -t common < <(sets data.train_limit=2000 data.pipeline=tensor schedule.epochs=120 \
+    schedule.warmup_epochs=5 run.eval_every=20 data.batch_size=128)
+  mapfile -t light < <(sets 'augment.scale=[0.35, 1.0]' 'augment.ratio=[0.75, 1.3333333]')
+  mapfile -t strong < <(sets augment.auto_augment=rand-m9-mstd0.5-inc1 augment.re_prob=0.25 \
+    augment.re_mode=pixel)
+  teacher=checkpoint:$out/r1-teacher
+  run r1-teacher recipes/fmnist/teacher_resnet.yaml "${common[@]}" "${light[@]}"
+  run r1-none-light recipes/fmnist/deit_none.yaml "${common[@]}" "${light[@]}"
+  run r1-token-light recipes/fmnist/deit_token.yaml "${common[@]}" "${light[@]}" \
+    --set "teacher.name=$teacher"
+  run r1-none-strong recipes/fmnist/deit_none.yaml "${common[@]}" "${light[@]}" "${strong[@]}"
+  run r1-token-strong recipes/fmnist/deit_token.yaml "${common[@]}" "${light[@]}" \
+    "${strong[@]}" --set "teacher.name=$teacher"
+  ;;
+*) echo "unknown round '$round'" >&2; exit 2 ;;
+esac
