@@ -37,5 +37,22 @@ case $round in
   run r1-token-strong recipes/fmnist/deit_token.yaml "${common[@]}" "${light[@]}" \
     "${strong[@]}" --set "teacher.name=$teacher"
   ;;
+2)  # round 1's light setting and teacher, with mixup/cutmix, and the soft token target
+  mapfile -t common < <(sets data.train_limit=2000 data.pipeline=tensor schedule.epochs=120 \
+    schedule.warmup_epochs=5 run.eval_every=20 data.batch_size=128 \
+    'augment.scale=[0.35, 1.0]' 'augment.ratio=[0.75, 1.3333333]')
+  mapfile -t mix < <(sets augment.mixup=0.8 augment.cutmix=1.0)
+  teacher=checkpoint:$out/r1-teacher
+  run r2-none-mix recipes/fmnist/deit_none.yaml "${common[@]}" "${mix[@]}"
+  run r2-token-mix recipes/fmnist/deit_token.yaml "${common[@]}" "${mix[@]}" \
+    --set "teacher.name=$teacher"
+  run r2-token-soft recipes/fmnist/deit_token.yaml "${common[@]}" --set loss.target=soft \
+    --set "teacher.name=$teacher"
+  # a milder RandAugment (magnitude 5), no erasing
+  mapfile -t ra5 < <(sets augment.auto_augment=rand-m5-mstd0.5-inc1)
+  run r2-none-ra5 recipes/fmnist/deit_none.yaml "${common[@]}" "${ra5[@]}"
+  run r2-token-ra5 recipes/fmnist/deit_token.yaml "${common[@]}" "${ra5[@]}" \
+    --set "teacher.name=$teacher"
+  ;;
 *) echo "unknown round '$round'" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -239,6 +240,20 @@ def test_shared_cache_gives_the_live_results(cli, smoke, tmp_path):
     # run again with the cache: the finished cells are read back, not refused or retrained
     res = cli("bench", smoke, *base, "--out", cached, "--cache", "auto", "--no-plot")
     assert res.code == 0 and res.err.count("done before") == 2, res.err
+    # as a fresh clone of a committed results folder has it: no weights, states or caches
+    shutil.rmtree(cached / "caches")
+    for name in ("model.safetensors", "state.pt"):
+        for path in (cached / "cells").glob(f"*/{name}"):
+            path.unlink()
+    res = cli("bench", smoke, *base, "--out", cached, "--cache", "auto", "--no-plot")
+    assert res.code == 0 and res.err.count("done before") == 2, res.err
+    assert not (cached / "caches").exists()  # nothing to train: no cache rebuilt
+    again = json.loads((cached / "results.json").read_text())["cells"]
+    assert [r["top1"] for r in again] == [r["top1"] for r in b]
+    # a file that is there must still be the run's own
+    (next((cached / "cells").glob("token-*")) / "summary.json").write_text("{}\n")
+    res = cli("bench", smoke, *base, "--out", cached, "--cache", "auto", "--no-plot")
+    assert res.code == 2 and "summary.json" in res.err, res.err
 
 
 def test_a_cache_that_cannot_serve_a_cell_is_refused_before_training(cli, smoke, tmp_path):

@@ -67,7 +67,9 @@ def _finished(cell: Cell) -> dict[str, Any] | None:
     summary, prior = out / "summary.json", out / "recipe.yaml"
     if not (summary.is_file() and prior.is_file()):
         return None
-    RunDir.open(out).verify(optional=("state.pt",))  # every file as the cell's run wrote it
+    # Every file there as the cell's run wrote it; the weights may be gone: a results
+    # folder is committed without them (its summary.json is the cell's result).
+    RunDir.open(out).verify(optional=("state.pt", "model.safetensors"))
     changed = resume_changes(load_run_recipe(prior), cell.recipe)
     if changed:
         raise OptionError("out", f"cell '{out}' was run with another recipe (it differs at "
@@ -95,18 +97,20 @@ def _attach_caches(cells: Sequence[Cell], cache: CacheUse,
             raise OptionError("store", f"'{store}' keeps only the teacher's argmax and the "
                              f"'{soft[0].loss}' cells need its distribution; use full or topk:K")
         src = (soft or members)[0].recipe  # top-k is stored at the soft cells' temperature
-        if any(_finished(c) is None for c in members):
-            reporter.note(f"cache {folder}: {store} store of {members[0].teacher}, "
-                          f"seed {members[0].seed}")
-            live = src.updated({"teacher.cache": None})
-            try:
-                build_cache(live, folder, store=store, reporter=LogReporter())
-            except OptionError as exc:  # the build's `out` is our `cache` folder
-                if exc.option != "out":
-                    raise
-                raise OptionError("cache", exc.message) from None
+        pending = [c for c in members if _finished(c) is None]
+        if not pending:  # nothing to train from it: the cache may be gone (not committed)
+            continue
+        reporter.note(f"cache {folder}: {store} store of {members[0].teacher}, "
+                      f"seed {members[0].seed}")
+        live = src.updated({"teacher.cache": None})
+        try:
+            build_cache(live, folder, store=store, reporter=LogReporter())
+        except OptionError as exc:  # the build's `out` is our `cache` folder
+            if exc.option != "out":
+                raise
+            raise OptionError("cache", exc.message) from None
         manifest = load_manifest(folder)
-        for c in members:
+        for c in pending:
             problems = mismatches(manifest, c.recipe, world_size=1)
             if problems:
                 raise OptionError("cache", f"'{folder}' does not fit cell {c.name}: "
