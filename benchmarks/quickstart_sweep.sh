@@ -54,5 +54,16 @@ case $round in
   run r2-token-ra5 recipes/fmnist/deit_token.yaml "${common[@]}" "${ra5[@]}" \
     --set "teacher.name=$teacher"
   ;;
+3)  # round 1's light setting and teacher with more, smaller steps: batch 64 and 32
+  mapfile -t common < <(sets data.train_limit=2000 data.pipeline=tensor schedule.epochs=120 \
+    schedule.warmup_epochs=5 run.eval_every=20 \
+    'augment.scale=[0.35, 1.0]' 'augment.ratio=[0.75, 1.3333333]')
+  teacher=checkpoint:$out/r1-teacher
+  for b in 64 32; do
+    run r3-none-b$b recipes/fmnist/deit_none.yaml "${common[@]}" --set data.batch_size=$b
+    run r3-token-b$b recipes/fmnist/deit_token.yaml "${common[@]}" --set data.batch_size=$b \
+      --set "teacher.name=$teacher"
+  done
+  ;;
 *) echo "unknown round '$round'" >&2; exit 2 ;;
 esac
