@@ -1,6 +1,6 @@
 # Two commands for a fresh machine:
-#   make quickstart   set up .venv, install Fashion-MNIST, train a convnet teacher and
-#                     distil a DeiT⚗ student from it, print the table
+#   make quickstart   set up .venv, install Fashion-MNIST, train a convnet teacher, distil a
+#                     DeiT⚗ student from it and train its no-teacher twin, print the three
 #   make test         set up .venv and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -32,7 +32,8 @@ data:
 quickstart: install data
 	$(DISTILL) train recipes/fmnist/teacher_resnet.yaml --resume
 	$(DISTILL) train recipes/fmnist/deit_token.yaml --resume
-	$(DISTILL) report runs/fmnist/teacher_resnet runs/fmnist/deit_token
+	$(DISTILL) train recipes/fmnist/deit_none.yaml --resume
+	$(DISTILL) report runs/fmnist/teacher_resnet runs/fmnist/deit_token runs/fmnist/deit_none
 
 test: install data
 	$(PY) -m pytest -q

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 14's study on Fashion-MNIST, in parts; each resumes where it stopped (finished runs
+# and bench cells are read back, a half-trained one continues), also from a fresh clone of
+# a commit that holds the finished cells (the teachers' weights are committed, the cells'
+# are not).
+#
+#   benchmarks/fmnist_study.sh teacher SIZE   the convnet teacher trained on the first SIZE images
+#   benchmarks/fmnist_study.sh size SIZE      `none` and `token` students at SIZE (its own teacher)
+#   benchmarks/fmnist_study.sh table3         none, soft, hard, token at $TABLE3_SIZE
+#
+# Everything goes under OUT (default benchmarks/results/fmnist-study): teachers/resnet-SIZE/,
+# size-SIZE/ (a `distill bench` folder: results.json, cells/*/{recipe.yaml,summary.json,
+# metrics.jsonl}), each command's log with its device, date and commit beside it.
+#
+# The setting is the quickstart's recipes (recipes/fmnist/*.yaml: the small DeiT, crops of
+# 35-100 % and flips, smoothing 0.1, the tensor pipeline) at batch 64, without RandAugment
+# and erasing: those, and mixup/cutmix, lowered the no-teacher baseline in the sweep of
+# benchmarks/results/fmnist-quickstart-sweep/ (batch 64 raised it). Epochs per size keep about the same number of
+# images seen: 2k x 120, 6k x 60, 60k x 10.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-benchmarks/results/fmnist-study}
+DISTILL=${DISTILL:-.venv/bin/distill}
+TABLE3_SIZE=${TABLE3_SIZE:-6000}
+
+epochs() {  # SIZE -> the students' epochs
+  case $1 in 1000) echo 200 ;; 2000) echo 120 ;; 6000) echo 60 ;; 60000) echo 10 ;;
+    *) echo "no schedule for $1 images" >&2; exit 2 ;; esac
+}
+seeds() { [ "$1" = 60000 ] && echo 0,1 || echo 0,1,2; }
+limit() { [ "$1" = 60000 ] && echo null || echo "$1"; }
+
+teacher() {  # SIZE: the convnet teacher on the first SIZE images, the students' epochs
+  local size=$1 dir=$out/teachers/resnet-$1
+  [ -f "$dir/summary.json" ] && return
+  benchmarks/record.sh "$out/teachers/resnet-$size.log" -- "$DISTILL" train \
+    recipes/fmnist/teacher_resnet.yaml --out "$dir" --resume \
+    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$(epochs "$size")"
+}
+
+bench() {  # SIZE NAME LOSSES: a bench folder of LOSSES with SIZE's own teacher
+  local size=$1 name=$2 losses=$3
+  teacher "$size"
+  benchmarks/record.sh "$out/$name.log" -- "$DISTILL" bench recipes/fmnist/deit_token.yaml \
+    --losses "$losses" --teachers "checkpoint:$out/teachers/resnet-$size" \
+    --seeds "$(seeds "$size")" --cache auto --out "$out/$name" \
+    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$(epochs "$size")" \
+    --set data.batch_size=64 --set augment.auto_augment=null --set augment.re_prob=0
+}
+
+case ${1:-} in
+teacher) teacher "${2:?SIZE}" ;;
+size) size=${2:?SIZE}
+  if [ "$size" = "$TABLE3_SIZE" ]; then bench "$size" "size-$size" none,soft,hard,token
+  else bench "$size" "size-$size" none,token; fi ;;
+table3) bench "$TABLE3_SIZE" "size-$TABLE3_SIZE" none,soft,hard,token ;;
+*) echo "usage: $0 teacher SIZE | size SIZE | table3" >&2; exit 2 ;;
+esac
