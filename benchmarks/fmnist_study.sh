@@ -15,8 +15,8 @@
 # The setting is the quickstart's recipes (recipes/fmnist/*.yaml: the small DeiT, crops of
 # 35-100 % and flips, smoothing 0.1, the tensor pipeline) at batch 64, without RandAugment
 # and erasing: those, and mixup/cutmix, lowered the no-teacher baseline in the sweep of
-# benchmarks/results/fmnist-quickstart-sweep/ (batch 64 raised it). Epochs per size keep about the same number of
-# images seen: 2k x 120, 6k x 60, 60k x 10.
+# benchmarks/results/fmnist-quickstart-sweep/ (batch 64 raised it). Epochs per size:
+# 2k x 120, 6k x 60, 60k x 10 (240k, 360k and 600k images seen).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results/fmnist-study}
@@ -31,20 +31,22 @@ seeds() { [ "$1" = 60000 ] && echo 0,1 || echo 0,1,2; }
 limit() { [ "$1" = 60000 ] && echo null || echo "$1"; }
 
 teacher() {  # SIZE: the convnet teacher on the first SIZE images, the students' epochs
-  local size=$1 dir=$out/teachers/resnet-$1
+  local size=$1 dir=$out/teachers/resnet-$1 n
+  n=$(epochs "$size")  # an unknown size stops here
   [ -f "$dir/summary.json" ] && return
   benchmarks/record.sh "$out/teachers/resnet-$size.log" -- "$DISTILL" train \
     recipes/fmnist/teacher_resnet.yaml --out "$dir" --resume \
-    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$(epochs "$size")"
+    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$n"
 }
 
 bench() {  # SIZE NAME LOSSES: a bench folder of LOSSES with SIZE's own teacher
-  local size=$1 name=$2 losses=$3
+  local size=$1 name=$2 losses=$3 n
+  n=$(epochs "$size")  # an unknown size stops here
   teacher "$size"
   benchmarks/record.sh "$out/$name.log" -- "$DISTILL" bench recipes/fmnist/deit_token.yaml \
     --losses "$losses" --teachers "checkpoint:$out/teachers/resnet-$size" \
     --seeds "$(seeds "$size")" --cache auto --out "$out/$name" \
-    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$(epochs "$size")" \
+    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$n" \
     --set data.batch_size=64 --set augment.auto_augment=null --set augment.re_prob=0
 }
 

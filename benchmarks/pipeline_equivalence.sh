@@ -12,7 +12,8 @@ DISTILL=${DISTILL:-.venv/bin/distill}
 sets=(--set 'augment.scale=[0.08, 1.0]' --set 'augment.ratio=[0.75, 1.3333333]'
       --set augment.auto_augment=rand-m9-mstd0.5-inc1 --set augment.re_prob=0.25
       --set augment.re_mode=pixel --set augment.mixup=0.8 --set augment.cutmix=1.0
-      --set data.train_limit=6000 --set schedule.epochs=30 --set schedule.warmup_epochs=3)
+      --set data.train_limit=6000 --set schedule.epochs=30 --set schedule.warmup_epochs=3
+      --set data.batch_size=256 --set run.eval_every=100)  # as recorded (the recipe moved on)
 for pipeline in pil tensor; do
   benchmarks/record.sh "$out/$pipeline.log" -- "$DISTILL" bench recipes/fmnist/deit_none.yaml \
     --losses none --seeds 0,1 --no-plot "${sets[@]}" --set data.pipeline=$pipeline \

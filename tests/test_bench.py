@@ -120,8 +120,17 @@ def test_paired_differences_pair_seeds_and_training_sizes():
     assert p["diff_se"] == pytest.approx(0.5)  # stdev(3, 4) / sqrt(2)
     one = paired_differences([_row("none", None, 0, 80.0), _row("soft", "t", 0, 79.0)])
     assert one[0]["diff_mean"] == pytest.approx(-1.0) and one[0]["diff_se"] is None
-    sizes = {a["train_size"] for a in aggregate([*rows, small])}
-    assert sizes == {1000, 500}  # a training size is its own group
+    agg = aggregate([*rows, small])
+    assert {a["train_size"] for a in agg} == {1000, 500}  # a training size is its own group
+    md = table3_markdown(agg)
+    assert "| no distillation | s (1000 images) | 81.00 ± 1.00 |" in md
+    assert "| no distillation | s (500 images) | 70.00 |" in md
+    # several `none` students: each strategy is paired with its own class-token twin
+    two = [_row("none", None, 0, 80.0) | {"student": "deit_tiny_patch16_224"},
+           _row("none", None, 0, 70.0) | {"student": "deit_small_patch16_224"},
+           _row("token", "t", 0, 83.0) | {"student": "deit_small_distilled_patch16_224"}]
+    (p,) = paired_differences(two)
+    assert p["baseline_student"] == "deit_small_patch16_224" and p["diff_mean"] == 13.0
 
 
 # -- the command -------------------------------------------------------------------------

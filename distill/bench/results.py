@@ -51,7 +51,8 @@ def _method(row: dict[str, Any]) -> str:
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (loss, teacher, student): seeds, and mean/std of each measured field."""
+    """One entry per (loss, teacher, student, training-set size): seeds, and mean/std of
+    each measured field."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         key = (row["loss"], _method(row), row["teacher"], row["student"], row.get("train_size"))
@@ -69,9 +70,25 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _baseline(student: str, candidates: list[str]) -> str | None:
+    """The `none` student to compare `student` with: the only one there is, or among
+    several the class-token counterpart of `student` (a DeiT⚗ against its DeiT)."""
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    from distill.bench.cells import student_for
+    from distill.errors import UsageError
+
+    try:
+        twin = student_for("none", student)
+    except UsageError:
+        return None
+    return twin if twin in candidates else None
+
+
 def paired_differences(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (strategy, teacher, student, training-set size) against the `none` cells of the
-    same training-set size, over the seeds both ran: the mean of the per-seed differences in
+    same training-set size and the same student (less its distillation token), over the
+    seeds both ran: the mean of the per-seed differences in
     top-1 and its standard error (their sample std / sqrt(n); None with one seed)."""
     base: dict[tuple[Any, str], dict[Any, float]] = {}
     groups: dict[tuple, dict[Any, float]] = {}
@@ -86,9 +103,11 @@ def paired_differences(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             groups.setdefault(key, {})[row["seed"]] = row["top1"]
     out = []
     for (loss, method, teacher, student, size), tops in groups.items():
-        for (bsize, bstudent), btops in base.items():
+        bstudent = _baseline(student, [b for (bsize, b) in base if bsize == size])
+        if bstudent is not None:
+            btops = base[(size, bstudent)]
             seeds = [s for s in tops if s in btops]
-            if bsize != size or not seeds:
+            if not seeds:
                 continue
             diffs = [tops[s] - btops[s] for s in seeds]
             se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
@@ -125,9 +144,12 @@ def table3_markdown(agg: Sequence[dict[str, Any]]) -> str:
     tops = {t: next((a["teacher_top1"] for a in agg if a["teacher"] == t), None) for t in cols}
     lines.append("| teacher itself | – | " + " | ".join(
         _pm(tops[t]) if tops[t] else "–" for t in cols) + " |")
+    sizes = {a.get("train_size") for a in agg}
     by_method: dict[tuple[str, str], dict[str | None, dict[str, Any]]] = {}
-    for a in agg:
-        by_method.setdefault((a["method"], a["student"]), {})[a["teacher"]] = a
+    for a in agg:  # a row per training-set size, where the rows hold several
+        student = (f"{a['student']} ({a.get('train_size')} images)" if len(sizes) > 1
+                   else a["student"])
+        by_method.setdefault((a["method"], student), {})[a["teacher"]] = a
     for (method, student), per_teacher in by_method.items():
         if any(a["top1_dist"]["mean"] is not None for a in per_teacher.values()):  # two heads
             for head, label in (("top1_cls", "class head"), ("top1_dist", "distillation head"),

@@ -69,7 +69,7 @@ def _finished(cell: Cell) -> dict[str, Any] | None:
         return None
     # Every file there as the cell's run wrote it; the weights may be gone: a results
     # folder is committed without them (its summary.json is the cell's result).
-    RunDir.open(out).verify(optional=("state.pt", "model.safetensors"))
+    RunDir.open(out).verify(optional=("state.pt", "model.safetensors", "ema.safetensors"))
     changed = resume_changes(load_run_recipe(prior), cell.recipe)
     if changed:
         raise OptionError("out", f"cell '{out}' was run with another recipe (it differs at "
