@@ -425,3 +425,22 @@ def test_a_finished_cell_altered_on_disk_is_named_not_read_back(cli, smoke, tmp_
     summary.write_text(summary.read_text().replace('"top1"', '"top1" ', 1))  # one byte more
     res = cli(*args)
     assert res.code == 2 and "summary.json" in res.err and "Traceback" not in res.err
+
+
+def test_finished_cells_need_no_teacher_to_be_read_back(cli, smoke, tmp_path):
+    """A committed results folder whose `checkpoint:` teacher is gone still reads back; a
+    cell that has to train still gets the teacher checked before anything runs."""
+    teacher = tmp_path / "teacher"
+    own = sets(*ONE_EPOCH, "teacher.name=null", "loss.name=none",
+               "student.name=deit_tiny_patch16_224")
+    assert cli("train", smoke, "--out", teacher, *own).code == 0
+    out = tmp_path / "bench"
+    args = ["bench", smoke, "--losses", "hard", "--teachers", f"checkpoint:{teacher}",
+            "--out", out, "--no-plot", *sets(*ONE_EPOCH)]
+    assert cli(*args).code == 0
+    shutil.rmtree(teacher)
+    res = cli(*args)
+    assert res.code == 0 and res.err.count("done before") == 1, res.err
+    res = cli(*args, "--seeds", "0,1")  # seed 1 must train: its teacher is named
+    assert res.code == 2 and str(teacher) in res.err and "Traceback" not in res.err
+    assert not list(out.glob("cells/*-s1"))

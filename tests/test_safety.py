@@ -355,6 +355,10 @@ for kind in (ConnectionResetError, BrokenPipeError, ValueError):
     # The peer hanging up is not reported; any other error still is.
     assert "ValueError: from the sharer thread" in res.stderr
     assert "ConnectionResetError" not in res.stderr and "BrokenPipeError" not in res.stderr
+    # and every loader of the toolkit starts its workers with it
+    from distill.data.loaders import loader_args, worker_init
+
+    assert loader_args(load_recipe(SMOKE).data, False, True)["worker_init_fn"] is worker_init
 
 
 def test_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path):

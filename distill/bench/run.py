@@ -77,29 +77,34 @@ def _finished(cell: Cell) -> dict[str, Any] | None:
     return read_json(summary, "summary.json")  # a damaged one: one line naming it
 
 
-def _attach_caches(cells: Sequence[Cell], cache: CacheUse,
-                   reporter: Reporter) -> list[Cell]:
-    """The cells with each teacher cell pointed at its (teacher, seed) cache; builds the
-    caches unfinished cells need, and checks every cell against its cache before any of
-    them trains."""
-    # first: a finished cell's recipe.yaml names its cache
-    cells = [replace(c, recipe=c.recipe.updated({"teacher.cache": str(cache.folder(c))},
-                                                f"cell {c.name}"))
-             if c.teacher is not None else c for c in cells]
-    groups: dict[Path, list[Cell]] = {}
-    for cell in cells:
+def _with_caches(cells: Sequence[Cell], cache: CacheUse) -> list[Cell]:
+    """The cells with each teacher cell pointed at its (teacher, seed) cache (a finished
+    cell's recipe.yaml names it)."""
+    return [replace(c, recipe=c.recipe.updated({"teacher.cache": str(cache.folder(c))},
+                                               f"cell {c.name}"))
+            if c.teacher is not None else c for c in cells]
+
+
+def _build_caches(cells: Sequence[Cell], done: Sequence[dict[str, Any] | None],
+                  cache: CacheUse, reporter: Reporter) -> None:
+    """Build the caches the unfinished cells (`done[i]` None) need, and check each of them
+    against its cache before any cell trains. A cache only finished cells use is neither
+    built nor read: it may be gone (a committed results folder holds none)."""
+    groups: dict[Path, list[tuple[Cell, bool]]] = {}
+    for cell, summary in zip(cells, done, strict=True):
         if cell.teacher is not None:
-            groups.setdefault(cache.folder(cell), []).append(cell)
-    for folder, members in groups.items():
+            groups.setdefault(cache.folder(cell), []).append((cell, summary is None))
+    for folder, entries in groups.items():
+        members = [c for c, _ in entries]
+        pending = [c for c, todo in entries if todo]
         soft = [c for c in members if needs_soft_targets(c.recipe.loss)]
         store = cache.store or ("full" if soft else "hard")
         if soft and StoreFormat.parse(store, members[0].recipe.data.num_classes).kind == "hard":
             raise OptionError("store", f"'{store}' keeps only the teacher's argmax and the "
                              f"'{soft[0].loss}' cells need its distribution; use full or topk:K")
-        src = (soft or members)[0].recipe  # top-k is stored at the soft cells' temperature
-        pending = [c for c in members if _finished(c) is None]
-        if not pending:  # nothing to train from it: the cache may be gone (not committed)
+        if not pending:
             continue
+        src = (soft or members)[0].recipe  # top-k is stored at the soft cells' temperature
         reporter.note(f"cache {folder}: {store} store of {members[0].teacher}, "
                       f"seed {members[0].seed}")
         live = src.updated({"teacher.cache": None})
@@ -115,7 +120,6 @@ def _attach_caches(cells: Sequence[Cell], cache: CacheUse,
             if problems:
                 raise OptionError("cache", f"'{folder}' does not fit cell {c.name}: "
                                  f"{'; '.join(problems)}")
-    return cells
 
 
 def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
@@ -126,13 +130,17 @@ def run_cells(cells: Sequence[Cell], *, cache: CacheUse | None = None,
     rows so far after each cell (the CLI rewrites the result files with them)."""
     reporter = reporter or LogReporter()
     meter = ModelMeter()
-    for cell in cells:
-        check_paths(cell.recipe)  # every teacher and data path, before the first cell runs
+    planned = list(cells)
     if cache is not None:
-        cells = _attach_caches(cells, cache, reporter)
+        cells = _with_caches(planned, cache)
+    done = [_finished(cell) for cell in cells]  # read (and checked) once, before any trains
+    for cell, summary in zip(planned, done, strict=True):
+        if summary is None:  # every teacher and data path a cell to train needs, up front
+            check_paths(cell.recipe)  # (its cache is built below)
+    if cache is not None:
+        _build_caches(cells, done, cache, reporter)
     rows = []
-    for i, cell in enumerate(cells):
-        summary = _finished(cell)
+    for i, (cell, summary) in enumerate(zip(cells, done, strict=True)):
         ran = summary is None
         if ran:
             summary = train(cell.recipe, resume=True, reporter=reporter.cell_start(cell, i)).summary
