@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from distill.engine import dist
+from distill.engine import dist, interrupt
 from distill.errors import DistillError, OptionError
 
 from . import bench, cache, ls, recipe, report, speed, train
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     # Under torchrun each rank says which it is: a failing rank's error is the one to read.
     tag = f"[rank {top.rank}] " if top.distributed else ""
     args = sys.argv[1:] if argv is None else list(argv)
+    interrupt.install()  # a Ctrl-C swallowed where Python only prints exceptions still stops
     try:  # the arguments ride along in the root context: results record their command
         code = _command().main(args=args, prog_name="distill", obj={"argv": args},
                                standalone_mode=False)

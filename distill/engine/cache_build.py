@@ -69,7 +69,7 @@ from distill.errors import OptionError, UsageError
 from distill.recipe import Recipe, check_paths
 from teachers.spec import TeacherRef
 
-from . import dist
+from . import dist, interrupt
 from .cache_dist import gather_ranks, merge_ranks, prepare_out
 from .evaluate import evaluate_teacher
 from .report import LogReporter, Reporter
@@ -264,6 +264,7 @@ def _run_teacher(teacher: Any, loader: DataLoader, layout: RowLayout,
             filled += n
             images += n
             reporter.advance(epoch or 0, filled)
+            interrupt.check()  # a Ctrl-C that a fork hook or finalizer swallowed
             if writer is not None:
                 writer.settle(wait_all=False)  # list a written shard as soon as it is whole
         if writer is not None:

@@ -37,7 +37,7 @@ from distill.recipe import Recipe, check_paths, dump_recipe, load_run_recipe, re
 from distill.registry import LOSSES
 from teachers import Teacher, TeacherRef
 
-from . import dist
+from . import dist, interrupt
 from .evaluate import evaluate_model, evaluate_teacher
 from .optim import EMA, LRSchedule, build_optimizer, peak_lr
 from .report import LogReporter, MetricsLog, Reporter
@@ -202,6 +202,7 @@ class _Trainer:
                 self.metrics.write(row)
                 self.reporter.step(row)
             self.reporter.advance(epoch, i + 1)
+            interrupt.check()  # a Ctrl-C that a fork hook or finalizer swallowed
         self._check_finite(nonfinite, parts["loss"], self.steps_per_epoch - 1)
         if rt.device.type == "cuda":
             torch.cuda.synchronize()
@@ -352,6 +353,7 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
         run_dir.write_files({"recipe.yaml": dump_recipe(recipe).encode()})
         summary = trainer.run()
     except KeyboardInterrupt as exc:  # the CLI says how to continue
+        interrupt.clear()
         done = trainer.saved_epoch if trainer is not None else run_dir.epoch
         exc.distill_stopped = stopped_note(out, done, epochs)  # type: ignore[attr-defined]
         raise
