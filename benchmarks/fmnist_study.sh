@@ -16,7 +16,8 @@
 # 35-100 % and flips, smoothing 0.1, the tensor pipeline) at batch 64, without RandAugment
 # and erasing: those, and mixup/cutmix, lowered the no-teacher baseline in the sweep of
 # benchmarks/results/fmnist-quickstart-sweep/ (batch 64 raised it). Epochs per size:
-# 2k x 120, 6k x 60, 60k x 10 (240k, 360k and 600k images seen).
+# 2k x 120, 6k x 60, 60k x 10 (240k, 360k and 600k images seen); the teachers train as
+# long, except on the full 60k (30 epochs: the issue asks for a teacher at >= 93 %).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results/fmnist-study}
@@ -27,12 +28,15 @@ epochs() {  # SIZE -> the students' epochs
   case $1 in 1000) echo 200 ;; 2000) echo 120 ;; 6000) echo 60 ;; 60000) echo 10 ;;
     *) echo "no schedule for $1 images" >&2; exit 2 ;; esac
 }
+teacher_epochs() {  # SIZE -> the teacher's epochs: the students', more on the full set
+  [ "$1" = 60000 ] && echo 30 || epochs "$1"
+}
 seeds() { [ "$1" = 60000 ] && echo 0,1 || echo 0,1,2; }
 limit() { [ "$1" = 60000 ] && echo null || echo "$1"; }
 
-teacher() {  # SIZE: the convnet teacher on the first SIZE images, the students' epochs
+teacher() {  # SIZE: the convnet teacher on the first SIZE images
   local size=$1 dir=$out/teachers/resnet-$1 n
-  n=$(epochs "$size")  # an unknown size stops here
+  n=$(teacher_epochs "$size")  # an unknown size stops here
   [ -f "$dir/summary.json" ] && return
   benchmarks/record.sh "$out/teachers/resnet-$size.log" -- "$DISTILL" train \
     recipes/fmnist/teacher_resnet.yaml --out "$dir" --resume \
