@@ -31,6 +31,9 @@ epochs() {  # SIZE -> the students' epochs
 teacher_epochs() {  # SIZE -> the teacher's epochs: the students', more on the full set
   [ "$1" = 60000 ] && echo 30 || epochs "$1"
 }
+eval_every() {  # SIZE -> epochs between evaluations: enough points to see the curve flatten
+  case $1 in 2000) echo 20 ;; 6000) echo 5 ;; *) echo 1 ;; esac
+}
 seeds() { [ "$1" = 60000 ] && echo 0,1 || echo 0,1,2; }
 limit() { [ "$1" = 60000 ] && echo null || echo "$1"; }
 
@@ -51,7 +54,8 @@ bench() {  # SIZE NAME LOSSES: a bench folder of LOSSES with SIZE's own teacher
     --losses "$losses" --teachers "checkpoint:$out/teachers/resnet-$size" \
     --seeds "$(seeds "$size")" --cache auto --out "$out/$name" \
     --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$n" \
-    --set data.batch_size=64 --set augment.auto_augment=null --set augment.re_prob=0
+    --set data.batch_size=64 --set augment.auto_augment=null --set augment.re_prob=0 \
+    --set "run.eval_every=$(eval_every "$size")"
 }
 
 case ${1:-} in

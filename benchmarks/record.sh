@@ -2,7 +2,8 @@
 # Run a command and keep its raw output with where, when and how it ran:
 #   benchmarks/record.sh OUT.log -- COMMAND [ARGS...]
 # OUT.log starts with `# command:`, `# device:`, `# date:` and `# commit:` lines, then the
-# command's stdout and stderr; its exit code is recorded last and returned.
+# command's stdout and stderr; its exit code is recorded last and returned. A log that
+# exists is appended to (a resumed part of a long run keeps the earlier parts' output).
 set -uo pipefail
 out=$1; shift
 [ "${1:-}" = "--" ] && shift
@@ -17,7 +18,7 @@ mkdir -p "$(dirname "$out")"
   echo "# device: $device"
   echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-} > "$out"
+} >> "$out"
 "$@" >> "$out" 2>&1
 code=$?
 echo "# exit code: $code" >> "$out"
