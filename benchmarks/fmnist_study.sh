@@ -7,6 +7,9 @@
 #   benchmarks/fmnist_study.sh teacher SIZE   the convnet teacher trained on the first SIZE images
 #   benchmarks/fmnist_study.sh size SIZE      `none` and `token` students at SIZE (its own teacher)
 #   benchmarks/fmnist_study.sh table3         none, soft, hard, token at $TABLE3_SIZE
+#   benchmarks/fmnist_study.sh table2         DeiT⚗ (token) at $TABLE3_SIZE taught by a transformer
+#                                             and by a convnet of similar accuracy (both on 60k)
+#   benchmarks/fmnist_study.sh report         the tables and figures (benchmarks/fmnist_study_report.py)
 #
 # Everything goes under OUT (default benchmarks/results/fmnist-study): teachers/resnet-SIZE/,
 # size-SIZE/ (a `distill bench` folder: results.json, cells/*/{recipe.yaml,summary.json,
@@ -58,11 +61,45 @@ bench() {  # SIZE NAME LOSSES: a bench folder of LOSSES with SIZE's own teacher
     --set "run.eval_every=$(eval_every "$size")"
 }
 
+top1() { .venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["top1"])' "$1"; }
+
+table2() {  # the paper's Table 2: which kind of teacher, at similar accuracy
+  local size=$TABLE3_SIZE deit=$out/teachers/deit-60000 t e conv=
+  local n
+  n=$(epochs "$size")
+  # The transformer: the students' own DeiT (class token, no teacher) on all 60k images, as
+  # the size-60000 `none` cells train it (10 epochs, batch 64, crops and flips).
+  [ -f "$deit/summary.json" ] || benchmarks/record.sh "$out/teachers/deit-60000.log" -- \
+    "$DISTILL" train recipes/fmnist/deit_none.yaml --out "$deit" --resume \
+    --set data.train_limit=null --set schedule.epochs=10 --set data.batch_size=64 \
+    --set augment.auto_augment=null --set augment.re_prob=0 --set run.eval_every=1
+  t=$(top1 "$deit/summary.json")
+  # The convnet: the teacher recipe on all 60k images for 1, 2, ... epochs, the first that
+  # comes within 1 point of the transformer (from below or above).
+  for e in 1 2 3 4 5 6; do
+    conv=$out/teachers/resnet-60000-e$e
+    [ -f "$conv/summary.json" ] || benchmarks/record.sh "$out/teachers/resnet-60000-e$e.log" -- \
+      "$DISTILL" train recipes/fmnist/teacher_resnet.yaml --out "$conv" --resume \
+      --set data.train_limit=null --set schedule.epochs=$e --set schedule.warmup_epochs=0.5
+    .venv/bin/python -c 'import sys; sys.exit(float(sys.argv[1]) < float(sys.argv[2]) - 1)' \
+      "$(top1 "$conv/summary.json")" "$t" && break
+  done
+  echo "table2: transformer $t, convnet $(top1 "$conv/summary.json") ($conv)"
+  benchmarks/record.sh "$out/table2.log" -- "$DISTILL" bench recipes/fmnist/deit_token.yaml \
+    --losses token --teachers "checkpoint:$deit,checkpoint:$conv" \
+    --seeds 0,1,2 --cache auto --out "$out/table2" \
+    --set "data.train_limit=$(limit "$size")" --set "schedule.epochs=$n" \
+    --set data.batch_size=64 --set augment.auto_augment=null --set augment.re_prob=0 \
+    --set "run.eval_every=$(eval_every "$size")"
+}
+
 case ${1:-} in
 teacher) teacher "${2:?SIZE}" ;;
 size) size=${2:?SIZE}
   if [ "$size" = "$TABLE3_SIZE" ]; then bench "$size" "size-$size" none,soft,hard,token
   else bench "$size" "size-$size" none,token; fi ;;
 table3) bench "$TABLE3_SIZE" "size-$TABLE3_SIZE" none,soft,hard,token ;;
-*) echo "usage: $0 teacher SIZE | size SIZE | table3" >&2; exit 2 ;;
+table2) table2 ;;
+report) .venv/bin/python benchmarks/fmnist_study_report.py --out "$out" --table3-size "$TABLE3_SIZE" ;;
+*) echo "usage: $0 teacher SIZE | size SIZE | table3 | table2 | report" >&2; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ import io
 import json
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,12 +217,20 @@ def training_curves(runs: Mapping[str, Sequence[dict[str, Any]]], path: str | Pa
 
 # -- data efficiency ---------------------------------------------------------------------
 def data_efficiency(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str = "",
+                    teacher_label: Callable[[str], str] | None = None,
                     dpi: int = DPI) -> Figure:
     """Top-1 (mean ± sample std over seeds, error bars) against the training-set size
     (`train_size`, log scale), a line per strategy (`loss`; per strategy and teacher when
     the rows hold several teachers), and a dashed line per teacher at its own top-1 per
-    size (`teacher_top1`)."""
+    size (`teacher_top1`).
+
+    `teacher_label` names the teacher of a row's spec: rows whose teachers get the same
+    label are one teacher (a study that trains each size's teacher on its own subset: one
+    spec per size, one line)."""
     pts = [r for r in rows if _num(r.get("top1")) and _num(r.get("train_size"))]
+    if teacher_label is not None:
+        pts = [r | {"teacher": teacher_label(r["teacher"])} if r.get("teacher") else r
+               for r in pts]
     teachers = list(dict.fromkeys(r["teacher"] for r in pts if r.get("teacher")))
     several = len(teachers) > 1
     groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}

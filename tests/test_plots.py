@@ -219,6 +219,24 @@ def test_data_efficiency_mean_and_std_over_seeds_per_size(tmp_path):
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"none", "token", "teacher"}
 
 
+def test_data_efficiency_joins_each_sizes_own_teacher_into_one_line(tmp_path):
+    # A study trains each size's teacher on that size's subset: one spec per size.
+    sizes = (2000, 6000, 60000)
+    rows = [dict(loss="token", teacher=f"checkpoint:teachers/resnet-{n}", seed=s, train_size=n,
+                 top1=70 + s + sizes.index(n), teacher_top1=80 + sizes.index(n))
+            for s in (0, 1) for n in sizes]
+    apart = data_efficiency(rows, tmp_path / "a.png")
+    assert len(apart.axes[0].containers) == 3 and len(dashed(apart.axes[0])) == 3
+    fig = data_efficiency(rows, tmp_path / "d.png", teacher_label=lambda t: "ResNet-8")
+    (ax,) = fig.axes
+    (bar,) = ax.containers
+    assert bar.get_label() == "token" and list(bar.lines[0].get_xdata()) == list(sizes)
+    assert list(bar.lines[0].get_ydata()) == pytest.approx([70.5, 71.5, 72.5])
+    (teacher,) = dashed(ax)
+    assert teacher.get_label() == "teacher" and list(teacher.get_ydata()) == [80, 81, 82]
+    assert rows[0]["teacher"] == "checkpoint:teachers/resnet-2000"  # the rows are left as given
+
+
 # -- the small things --------------------------------------------------------------------
 def test_version(cli):
     from distill import __version__
