@@ -79,4 +79,5 @@ def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "| `checkpoint:t/resnet-60000-e1` | 85.00 | 82.33 ± 0.76 | +1.33 ± 0.17 (seeds 0,1,2) |" in md
     # convnet - transformer per seed: 0.5, 1.0, 0.5
-    assert "seeds 0,1,2: +0.67 ± 0.17. The paper's finding (the convnet teacher teaches better) holds here." in md
+    assert ("seeds 0,1,2: +0.67 ± 0.17. The paper's finding (the convnet teacher teaches "
+            "better) holds here.") in md
