@@ -96,13 +96,17 @@ def main() -> None:
     ap.add_argument("--loader-steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pil-workers", type=int, default=2)
+    ap.add_argument("--tensor-workers", type=int, default=1,
+                    help="Also time the tensor pipeline with this many loader workers (they "
+                         "draw the parameters and gather the batch while the main process "
+                         "does the pixel work; 0: not timed)")
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--parts", default="loader,loop,cache",
                     help="Which parts to run (results.json keeps the others' earlier figures)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     base = [*PAPER_AUG, f"data.train_limit={args.train_limit}", "data.val_limit=512",
-            "schedule.epochs=1", *args.sets]
+            "schedule.epochs=1", "schedule.warmup_epochs=0", *args.sets]
     pipe = {p: [*base, f"data.pipeline={p}"] for p in ("pil", "tensor")}
     work = Path(tempfile.mkdtemp(prefix="tensor-speed-"))
     none = {p: load_recipe(ROOT / args.recipe, s) for p, s in pipe.items()}
@@ -140,8 +144,12 @@ def arms_for(args, pipe):
     none = {p: load_recipe(ROOT / args.recipe, s) for p, s in pipe.items()}
     pil_workers = load_recipe(ROOT / args.recipe,
                               [*pipe["pil"], f"data.num_workers={args.pil_workers}"])
-    return {"pil": none["pil"], f"pil_{args.pil_workers}_workers": pil_workers,
+    arms = {"pil": none["pil"], f"pil_{args.pil_workers}_workers": pil_workers,
             "tensor": none["tensor"]}
+    if args.tensor_workers:
+        arms[f"tensor_{args.tensor_workers}_workers"] = load_recipe(
+            ROOT / args.recipe, [*pipe["tensor"], f"data.num_workers={args.tensor_workers}"])
+    return arms
 
 
 def loader_part(args, arms, save) -> None:
@@ -152,9 +160,13 @@ def loader_part(args, arms, save) -> None:
             rates[name].append(loader_rate(arms[name], args.loader_steps))
             print(f"loader round {r} {name}: {rates[name][-1]:.0f} img/s", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    save("loader", {"images_per_s": rates, "median": med,
-                    "tensor_vs_pil": med["tensor"] / med["pil"],
-                    "tensor_vs_pil_workers": med["tensor"] / med[f"pil_{args.pil_workers}_workers"]})
+    pil_w = med[f"pil_{args.pil_workers}_workers"]
+    figures = {"images_per_s": rates, "median": med, "tensor_vs_pil": med["tensor"] / med["pil"],
+               "tensor_vs_pil_workers": med["tensor"] / pil_w}
+    if args.tensor_workers:
+        best = max(med["tensor"], med[f"tensor_{args.tensor_workers}_workers"])
+        figures |= {"best_tensor_vs_best_pil": best / max(med["pil"], pil_w)}
+    save("loader", figures)
 
 
 def loop_part(args, pipe, work, save) -> None:
