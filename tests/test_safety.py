@@ -361,10 +361,12 @@ for kind in (ConnectionResetError, BrokenPipeError, ValueError):
     assert loader_args(load_recipe(SMOKE).data, False, True)["worker_init_fn"] is worker_init
 
 
-def test_a_swallowed_ctrl_c_still_stops_the_run(tmp_path):
+@pytest.mark.parametrize("where", ["step", "last_epoch"])
+def test_a_swallowed_ctrl_c_still_stops_the_run(tmp_path, where):
     # CI saw Ctrl-C land in a fork hook (logging's _releaseLock, as a loader started its
     # workers): CPython printed "Exception ignored" and the run went on to the end. Here the
-    # interrupt lands in a finalizer, where it is swallowed the same way, during step 2.
+    # interrupt lands in a finalizer, where it is swallowed the same way: during step 2, or
+    # after the last epoch's evaluation (no training step is left to notice it).
     code = f"""
 import os, signal
 from distill.engine import Reporter, interrupt, train
@@ -377,7 +379,11 @@ class Swallow:
 
 class CtrlC(Reporter):
     def advance(self, epoch, done):
-        if done == 2:
+        if {where!r} == "step" and done == 2:
+            Swallow()
+
+    def epoch(self, row):
+        if {where!r} == "last_epoch" and row["epoch"] == 1:
             Swallow()
 
 interrupt.install()
@@ -395,6 +401,28 @@ except KeyboardInterrupt as exc:
     assert "Exception ignored" in res.stderr, res.stderr  # it was swallowed where it landed
     assert res.stdout.startswith("stopped: "), res.stdout + res.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_ctrl_c_while_loader_workers_start_is_delivered_after(tmp_path):
+    # `deferred` holds SIGINT back around the workers' start (where the fork hooks run) and
+    # delivers it once they are up, in ordinary code.
+    code = """
+import os, signal, time
+from distill.engine import interrupt
+interrupt.install()
+try:
+    with interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        print("held back")
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered after")
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert res.stdout.split() == ["held", "back", "delivered", "after"], res.stdout + res.stderr
 
 
 def test_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path):

@@ -183,6 +183,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
         manifest.teacher_top1 = evaluate_teacher(
             teacher, val, rt.device, rt.dtype,
             reduce=dist.all_reduce_sum if rt.backend is not None else None)["top1"]
+    interrupt.check()  # a swallowed Ctrl-C: the shards are kept, the same command finishes
     if not rt.main:
         return BuildResult(out, own, images, seconds)
     merge_ranks(out, manifest, ranks)
@@ -239,7 +240,8 @@ def _run_teacher(teacher: Any, loader: DataLoader, layout: RowLayout,
     """Compute this rank's shards `mine` and hand each to `writer` (None: a dry run, nothing
     encoded); returns the images the teacher ran on."""
     images = 0
-    batches = iter(loader)
+    with interrupt.deferred():  # the loader's workers start here
+        batches = iter(loader)
     augment = getattr(loader.dataset, "augment", None)  # data.pipeline: tensor
     for epoch, first, rows in mine:
         buf = fmt.empty(rows, manifest.num_classes)

@@ -11,6 +11,7 @@ from torch import nn
 from distill.data import Batch
 from teachers import Teacher
 
+from . import interrupt
 from .runtime import autocast
 
 __all__ = ["evaluate_model", "evaluate_teacher", "split_heads"]
@@ -41,6 +42,8 @@ def _accumulate(batches: Iterable[Batch], device: torch.device,
     correct: dict[str, torch.Tensor] = {}
     total = torch.zeros((), dtype=torch.float64, device=device)
     start = time.perf_counter()
+    with interrupt.deferred():  # a loader's workers start here
+        batches = iter(batches)
     for batch in batches:
         batch = batch.to(device)
         y = batch.labels
@@ -48,6 +51,7 @@ def _accumulate(batches: Iterable[Batch], device: torch.device,
             hit = (logits.argmax(dim=-1) == y).sum()
             correct[key] = correct[key] + hit if key in correct else hit
         total += y.shape[0]
+        interrupt.check()  # a Ctrl-C that a fork hook or finalizer swallowed
     keys = sorted(correct)
     counts = torch.stack([correct[k].to(torch.float64) for k in keys] + [total])
     if reduce is not None:

@@ -1,16 +1,24 @@
-"""Ctrl-C that is never lost.
+"""Ctrl-C that is not lost.
 
 Python turns SIGINT into a `KeyboardInterrupt` raised wherever the main thread happens to
 be. Where that is a callback whose exceptions CPython only prints ("Exception ignored in
 ..."): a fork hook as a data loader starts its workers, a `__del__`, a weakref callback,
-the interrupt is swallowed and the run goes on. `install` (the CLI does, once) replaces the
-handler with one that also records the request; the training and cache-build loops call
-`check` after each batch, which raises the interrupt again if it was swallowed."""
+the interrupt is swallowed and the run goes on. Two defences:
+
+- `deferred()` holds SIGINT back while loader workers start (the fork hooks run there, and
+  an interrupt inside logging's would also leave its lock held); the signal is delivered
+  when the workers are up, in ordinary code.
+- `install` (the CLI does, at the start of each command) replaces the handler with one that
+  also records the request; the training, evaluation and cache-build loops call `check`
+  after each batch, and before a run or a cache is marked finished, which raises the
+  interrupt again if something swallowed it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 _pending = False
@@ -25,7 +33,8 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 def install() -> None:
     """Record Ctrl-C as well as raising it, where Python's default handler is in place (a
     process started with SIGINT ignored, or a host application's own handler, is left as
-    it is)."""
+    it is). A request recorded before (an earlier command in this process) is forgotten."""
+    clear()
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
         signal.signal(signal.SIGINT, _handler)
@@ -43,3 +52,19 @@ def clear() -> None:
     """The interrupt was handled (raised and caught): forget it."""
     global _pending
     _pending = False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """SIGINT blocked inside the block (in the main thread, where the platform can block
+    signals), delivered when it ends. Forked loader workers inherit the block; they ignore
+    SIGINT anyway (`distill.data.loaders.worker_init`)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -171,7 +171,9 @@ class _Trainer:
         epoch_start, check_every = window_start, 1 if rt.device.type == "cpu" else r.run.log_every
         nonfinite = torch.zeros((), dtype=torch.bool, device=rt.device)
         augment = self.data.train.augment  # data.pipeline: tensor (None: pil)
-        for i, batch in enumerate(self.data.epoch(epoch)):
+        with interrupt.deferred():  # the loader's workers start here
+            batches = self.data.epoch(epoch)
+        for i, batch in enumerate(batches):
             batch = augment_batch(batch.to(rt.device), augment, rt.device)
             x, y = batch.images, batch.labels
             if self.mixer is not None:
@@ -280,6 +282,7 @@ class _Trainer:
             "wall_time_s": wall,
             "world_size": self.rt.world_size,
         } | self.rt.summary()
+        interrupt.check()  # a swallowed Ctrl-C: not finished, --resume completes it
         self.run_dir.write_files({"summary.json": (json.dumps(summary, indent=2) + "\n").encode()},
                                  finished=True)
         return summary
