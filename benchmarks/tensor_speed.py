@@ -4,7 +4,9 @@
    mixed: `distill speed --arms data`'s step) for `data.pipeline: pil` and `tensor`, with the
    paper's augmentation (RRC, flip, RandAugment rand-m9-mstd0.5-inc1, pixel erasing 0.25,
    mixup 0.8 / cutmix 1.0), in alternating rounds; the median of each. PIL is also timed
-   with loader workers (`--pil-workers`), its best case on this machine.
+   with loader workers (`--pil-workers`), its best case on this machine, and the tensor
+   pipeline with loader workers (`--tensor-workers`: they draw the parameters and gather the
+   batch while the main process does the pixel work).
 2. End to end: one training epoch of the student (`none` loss) through `distill train`'s
    loop with the tensor pipeline (and the PIL one), against `distill speed`'s `none` arm:
    the same student's step on a batch already on the device.
