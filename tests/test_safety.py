@@ -405,10 +405,14 @@ except KeyboardInterrupt as exc:
 
 def test_ctrl_c_while_loader_workers_start_is_delivered_after(tmp_path):
     # `deferred` holds SIGINT back around the workers' start (where the fork hooks run) and
-    # delivers it once they are up, in ordinary code.
+    # raises it once they are up, in ordinary code; also with other threads about (torch's:
+    # the kernel may hand the signal to any of them).
     code = """
-import os, signal, time
+import os, signal, threading, time
+import torch
 from distill.engine import interrupt
+torch.ones(512, 512) @ torch.ones(512, 512)  # torch's worker threads are up
+threading.Thread(target=time.sleep, args=(1,), daemon=True).start()
 interrupt.install()
 try:
     with interrupt.deferred():

@@ -5,9 +5,9 @@ be. Where that is a callback whose exceptions CPython only prints ("Exception ig
 ..."): a fork hook as a data loader starts its workers, a `__del__`, a weakref callback,
 the interrupt is swallowed and the run goes on. Two defences:
 
-- `deferred()` holds SIGINT back while loader workers start (the fork hooks run there, and
-  an interrupt inside logging's would also leave its lock held); the signal is delivered
-  when the workers are up, in ordinary code.
+- `deferred()` holds Ctrl-C back while loader workers start (the fork hooks run there, and
+  an interrupt inside logging's would also leave its lock held) and raises it when the
+  workers are up, in ordinary code.
 - `install` (the CLI does, at the start of each command) replaces the handler with one that
   also records the request; the training, evaluation and cache-build loops call `check`
   after each batch, and before a run or a cache is marked finished, which raises the
@@ -56,15 +56,27 @@ def clear() -> None:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """SIGINT blocked inside the block (in the main thread, where the platform can block
-    signals), delivered when it ends. Forked loader workers inherit the block; they ignore
-    SIGINT anyway (`distill.data.loaders.worker_init`)."""
-    if (threading.current_thread() is not threading.main_thread()
-            or not hasattr(signal, "pthread_sigmask")):
+    """Ctrl-C held back inside the block and raised when it ends, in ordinary code.
+
+    For the time the block runs, SIGINT's handler only notes the signal (blocking it with
+    `pthread_sigmask` would not do: the kernel hands a process-directed signal to any
+    thread that does not block it, torch's among them, and Python then runs the handler in
+    the main thread all the same). Only Python's default handler and this module's are
+    replaced; SIG_IGN or a host application's own handler is left as it is. Forked loader
+    workers inherit the noting handler until `distill.data.loaders.worker_init` makes them
+    ignore SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.getsignal(signal.SIGINT)
+    if previous not in (_handler, signal.default_int_handler):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            raise KeyboardInterrupt
