@@ -39,14 +39,19 @@ def _bench(out, size, tops):
                                       "commit": "c", "device": "cpu"}, plot=False)
 
 
+def _report(out) -> str:
+    """Run the report on the folders under `out`; its summary.md."""
+    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    return (out / "summary.md").read_text()
+
+
 def test_report_computes_every_comparison_from_the_cells(tmp_path):
     _bench(tmp_path, 2000, {"none": [70.0, 71.0, 72.0], "token": [73.0, 73.5, 75.0]})
     _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0], "soft": [80.2, 80.8, 82.1],
                             "hard": [81.0, 82.2, 82.9], "token": [80.5, 82.0, 82.6]})
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    md = (tmp_path / "summary.md").read_text()
+    md = _report(tmp_path)
     # data efficiency: both sizes, the paired gains (token - none per seed: 3, 2.5, 3 at 2k)
     assert "| 2,000 | 85.00 | 71.00 ± 1.00 | 73.83 ± 1.04 | +2.83 ± 0.17 (seeds 0,1,2) |" in md
     assert "grows as the training set shrinks: +2.83 at 2,000, +0.70 at 6,000" in md
@@ -76,10 +81,7 @@ def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
         for s, top in enumerate(tops):
             rows.append(_cell(folder, "token", s, 6000, top, t, [(4, top)]))
     write_results(folder, rows, meta={"command": "bench t2", "device": "cpu"}, plot=False)
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    md = (tmp_path / "summary.md").read_text()
+    md = _report(tmp_path)
     assert "| `checkpoint:t/resnet-60000-e1` | 85.00 | 82.33 ± 0.76 | +1.33 ± 0.17 (seeds 0,1,2) |" in md
     # convnet - transformer per seed: 0.5, 1.0, 0.5
     assert ("paired: +0.67 ± 0.17 (seeds 0,1,2). The paper's finding (the convnet teacher "
@@ -89,9 +91,6 @@ def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
 def test_report_says_cannot_tell_rather_than_no(tmp_path):
     # one seed each: no standard error, so no verdict either way
     _bench(tmp_path, 6000, {"none": [80.0], "soft": [80.5], "hard": [81.0], "token": [82.0]})
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    md = (tmp_path / "summary.md").read_text()
+    md = _report(tmp_path)
     assert "`token` ≥ `hard`: cannot tell (one seed) (token − hard: +1.00 (seeds 0))" in md
     assert "`token` − `none` ≥ +1.0: reached (+2.00 (seeds 0))" in md
