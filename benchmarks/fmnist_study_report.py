@@ -87,8 +87,9 @@ def _curves(out: Path, sizes: list[tuple[int, Path]]) -> list[str]:
     evaluations: what the last quarter of the schedule, and the last evaluation interval,
     still added (under a cosine schedule the curve rises as the rate decays; flat at the
     end means more of the same schedule would add little)."""
-    lines = ["| training images | epochs | top-1 at 3/4 of the schedule | at the evaluation "
-             "before the end | at the end | last quarter added | last evaluation added |",
+    lines = ["| training images | epochs | top-1 at the evaluation nearest 3/4 of the schedule "
+             "| at the evaluation before the end | at the end | added since the first | "
+             "added since the second |",
              "|---|---|---|---|---|---|---|"]
     (out / "curves").mkdir(exist_ok=True)
     for size, folder in sizes:

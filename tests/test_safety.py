@@ -422,11 +422,13 @@ try:
     print("lost")
 except KeyboardInterrupt:
     print("delivered after")
+print(signal.getsignal(signal.SIGINT) is interrupt._handler)  # the handler is back
 """
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    assert res.stdout.split() == ["held", "back", "delivered", "after"], res.stdout + res.stderr
+    assert res.stdout.split() == ["held", "back", "delivered", "after", "True"], \
+        res.stdout + res.stderr
 
 
 def test_ctrl_c_says_how_to_resume_and_resume_finishes(tmp_path):

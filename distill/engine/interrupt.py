@@ -73,10 +73,28 @@ def deferred() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        global _pending
+        held.append(signum)
+        if previous is _handler:
+            _pending = True  # `check` raises it too, should the raise below be swallowed
+
+    signal.signal(signal.SIGINT, note)  # a nested block sees `note` and leaves it in place
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # `signal.signal` first runs the handlers of signals already pending, and one of
+        # them may raise (torch's SIGCHLD handler, when a worker died): try again, so SIGINT's
+        # handler is back whatever happens, then raise what came first.
+        error: BaseException | None = None
+        for _ in range(100):
+            try:
+                signal.signal(signal.SIGINT, previous)
+                break
+            except BaseException as exc:  # re-raised below
+                error = error or exc
         if held:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt from error
+        if error is not None:
+            raise error
