@@ -29,7 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill.bench.results import aggregate, paired_differences, write_results  # noqa: E402
+from distill.bench.results import (  # noqa: E402
+    aggregate,
+    paired_differences,
+    seed_difference,
+    write_results,
+)
 from distill.checkpoint import atomic_write_text  # noqa: E402
 from distill.plots import data_efficiency, read_metrics, training_curves  # noqa: E402
 
@@ -119,16 +124,6 @@ def _curves(out: Path, sizes: list[tuple[int, Path]]) -> list[str]:
     return lines
 
 
-def _seed_diff(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
-    """a − b over the seeds both ran: mean, standard error (None with one seed), seeds."""
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
-        return None
-    d = [a[s] - b[s] for s in seeds]
-    return {"diff_mean": statistics.fmean(d), "seeds": seeds,
-            "diff_se": statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else None}
-
-
 def _verdict(p: dict[str, Any] | None, claim: str) -> str:
     """Whether the paired difference `p` bears out `claim` (">": above zero, ">=": not
     below zero, "~": about zero), in words: a difference within two standard errors of
@@ -170,9 +165,9 @@ def _ordering(cells: list[dict[str, Any]], size: int) -> list[str]:
                               ("hard", "soft", ">", "`hard` > `soft`"),
                               ("soft", "none", "~", "`soft` ≈ `none`"),
                               ("token", "none", ">", "`token` > `none`")):
-        p = _seed_diff(tops[a], tops[b])
+        p = seed_difference(tops[a], tops[b])
         lines.append(f"- {text}: {_verdict(p, claim)} ({a} − {b}: {_diff(p)}).")
-    p = _seed_diff(tops["token"], tops["none"])
+    p = seed_difference(tops["token"], tops["none"])
     target = p is not None and p["diff_mean"] >= 1.0
     lines.append(f"- The issue's target, `token` − `none` ≥ +1.0: "
                  f"{'reached' if target else '**not** reached'} ({_diff(p)}).")
@@ -191,7 +186,7 @@ def _teachers(cells: list[dict[str, Any]]) -> list[str]:
     trans = [t for t in by if t not in conv]
     if len(conv) != 1 or len(trans) != 1:
         return [f"(Table 2 needs one convnet and one transformer teacher; found {sorted(by)})"]
-    p = _seed_diff(by[conv[0]], by[trans[0]])
+    p = seed_difference(by[conv[0]], by[trans[0]])
     return [f"Convnet-taught minus transformer-taught student, paired: {_diff(p)}. The "
             f"paper's finding (the convnet teacher teaches better): {_verdict(p, '>')}."]
 

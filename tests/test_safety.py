@@ -403,6 +403,35 @@ except KeyboardInterrupt as exc:
     assert not (tmp_path / "run" / "summary.json").exists()
 
 
+def test_deferred_puts_the_handler_back_when_a_pending_handler_raises():
+    # signal.signal runs pending handlers first; torch's SIGCHLD one raises when a worker
+    # died. The restore is retried, and that error (not a lost Ctrl-C) comes out.
+    code = """
+import signal
+from distill.engine import interrupt
+interrupt.install()
+real, calls = signal.signal, []
+def flaky(sig, handler):
+    calls.append(handler)
+    if len(calls) == 2:  # the first restore
+        raise RuntimeError("DataLoader worker exited unexpectedly")
+    return real(sig, handler)
+interrupt.signal.signal = flaky
+try:
+    with interrupt.deferred():
+        pass
+except RuntimeError as exc:
+    print("raised:", exc)
+interrupt.signal.signal = real
+print(signal.getsignal(signal.SIGINT) is interrupt._handler, len(calls))
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert res.stdout.splitlines() == ["raised: DataLoader worker exited unexpectedly",
+                                       "True 3"], res.stdout + res.stderr
+
+
 def test_ctrl_c_while_loader_workers_start_is_delivered_after(tmp_path):
     # `deferred` holds SIGINT back around the workers' start (where the fork hooks run) and
     # raises it once they are up, in ordinary code; also with other threads about (torch's:

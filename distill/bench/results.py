@@ -20,8 +20,8 @@ from typing import Any
 
 from distill.checkpoint import atomic_write_text
 
-__all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "paired_differences", "table3_markdown",
-           "write_results"]
+__all__ = ["AGGREGATED", "CELL_FIELDS", "aggregate", "paired_differences", "seed_difference",
+           "table3_markdown", "write_results"]
 
 CELL_FIELDS = ["loss", "method", "teacher", "student", "seed", "top1", "top1_cls", "top1_dist",
                "teacher_top1", "params", "gflops", "train_images_per_s", "eval_images_per_s",
@@ -85,6 +85,19 @@ def _baseline(student: str, candidates: list[str]) -> str | None:
     return twin if twin in candidates else None
 
 
+def seed_difference(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any] | None:
+    """Top-1 `a` − `b` (each seed → top-1) over the seeds both ran: `seeds`, `diff_mean` and
+    its standard error `diff_se` (their sample std / sqrt(n); None with one seed); None
+    when no seed ran both."""
+    seeds = [s for s in a if s in b]
+    if not seeds:
+        return None
+    diffs = [a[s] - b[s] for s in seeds]
+    return {"seeds": seeds, "diff_mean": statistics.fmean(diffs),
+            "diff_se": statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1
+            else None}
+
+
 def paired_differences(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each (strategy, teacher, student, training-set size) against the `none` cells of the
     same training-set size and the same student (less its distillation token), over the
@@ -105,15 +118,11 @@ def paired_differences(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for (loss, method, teacher, student, size), tops in groups.items():
         bstudent = _baseline(student, [b for (bsize, b) in base if bsize == size])
         if bstudent is not None:
-            btops = base[(size, bstudent)]
-            seeds = [s for s in tops if s in btops]
-            if not seeds:
+            diff = seed_difference(tops, base[(size, bstudent)])
+            if diff is None:
                 continue
-            diffs = [tops[s] - btops[s] for s in seeds]
-            se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else None
             out.append({"loss": loss, "method": method, "teacher": teacher, "student": student,
-                        "train_size": size, "baseline_student": bstudent, "seeds": seeds,
-                        "diff_mean": statistics.fmean(diffs), "diff_se": se})
+                        "train_size": size, "baseline_student": bstudent} | diff)
     return out
 
 
