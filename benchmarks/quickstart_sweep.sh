@@ -80,5 +80,13 @@ case $round in
   run r4-token-strong-b64 recipes/fmnist/deit_token.yaml "${common[@]}" \
     --set "teacher.name=checkpoint:$out/r4-teacher-strong"
   ;;
+5)  # round 3's batch-64 light setting with DeiT's repeated augmentation (3 copies of an
+    # image in a row, epochs cut to the subset's size, as the official RASampler does)
+  mapfile -t common < <(sets data.train_limit=2000 data.pipeline=tensor schedule.epochs=120 \
+    schedule.warmup_epochs=5 run.eval_every=20 data.batch_size=64 \
+    'augment.scale=[0.35, 1.0]' 'augment.ratio=[0.75, 1.3333333]' \
+    augment.auto_augment=null augment.re_prob=0)
+  run r5-none-b64-ra3 recipes/fmnist/deit_none.yaml "${common[@]}" --set augment.repeated_aug=3
+  ;;
 *) echo "unknown round '$round'" >&2; exit 2 ;;
 esac
