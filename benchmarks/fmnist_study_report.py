@@ -187,8 +187,10 @@ def _teachers(cells: list[dict[str, Any]]) -> list[str]:
     if len(conv) != 1 or len(trans) != 1:
         return [f"(Table 2 needs one convnet and one transformer teacher; found {sorted(by)})"]
     p = seed_difference(by[conv[0]], by[trans[0]])
+    verdict = _verdict(p, ">")
     return [f"Convnet-taught minus transformer-taught student, paired: {_diff(p)}. The "
-            f"paper's finding (the convnet teacher teaches better): {_verdict(p, '>')}."]
+            f"paper's finding (the convnet teacher teaches better): {verdict}"
+            + ("" if verdict.endswith(".") else ".")]
 
 
 def main() -> None:
@@ -217,7 +219,9 @@ def main() -> None:
           f"Written by `{meta['command'].strip()}` on {now} from the bench folders below "
           "(each one's command, device, date and commit are in its `results.json`).", "",
           "| folder | command | device | date | commit |", "|---|---|---|---|---|"]
-    for s in meta["sources"]:
+    table2 = out / "table2" / "results.json"
+    t2 = json.loads(table2.read_text()) if table2.is_file() else None
+    for s in meta["sources"] + ([_source(table2.parent, t2)] if t2 is not None else []):
         md.append(f"| `{s['folder']}` | `{s['command']}` | {s['device']} | {s['date']} | "
                   f"`{s['commit']}` |")
     md += ["", "## Data efficiency (`data-efficiency/`, figure `data_efficiency.png`)", "",
@@ -263,9 +267,7 @@ def main() -> None:
             md += ["", f"Student against teacher: the best distilled student ({best['method']}) "
                    f"{best['top1']['mean']:.2f} against its teacher's {teacher:.2f} "
                    f"({best['top1']['mean'] - teacher:+.2f})."]
-    table2 = out / "table2" / "results.json"
-    if table2.is_file():
-        t2 = json.loads(table2.read_text())
+    if t2 is not None:
         size = next((c.get("train_size") for c in t2["cells"]), None)
         base = [c for c in docs.get(size, {"cells": []})["cells"] if c["loss"] == "none"]
         rows2 = t2["cells"] + base

@@ -86,6 +86,21 @@ def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
     # convnet - transformer per seed: 0.5, 1.0, 0.5
     assert ("paired: +0.67 ± 0.17 (seeds 0,1,2). The paper's finding (the convnet teacher "
             "teaches better): holds.") in md
+    assert "| `table2` | `bench t2` | cpu |" in md  # its source, beside the size folders
+
+
+def test_report_table2_verdict_ending_in_an_abbreviation_takes_no_second_stop(tmp_path):
+    _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0]})
+    folder = tmp_path / "table2"
+    rows = []
+    for t, tops in (("checkpoint:t/deit-60000", [82.0, 83.0, 84.0]),
+                    ("checkpoint:t/resnet-60000-e1", [81.0, 82.1, 83.0])):
+        for s, top in enumerate(tops):
+            rows.append(_cell(folder, "token", s, 6000, top, t, [(4, top)]))
+    write_results(folder, rows, meta={"command": "bench t2", "device": "cpu"}, plot=False)
+    md = _report(tmp_path)
+    assert md.rstrip().endswith("does **not** hold, by more than 2 s.e.")
+    assert "s.e.." not in md
 
 
 def test_report_says_cannot_tell_rather_than_no(tmp_path):
