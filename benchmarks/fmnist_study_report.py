@@ -3,7 +3,8 @@
 
     python benchmarks/fmnist_study_report.py [--out benchmarks/results/fmnist-study]
 
-Reads `OUT/size-*/results.json` (and `OUT/table2/results.json` where it exists) and writes:
+Reads `OUT/size-*/results.json` (and `OUT/table2/`'s and `OUT/table3-strong/`'s where they
+exist) and writes:
 - `OUT/data-efficiency/`: the `none` and `token` cells of every size in the `distill bench`
   format (`results.json` with `train_size` in every row, the aggregate and the paired
   differences; `results.csv`, `results.md`) and `data_efficiency.png` (top-1 against the
@@ -193,6 +194,34 @@ def _teachers(cells: list[dict[str, Any]]) -> list[str]:
             + ("" if verdict.endswith(".") else ".")]
 
 
+def _table3(cells: list[dict[str, Any]], size: int) -> list[str]:
+    """Table 3's rows (one teacher), the teacher against the issue's 93 %, the paper's
+    ordering and the best student against its teacher, all from `cells`."""
+    a3, p3 = aggregate(cells), paired_differences(cells)
+    md = ["| strategy | top-1 | class head | dist. head | − `none`, paired ± s.e. |",
+          "|---|---|---|---|---|"]
+    for loss in ("none", "soft", "hard", "token"):
+        a = _agg(a3, loss)
+        if a is None:
+            continue
+        md.append(f"| {a['method']} | {_pm(a['top1']['mean'], a['top1']['std'])} | "
+                  f"{_pm(a['top1_cls']['mean'], a['top1_cls']['std'])} | "
+                  f"{_pm(a['top1_dist']['mean'], a['top1_dist']['std'])} | "
+                  f"{_diff(_paired(p3, loss, size)) if loss != 'none' else ''} |")
+    teacher = next((a["teacher_top1"]["mean"] for a in a3 if a["teacher_top1"]["mean"]), None)
+    if teacher:
+        md += ["", f"Teacher: {_pm(teacher, None)} (the issue asks for ≥ 93.0: "
+               f"{'reached' if teacher >= 93.0 else '**not** reached'})."]
+    md += ["", "The paper's ordering, checked on these numbers:", "", *_ordering(cells, size)]
+    best = max((a for a in a3 if a["loss"] != "none" and a["top1"]["mean"] is not None),
+               key=lambda a: a["top1"]["mean"], default=None)
+    if best is not None and teacher:
+        md += ["", f"Student against teacher: the best distilled student ({best['method']}) "
+               f"{best['top1']['mean']:.2f} against its teacher's {teacher:.2f} "
+               f"({best['top1']['mean'] - teacher:+.2f})."]
+    return md
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/fmnist-study")
@@ -219,9 +248,10 @@ def main() -> None:
           f"Written by `{meta['command'].strip()}` on {now} from the bench folders below "
           "(each one's command, device, date and commit are in its `results.json`).", "",
           "| folder | command | device | date | commit |", "|---|---|---|---|---|"]
-    table2 = out / "table2" / "results.json"
-    t2 = json.loads(table2.read_text()) if table2.is_file() else None
-    for s in meta["sources"] + ([_source(table2.parent, t2)] if t2 is not None else []):
+    extra = {name: json.loads(p.read_text()) for name in ("table2", "table3-strong")
+             if (p := out / name / "results.json").is_file()}
+    t2 = extra.get("table2")
+    for s in meta["sources"] + [_source(out / name, d) for name, d in extra.items()]:
         md.append(f"| `{s['folder']}` | `{s['command']}` | {s['device']} | {s['date']} | "
                   f"`{s['commit']}` |")
     md += ["", "## Data efficiency (`data-efficiency/`, figure `data_efficiency.png`)", "",
@@ -244,29 +274,17 @@ def main() -> None:
 
     t3 = docs.get(args.table3_size)
     if t3 is not None:
-        a3, p3 = t3["aggregate"], t3["paired"]
         md += ["", f"## Table 3 at {args.table3_size:,} training images "
-               f"(`size-{args.table3_size}/`)", "",
-               "| strategy | top-1 | class head | dist. head | − `none`, paired ± s.e. |",
-               "|---|---|---|---|---|"]
-        for loss in ("none", "soft", "hard", "token"):
-            a = _agg(a3, loss)
-            if a is None:
-                continue
-            md.append(f"| {a['method']} | {_pm(a['top1']['mean'], a['top1']['std'])} | "
-                      f"{_pm(a['top1_cls']['mean'], a['top1_cls']['std'])} | "
-                      f"{_pm(a['top1_dist']['mean'], a['top1_dist']['std'])} | "
-                      f"{_diff(_paired(p3, loss, args.table3_size)) if loss != 'none' else ''} |")
-        teacher = next((a["teacher_top1"]["mean"] for a in a3 if a["teacher_top1"]["mean"]), None)
-        md += ["", f"Teacher: {_pm(teacher, None)} (the issue asks for ≥ 93.0)." if teacher
-               else "", "", "The paper's ordering, checked on these numbers:", "",
-               *_ordering(t3["cells"], args.table3_size)]
-        best = max((a for a in a3 if a["loss"] != "none" and a["top1"]["mean"] is not None),
-                   key=lambda a: a["top1"]["mean"], default=None)
-        if best is not None and teacher:
-            md += ["", f"Student against teacher: the best distilled student ({best['method']}) "
-                   f"{best['top1']['mean']:.2f} against its teacher's {teacher:.2f} "
-                   f"({best['top1']['mean'] - teacher:+.2f})."]
+               f"(`size-{args.table3_size}/`)", "", *_table3(t3["cells"], args.table3_size)]
+    ts = extra.get("table3-strong")
+    if ts is not None:
+        size = next((c.get("train_size") for c in ts["cells"]), None)
+        base = [c for c in docs.get(size, {"cells": []})["cells"] if c["loss"] == "none"]
+        md += ["", f"## Table 3 with a stronger teacher (`table3-strong/`, students on "
+               f"{size:,} images)", "",
+               "The teacher trained on all 60,000 images, the students on the first "
+               f"{size:,} (not the paper's setting, where the teacher saw no more than the "
+               f"students); `none` is `size-{size}/`'s.", "", *_table3(ts["cells"] + base, size)]
     if t2 is not None:
         size = next((c.get("train_size") for c in t2["cells"]), None)
         base = [c for c in docs.get(size, {"cells": []})["cells"] if c["loss"] == "none"]

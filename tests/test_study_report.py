@@ -14,7 +14,7 @@ from .conftest import ROOT
 SCRIPT = ROOT / "benchmarks" / "fmnist_study_report.py"
 
 
-def _cell(folder, loss, seed, size, top1, teacher, curve):
+def _cell(folder, loss, seed, size, top1, teacher, curve, teacher_top1=85.0):
     tag = "no_teacher" if teacher is None else teacher.rsplit("/", 1)[-1]
     name = f"{loss}-{tag}-deit_tiny-s{seed}"
     cell = folder / "cells" / name
@@ -26,7 +26,7 @@ def _cell(folder, loss, seed, size, top1, teacher, curve):
     return {"loss": loss, "method": loss, "teacher": teacher, "seed": seed, "train_size": size,
             "student": "deit_tiny_distilled_patch16_224" if loss != "none" else
             "deit_tiny_patch16_224", "top1": top1, "top1_cls": None, "top1_dist": None,
-            "teacher_top1": None if teacher is None else 85.0, "params": 1, "gflops": 0.1,
+            "teacher_top1": None if teacher is None else teacher_top1, "params": 1, "gflops": 0.1,
             "run_dir": str(cell)}
 
 
@@ -101,6 +101,28 @@ def test_report_table2_verdict_ending_in_an_abbreviation_takes_no_second_stop(tm
     md = _report(tmp_path)
     assert md.rstrip().endswith("does **not** hold, by more than 2 s.e.")
     assert "s.e.." not in md
+
+
+def test_report_table3_strong_pairs_with_the_size_folders_none(tmp_path):
+    _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0], "token": [80.5, 81.5, 82.5]})
+    folder = tmp_path / "table3-strong"
+    rows = [_cell(folder, loss, s, 6000, top, "checkpoint:t/resnet-60000-e60", [(4, top)],
+                  teacher_top1=93.2)
+            for loss, tops in (("soft", [80.1, 81.2, 82.0]), ("hard", [81.0, 82.5, 83.1]),
+                               ("token", [81.5, 82.0, 83.5]))
+            for s, top in enumerate(tops)]
+    write_results(folder, rows, meta={"command": "bench strong", "device": "cpu"}, plot=False)
+    md = _report(tmp_path)
+    strong = md.split("## Table 3 with a stronger teacher", 1)[1]
+    # none from size-6000 (80, 81, 82); token - none per seed: 1.5, 1.0, 1.5
+    assert "| none | 81.00 ± 1.00 |" in strong
+    assert "`token` − `none` ≥ +1.0: reached (+1.33 ± 0.17 (seeds 0,1,2))" in strong
+    assert "Teacher: 93.20 (the issue asks for ≥ 93.0: reached)." in strong
+    # the size folder's own Table 3 keeps its own teacher (85.00) and its own token cells
+    own = md.split("## Table 3 at 6,000", 1)[1].split("## Table 3 with", 1)[0]
+    assert "Teacher: 85.00 (the issue asks for ≥ 93.0: **not** reached)." in own
+    assert "| token | 81.50 ± 1.00 | – | – | +0.50 ± 0.00 (seeds 0,1,2) |" in own
+    assert "| `table3-strong` | `bench strong` | cpu |" in md
 
 
 def test_report_says_cannot_tell_rather_than_no(tmp_path):
