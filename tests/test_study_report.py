@@ -47,6 +47,19 @@ def _report(out) -> str:
     return (out / "summary.md").read_text()
 
 
+def _table2_report(out, deit_tops, resnet_tops) -> str:
+    """size-6000's `none` (80, 81, 82) and a table2 folder of `token` cells taught by a
+    transformer and a convnet with these top-1s per seed; the report's summary.md."""
+    _bench(out, 6000, {"none": [80.0, 81.0, 82.0]})
+    folder = out / "table2"
+    rows = [_cell(folder, "token", s, 6000, top, t, [(4, top)])
+            for t, tops in (("checkpoint:t/deit-60000", deit_tops),
+                            ("checkpoint:t/resnet-60000-e1", resnet_tops))
+            for s, top in enumerate(tops)]
+    write_results(folder, rows, meta={"command": "bench t2", "device": "cpu"}, plot=False)
+    return _report(out)
+
+
 def test_report_computes_every_comparison_from_the_cells(tmp_path):
     _bench(tmp_path, 2000, {"none": [70.0, 71.0, 72.0], "token": [73.0, 73.5, 75.0]})
     _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0], "soft": [80.2, 80.8, 82.1],
@@ -73,15 +86,7 @@ def test_report_computes_every_comparison_from_the_cells(tmp_path):
 
 
 def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
-    _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0]})
-    folder = tmp_path / "table2"
-    rows = []
-    for t, tops in (("checkpoint:t/deit-60000", [81.0, 81.5, 82.5]),
-                    ("checkpoint:t/resnet-60000-e1", [81.5, 82.5, 83.0])):
-        for s, top in enumerate(tops):
-            rows.append(_cell(folder, "token", s, 6000, top, t, [(4, top)]))
-    write_results(folder, rows, meta={"command": "bench t2", "device": "cpu"}, plot=False)
-    md = _report(tmp_path)
+    md = _table2_report(tmp_path, [81.0, 81.5, 82.5], [81.5, 82.5, 83.0])
     assert "| `checkpoint:t/resnet-60000-e1` | 85.00 | 82.33 ± 0.76 | +1.33 ± 0.17 (seeds 0,1,2) |" in md
     # convnet - transformer per seed: 0.5, 1.0, 0.5
     assert ("paired: +0.67 ± 0.17 (seeds 0,1,2). The paper's finding (the convnet teacher "
@@ -90,15 +95,7 @@ def test_report_table2_pairs_the_two_teachers_students_by_seed(tmp_path):
 
 
 def test_report_table2_verdict_ending_in_an_abbreviation_takes_no_second_stop(tmp_path):
-    _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0]})
-    folder = tmp_path / "table2"
-    rows = []
-    for t, tops in (("checkpoint:t/deit-60000", [82.0, 83.0, 84.0]),
-                    ("checkpoint:t/resnet-60000-e1", [81.0, 82.1, 83.0])):
-        for s, top in enumerate(tops):
-            rows.append(_cell(folder, "token", s, 6000, top, t, [(4, top)]))
-    write_results(folder, rows, meta={"command": "bench t2", "device": "cpu"}, plot=False)
-    md = _report(tmp_path)
+    md = _table2_report(tmp_path, [82.0, 83.0, 84.0], [81.0, 82.1, 83.0])
     assert md.rstrip().endswith("does **not** hold, by more than 2 s.e.")
     assert "s.e.." not in md
 
@@ -131,3 +128,19 @@ def test_report_says_cannot_tell_rather_than_no(tmp_path):
     md = _report(tmp_path)
     assert "`token` ≥ `hard`: cannot tell (one seed) (token − hard: +1.00 (seeds 0))" in md
     assert "`token` − `none` ≥ +1.0: reached (+2.00 (seeds 0))" in md
+
+
+def _report_fails(out) -> str:
+    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    return res.stderr
+
+
+def test_report_refuses_missing_or_empty_folders_in_one_line(tmp_path):
+    assert "size-*/results.json" in _report_fails(tmp_path)  # nothing run yet
+    _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0]})
+    write_results(tmp_path / "table3-strong", [], meta={"command": "bench strong"}, plot=False)
+    err = _report_fails(tmp_path)
+    assert "table3-strong/results.json: expected cells of one train_size, found []" in err
