@@ -25,7 +25,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,6 +40,19 @@ from distill.checkpoint import atomic_write_text  # noqa: E402
 from distill.plots import data_efficiency, read_metrics, training_curves  # noqa: E402
 
 TEACHER = "CIFAR ResNet-8 w2, trained on the same subset"
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _train_size(folder: Path, doc: dict[str, Any]) -> int:
+    """The one training-set size of a bench folder's cells; one line and exit 2 otherwise."""
+    sizes = {c.get("train_size") for c in doc.get("cells", [])}
+    if len(sizes) != 1 or not isinstance(size := next(iter(sizes)), int):
+        _fail(f"{folder}/results.json: expected cells of one train_size, found {sorted(map(str, sizes))}")
+    return size
 
 
 def _size_folders(out: Path) -> list[tuple[int, Path]]:
@@ -230,7 +243,7 @@ def main() -> None:
     out: Path = args.out
     sizes = _size_folders(out)
     if not sizes:
-        sys.exit(f"error: no {out}/size-*/results.json: run benchmarks/fmnist_study.sh first")
+        _fail(f"no {out}/size-*/results.json: run benchmarks/fmnist_study.sh first")
     docs = {size: json.loads((folder / "results.json").read_text()) for size, folder in sizes}
     rows = [c for size in docs for c in docs[size]["cells"] if c["loss"] in ("none", "token")]
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -278,7 +291,7 @@ def main() -> None:
                f"(`size-{args.table3_size}/`)", "", *_table3(t3["cells"], args.table3_size)]
     ts = extra.get("table3-strong")
     if ts is not None:
-        size = next((c.get("train_size") for c in ts["cells"]), None)
+        size = _train_size(out / "table3-strong", ts)
         base = [c for c in docs.get(size, {"cells": []})["cells"] if c["loss"] == "none"]
         md += ["", f"## Table 3 with a stronger teacher (`table3-strong/`, students on "
                f"{size:,} images)", "",
@@ -286,7 +299,7 @@ def main() -> None:
                f"{size:,} (not the paper's setting, where the teacher saw no more than the "
                f"students); `none` is `size-{size}/`'s.", "", *_table3(ts["cells"] + base, size)]
     if t2 is not None:
-        size = next((c.get("train_size") for c in t2["cells"]), None)
+        size = _train_size(out / "table2", t2)
         base = [c for c in docs.get(size, {"cells": []})["cells"] if c["loss"] == "none"]
         rows2 = t2["cells"] + base
         a2, p2 = aggregate(rows2), paired_differences(rows2)
