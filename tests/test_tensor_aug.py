@@ -5,8 +5,10 @@ parameters and must be EXACT (0 levels), the resampling ops included: `tensor_op
 reproduces Pillow's filters (resize: support scaled when downscaling, clipped and
 renormalised taps, a = −0.5 bicubic, 22-bit fixed point, uint8 between the passes;
 transform: a = −1 bicubic, clamped neighbours, truncation, 16.16 fixed-point nearest), not
-`grid_sample`'s. The whole pipeline must equal the PIL pipeline for the same key outside
-random erasing's boxes (inside them the noise comes from a different generator).
+`grid_sample`'s. The whole pipeline must equal timm's and torchvision's PIL functions
+applied with the same drawn parameters, outside random erasing's boxes (inside them the
+noise comes from a different generator). The draws themselves are tested against timm's in
+`test_tensor_draws.py`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ from PIL import Image
 
 from distill.data import tensor_ops as T
 from distill.data import tensor_resample as R
-from distill.data.replay import ReplayDataset
-from distill.data.tensor_params import rotate_matrix
+from distill.data.tensor_params import GEOMETRIC_OPS, OP_NAMES, rotate_matrix
 from distill.data.tensor_pipeline import TensorAugment
-from distill.data.transforms import train_transform
 from distill.errors import UsageError
 from distill.recipe import AugmentConfig, DataConfig
 
@@ -200,21 +200,63 @@ def _configs():
     ]
 
 
+_PIL_FILTER = {T.NEAREST: Image.Resampling.NEAREST, T.BILINEAR: Image.Resampling.BILINEAR,
+               T.BICUBIC: Image.Resampling.BICUBIC}
+_INT_ARG = ("Posterize", "Solarize")  # timm's level functions give these ints
+
+
+def _pil_pipeline(aug: TensorAugment, img: Image.Image, row: dict) -> torch.Tensor:
+    """timm's training transform on a PIL image with a sample's drawn parameters instead of
+    timm's own draws: torchvision's resized_crop and flips, timm's RandAugment op functions,
+    torchvision's colour jitter functions, ToTensor + Normalize (erasing left out)."""
+    import torchvision.transforms.functional as F
+    from timm.data import auto_augment as aa
+    from torchvision.transforms import InterpolationMode
+
+    spec = aug.spec
+    modes = {T.NEAREST: "nearest", T.BILINEAR: "bilinear", T.BICUBIC: "bicubic"}
+    top, left, h, w = row["crop"].tolist()
+    img = F.resized_crop(img, top, left, h, w, list(spec.size),
+                         InterpolationMode(modes[int(row["interp"])]))
+    hflip, vflip = row["flip"].tolist()
+    img = F.hflip(img) if hflip else img
+    img = F.vflip(img) if vflip else img
+    for op, arg, interp in zip(row["ra_op"].tolist(), row["ra_arg"].tolist(),
+                               row["ra_interp"].tolist()):
+        if op < 0:
+            continue
+        name = OP_NAMES[op]
+        fn = aa.NAME_TO_OP[name]
+        if name in GEOMETRIC_OPS:
+            img = fn(img, arg, fillcolor=spec.fill, resample=_PIL_FILTER[interp])
+        elif name in ("AutoContrast", "Equalize", "Invert"):
+            img = fn(img)
+        else:
+            img = fn(img, int(arg) if name.startswith(_INT_ARG) else arg)
+    jitter = {0: F.adjust_brightness, 1: F.adjust_contrast, 2: F.adjust_saturation}
+    for fn_id in row["cj_order"].tolist():
+        factor = float(row["cj_factor"][fn_id])
+        if fn_id in jitter and factor == factor:
+            img = jitter[fn_id](img, factor)
+    return F.normalize(F.to_tensor(img), list(spec.mean), list(spec.std))
+
+
 @pytest.mark.parametrize("data, augment, mode, sizes", _configs())
-def test_pipeline_equals_pil_pipeline(data, augment, mode, sizes):
-    """Same key, same image: the tensor pipeline equals ReplayDataset(train_transform) to the
-    bit outside the erased boxes; inside, both hold N(0, 1) noise."""
+def test_pipeline_equals_pil_ops_with_its_params(data, augment, mode, sizes):
+    """Each sample's drawn parameters, applied by the tensor pipeline and by timm's and
+    torchvision's PIL functions: the same image to the bit outside the erased boxes;
+    inside them N(0, 1) noise ('pixel'), one value per channel ('rand') or zeros."""
     data, augment = DataConfig(**data), AugmentConfig(**augment)
     n = 24
     hw = [sizes] * n if isinstance(sizes[0], int) else sizes
     arrs = [_arrays(mode, 1, w, seed=i, h=h)[0] for i, (h, w) in enumerate(hw)]
     pil_mode = "L" if data.in_chans == 1 else "RGB"
-    base = [(_pil(a, mode), 0) for a in arrs]
-    ds = ReplayDataset(base, train_transform(data, augment), seed=5, mode=pil_mode)
-    keys = [(3, i, i % 2, i) for i in range(n)]
-    ref = torch.stack([ds[k][0] for k in keys])
     aug = TensorAugment(data, augment, seed=5)
+    keys = [(3, i, i % 2, i) for i in range(n)]
     params = aug.params(keys, hw)
+    ref = torch.stack([_pil_pipeline(aug, _pil(a, mode).convert(pil_mode),
+                                     {k: v[i] for k, v in params.items()})
+                       for i, a in enumerate(arrs)])
     got = aug([_tensor(a[None])[0] for a in arrs], params)
     assert got.shape == ref.shape and got.dtype == torch.float32
     boxed = torch.zeros_like(got, dtype=torch.bool)
@@ -222,17 +264,16 @@ def test_pipeline_equals_pil_pipeline(data, augment, mode, sizes):
         for top, left, h, w in boxes:
             boxed[b, :, top:top + h, left:left + w] = True
     assert torch.equal(got[~boxed], ref[~boxed])
+    applied = {OP_NAMES[o] for o in params["ra_op"].flatten().tolist() if o >= 0}
+    if augment.auto_augment:  # the batch exercises RandAugment, geometric ops included
+        assert len(applied) >= 5 and applied & GEOMETRIC_OPS
     if augment.re_mode == "const":
-        assert torch.equal(got[boxed], ref[boxed])
-    elif boxed.any():  # timm's noise is where the boxes are, ours too
-        assert (got[boxed] == ref[boxed]).float().mean() < 0.02
-        if augment.re_mode == "pixel":
-            for x in (got[boxed], ref[boxed]):
-                assert abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
-    # statistics of the whole batch (what a missing op would shift; 'rand' erasing fills a
-    # box with one value per channel, too few draws to average out in 24 images)
-    if augment.re_mode != "rand":
-        assert abs(got.mean() - ref.mean()) < 0.03 and abs(got.std() - ref.std()) < 0.03
+        assert boxed.any() and (got[boxed] == 0).all()
+    elif augment.re_mode == "pixel" and boxed.any():
+        x = got[boxed]
+        assert abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
+    elif augment.re_mode == "rand":  # one value per channel and box
+        assert boxed.any() and not torch.equal(got[boxed], ref[boxed])
 
 
 def test_replay_independent_of_batch():

@@ -1,8 +1,8 @@
 """`data.pipeline: tensor` in the loader, the engine and the logit cache.
 
 A sample's augmented image depends on (seed, epoch, index) only: not on the batch size or
-the loader workers; it equals the PIL pipeline's image outside random erasing's boxes. A
-run resumes to the same weights; a tensor cache trains exactly like the live teacher; a
+the loader workers (its random parameters are the tensor pipeline's own draws, not the PIL
+pipeline's). A run resumes to the same weights; a tensor cache trains exactly like the live teacher; a
 cache built on the other pipeline is refused naming `data.pipeline`.
 """
 
@@ -73,15 +73,11 @@ def test_a_samples_image_does_not_depend_on_batch_size_or_workers():
         got, _ = epoch_images(TENSOR, *sets)
         assert got.keys() == ref.keys(), sets
         assert all(torch.equal(got[i], ref[i]) for i in ref), sets
-    # the PIL pipeline's image for the same key, outside random erasing's boxes
+    # the draws are the tensor pipeline's own (not the PIL pipeline's for the key)
     pil, _ = epoch_images("data.batch_size=8", "data.num_workers=0")
-    erased = 0
-    for i, image in ref.items():
-        keep = torch.ones_like(image, dtype=torch.bool)
-        for top, left, h, w in boxes[i].tolist():
-            keep[:, top:top + h, left:left + w] = False
-        erased += int((~keep).any())
-        assert torch.equal(image[keep], pil[i][keep]), i
+    assert pil.keys() == ref.keys()
+    assert sum(torch.equal(ref[i], pil[i]) for i in ref) < len(ref) // 4
+    erased = sum(int((boxes[i][:, 2] > 0).any()) for i in ref)
     assert 0 < erased < len(ref)  # re_prob 0.25: some samples erased, not all
 
 
@@ -161,10 +157,10 @@ def _photo_folder(root: Path) -> Path:
     return root
 
 
-def test_image_folders_decode_in_workers_and_equal_the_pil_pipeline(tmp_path):
+def test_image_folders_decode_in_workers_and_cut_to_their_crops(tmp_path, monkeypatch):
     """Photos of any size: decoded in the loader workers, cut to their crop boxes there, and
-    augmented on the device: the PIL pipeline's images outside erasing's boxes, whatever
-    the workers and batch size."""
+    augmented on the device: the images the whole photos give, whatever the workers and
+    batch size."""
     root = _photo_folder(tmp_path / "photos")
     folder = [f"data.root={root}", "data.name=imagefolder", "data.options={}",
               "data.num_classes=2", "data.in_chans=3"]
@@ -182,12 +178,9 @@ def test_image_folders_decode_in_workers_and_equal_the_pil_pipeline(tmp_path):
                        for im, c in big)
     limited, _ = epoch_images(TENSOR, *folder, "data.train_limit=8", "data.batch_size=4")
     assert len(limited) == 8  # a subset of a folder: read as photos, not as an array
-    pil, _ = epoch_images(*folder, "data.batch_size=4", "data.num_workers=0")
-    for i, image in ref.items():
-        keep = torch.ones_like(image, dtype=torch.bool)
-        for top, left, h, w in boxes[i].tolist():
-            keep[:, top:top + h, left:left + w] = False
-        assert torch.equal(image[keep], pil[i][keep]), i
+    monkeypatch.setattr("distill.data.replay._CROP_PIXELS", 10 ** 9)  # nothing cut
+    whole, _ = epoch_images(TENSOR, *folder, "data.batch_size=4", "data.num_workers=0")
+    assert whole.keys() == ref.keys() and all(torch.equal(whole[i], ref[i]) for i in ref)
 
 
 def test_speed_data_arm_times_the_loader_alone(cli, tmp_path):

@@ -69,7 +69,10 @@ def collate(items: list[tuple]) -> Batch:
         first = cached[0]
         rows = ({k: torch.stack([c[k] for c in cached]) for k in first}
                 if isinstance(first, dict) else torch.stack(cached))
-    if aug is not None and len({x.shape for x in xs}) > 1:
+    stacked = getattr(items, "images", None)
+    if stacked is not None:
+        images = stacked
+    elif aug is not None and len({x.shape for x in xs}) > 1:
         from .tensor_pipeline import _pad
 
         images = _pad(list(xs))

@@ -13,7 +13,7 @@ import hashlib
 import os
 import struct
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -58,15 +58,24 @@ class ArrayImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         return Image.fromarray(self.images[index], self.mode), int(self.labels[index])
 
-    def chw(self, index: int) -> tuple[torch.Tensor, int]:
-        """Sample `index` as a uint8 C×H×W tensor (a view: no PIL image, no copy), and its
-        label: what `data.pipeline: tensor` reads."""
+    def _uint8(self) -> torch.Tensor:
+        """All images as one uint8 N×C×H×W tensor (a view of the array: no copy)."""
         if self._chw is None:
             with warnings.catch_warnings():  # a read-only array (np.frombuffer): only read
                 warnings.simplefilter("ignore", UserWarning)
                 t = torch.from_numpy(self.images)
             self._chw = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
-        return self._chw[index], int(self.labels[index])
+        return self._chw
+
+    def chw(self, index: int) -> tuple[torch.Tensor, int]:
+        """Sample `index` as a uint8 C×H×W tensor (a view: no PIL image, no copy), and its
+        label: what `data.pipeline: tensor` reads."""
+        return self._uint8()[index], int(self.labels[index])
+
+    def chw_batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+        """Samples `indices` as one uint8 B×C×H×W tensor (one gather), and their labels."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return self._uint8()[torch.from_numpy(idx)], self.labels[idx].tolist()
 
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the labels and of the pixels (identify the data for logit caches)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +56,16 @@ class _Limited(Subset):
     def __getattr__(self, name: str) -> Any:
         if name in ("dataset", "indices", "labels"):
             raise AttributeError(name)
-        if name == "chw":  # the base's in-memory reader, if it has one, through the subset
-            self.dataset.chw  # noqa: B018 - AttributeError where the base has none
-            return self._chw_at
+        if name in ("chw", "chw_batch"):  # the base's in-memory readers, through the subset
+            getattr(self.dataset, name)  # AttributeError where the base has none
+            return self._chw_at if name == "chw" else self._chw_batch_at
         return getattr(self.dataset, name)
 
     def _chw_at(self, index: int) -> tuple[torch.Tensor, int]:
         return self.dataset.chw(self.indices[index])
+
+    def _chw_batch_at(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
+        return self.dataset.chw_batch([self.indices[i] for i in indices])
 
     def fingerprint(self) -> dict[str, str]:
         """The base dataset's hashes restricted to the subset (a subset is other data)."""

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -141,13 +141,22 @@ class ReplayDataset(Dataset):
         except UsageError as exc:  # one line from a loader worker too (see `DataError`)
             raise DataError(*exc.lines) from None
 
-    @property
-    def _chw(self) -> Callable[[int], tuple[torch.Tensor, int]] | None:
-        """The base's uint8 C×H×W reader, where it holds its images in memory in the mode
-        the recipe asks for (else None: images are read and converted as PIL images)."""
-        read = getattr(self.base, "chw", None)
+    def _in_memory(self, reader: str) -> Any:
+        """The base's in-memory reader `reader`, where it holds its images in memory in the
+        mode the recipe asks for (else None: images are read and converted as PIL images)."""
+        read = getattr(self.base, reader, None)
         return read if read is not None and getattr(self.base, "mode", None) == self.mode \
             else None
+
+    @property
+    def _chw(self) -> Callable[[int], tuple[torch.Tensor, int]] | None:
+        """The base's uint8 C×H×W reader of one sample (see `_in_memory`)."""
+        return self._in_memory("chw")
+
+    @property
+    def _chw_batch(self) -> Callable[[Sequence[int]], tuple[torch.Tensor, list[int]]] | None:
+        """The base's reader of a batch as one uint8 B×C×H×W tensor (see `_in_memory`)."""
+        return self._in_memory("chw_batch")
 
     def __getitem__(self, key: Key | int) -> Item:
         items = self.__getitems__([key])
@@ -157,7 +166,15 @@ class ReplayDataset(Dataset):
 
     def __getitems__(self, keys: list[Key | int]) -> list[Item]:
         """A whole batch under one save/restore of the generators (DataLoader calls this);
-        on the tensor pipeline a `TensorItems`, the batch's parameters drawn at once."""
+        on the tensor pipeline a `TensorItems`, the batch's parameters drawn at once (and,
+        for in-memory data, its images read in one gather)."""
+        if self.augment is not None and self._chw_batch is not None:
+            parts = [(0, key, 0, key) if isinstance(key, int) else key for key in keys]
+            images, labels = self._chw_batch([index for _, index, _, _ in parts])
+            items = [(images[i], labels[i], index, self._row(epoch, position, index))
+                     for i, (epoch, index, _, position) in enumerate(parts)]
+            params = self.augment.params(keys, tuple(images.shape[-2:]))
+            return TensorItems(items, params, images)
         if self.augment is not None:
             items = [self._item(key) for key in keys]
             sizes = [tuple(it[0].shape[-2:]) for it in items]
@@ -171,9 +188,11 @@ class TensorItems(list):
     """A batch of tensor-pipeline items `(uint8 image, label, index, row)` with `params`,
     the batch's augmentation parameters (one row per item), for `collate`."""
 
-    def __init__(self, items: list[Item], params: dict[str, torch.Tensor]):
+    def __init__(self, items: list[Item], params: dict[str, torch.Tensor],
+                 images: torch.Tensor | None = None):
         super().__init__(items)
         self.params = params
+        self.images = images  # the items' images stacked already (in-memory data), or None
 
 
 _CROP_PIXELS = 64 * 64  # smaller images (Fashion-MNIST's) travel whole: cutting costs more

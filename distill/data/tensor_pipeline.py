@@ -112,8 +112,7 @@ class TensorAugment:
             x = ops.to_gray(x) if spec.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
         crop = host["crop"]
         max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
-        x = resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop,
-                             modes=set(host["interp"].tolist()))
+        x = resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop)
         for (stage, op, col, modes, _), (start, stop) in zip(plan, groups, strict=True):
             idx = order[start:stop]
             if stage == "ra":  # RandAugment layer `col`, op `op`

@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 
 import torch
 
-from .tensor_ops import BICUBIC, NEAREST, _div
+from .tensor_ops import BICUBIC, BILINEAR, NEAREST, _div
 
 __all__ = ["affine", "resized_crop"]
 
@@ -123,10 +123,42 @@ def _shift(acc: torch.Tensor) -> torch.Tensor:
     return ((acc + int(half)) >> _PREC).clamp(0, 255)
 
 
+_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _table(length: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_axis_coeffs` for every crop size 1..`length` and every filter (row
+    code·length + size − 1), computed once per (length, out, device): a sample's taps
+    depend only on its crop size and filter, so a batch looks them up instead of
+    recomputing them (the computation is many small ops)."""
+    key = (length, out, str(device))
+    if key not in _TABLES:
+        if len(_TABLES) >= 32:
+            _TABLES.clear()
+        sizes = torch.arange(1, length + 1, device=device).repeat(3)
+        codes = torch.arange(3, device=device).repeat_interleave(length)
+        _TABLES[key] = _axis_coeffs(sizes, out, codes, _taps(length, out), None,
+                                    {NEAREST, BILINEAR, BICUBIC})
+    return _TABLES[key]
+
+
+def _lookup(size: torch.Tensor, out: int, interp: torch.Tensor, length: int,
+            flip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's taps for one axis (crop `size` ≤ `length` resized to `out` with
+    `interp`), reversed where `flip`: B×out×taps indices and weights."""
+    length = -(-length // 32) * 32  # a few table sizes for batches of varied images
+    idx, kk = _table(length, out, size.device)
+    row = interp * length + size - 1
+    idx, kk = idx.index_select(0, row), kk.index_select(0, row)
+    if flip is not None:
+        rev = flip[:, None, None]
+        idx, kk = torch.where(rev, idx.flip(1), idx), torch.where(rev, kk.flip(1), kk)
+    return idx, kk
+
+
 def resized_crop(images: torch.Tensor, crop: torch.Tensor, size: tuple[int, int],
                  interp: torch.Tensor, flip: torch.Tensor | None = None,
-                 max_crop: tuple[int, int] | None = None,
-                 modes: Collection[int] | None = None, method: str = "auto",
+                 max_crop: tuple[int, int] | None = None, method: str = "auto",
                  chunk: int = 64) -> torch.Tensor:
     """Crop each sample to `crop[b] = (top, left, h, w)`, resize it to `size` (h, w) with
     `interp[b]` (NEAREST/BILINEAR/BICUBIC) as PIL's `resize` does, then flip it where
@@ -134,7 +166,7 @@ def resized_crop(images: torch.Tensor, crop: torch.Tensor, size: tuple[int, int]
     torchvision's RandomHorizontalFlip/RandomVerticalFlip on a PIL image.
 
     `max_crop` (h, w) bounds the crops' sizes (default: the images'); a tighter bound only
-    saves work. `modes`: the codes present in `interp`, if known (saves a device sync).
+    saves work.
     `method`: "taps" (gathers, integer sums: fast on GPUs), "matmul" (float64 products of
     dense weight matrices, `chunk` samples at a time: fast on CPUs) or "auto" (matmul on
     the CPU). Both give the same integers: every product and partial sum is an integer
@@ -147,9 +179,8 @@ def resized_crop(images: torch.Tensor, crop: torch.Tensor, size: tuple[int, int]
     interp = interp.long()
     hflip = flip[:, 0].bool() if flip is not None else None
     vflip = flip[:, 1].bool() if flip is not None else None
-    present = _present(interp, modes)
-    xi, xk = _axis_coeffs(cw, ow, interp, _taps(wc, ow), hflip, present)
-    yi, yk = _axis_coeffs(ch, oh, interp, _taps(hc, oh), vflip, present)
+    xi, xk = _lookup(cw, ow, interp, W, hflip)
+    yi, yk = _lookup(ch, oh, interp, H, vflip)
     # the crop's rows (padded by repeating its last row)
     r = torch.arange(hc, device=images.device)
     rows = top[:, None] + torch.minimum(r[None, :], ch[:, None] - 1)
@@ -272,29 +303,36 @@ def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tens
     xin, yin = xin - 0.5, yin - 0.5
     x0, y0 = xin.floor(), yin.floor()
     dx, dy = xin - x0, yin - y0
-    x0, y0 = x0.long(), y0.long()
-    src = images.reshape(B, C, H * W)
-    row_at = {j: (y0 + j).clamp(0, H - 1) * W for j in range(-1, 3)}  # clamped neighbours
-    col_at = {i: (x0 + i).clamp(0, W - 1) for i in range(-1, 3)}
-
-    def at(j: int, i: int) -> torch.Tensor:
-        flat = (row_at[j] + col_at[i]).reshape(B, 1, H * W)
-        return src.gather(2, flat.expand(B, C, H * W)).reshape(B, C, H, W).to(f64)
-
-    dx, dy = dx[:, None], dy[:, None]
+    # the taps×taps neighbours of every output pixel in one gather, from the source padded
+    # by repeating its border (PIL's clamped neighbours; outside pixels get the fill below)
+    taps, lo, pad = (4, -1, 2) if mode == BICUBIC else (2, 0, 2)
+    hp, wp = H + 2 * pad, W + 2 * pad
+    rows = (torch.arange(hp, device=dev) - pad).clamp(0, H - 1)
+    cols = (torch.arange(wp, device=dev) - pad).clamp(0, W - 1)
+    padded = images.index_select(2, rows).index_select(3, cols).reshape(B, C, hp * wp)
+    x0 = x0.long().clamp(-1, W - 1) + (pad + lo)
+    y0 = y0.long().clamp(-1, H - 1) + (pad + lo)
+    step = torch.arange(taps, device=dev)
+    offsets = (step[:, None] * wp + step[None, :]).reshape(1, 1, taps * taps, 1)
+    flat = (y0 * wp + x0).reshape(B, 1, 1, H * W) + offsets  # B×1×taps²×HW
+    v = padded.gather(2, flat.reshape(B, 1, -1).expand(B, C, -1))
+    v = v.reshape(B, C, taps, taps, H * W)  # [b, c, row j, column i, pixel]
+    dx, dy = dx.reshape(B, 1, 1, H * W), dy.reshape(B, 1, H * W)
     if mode == BICUBIC:
-        rows = []
-        for j in range(4):
-            v = [at(j - 1, i - 1) for i in range(4)]
-            rows.append(_cubic(*v, dx))
-        v = _cubic(*rows, dy)
-        out = torch.where(v <= 0, 0.0, torch.where(v >= 255, 255.0, v.trunc()))
+        # each row j along x (its coefficients are small integers: exact in int16, and the
+        # same doubles as Pillow's once promoted), then the rows along y
+        v1, v2, v3, v4 = v.to(torch.int16).unbind(3)
+        p3 = 2 * (v1 - v2) + v3 - v4
+        p4 = v2 - v1 - v3 + v4
+        rows_v = v2 + dx * ((v3 - v1) + dx * (p3 + dx * p4))
+        val = _cubic(*rows_v.unbind(2), dy)
+        out = torch.where(val <= 0, 0.0, torch.where(val >= 255, 255.0, val.trunc()))
     else:  # bilinear
         def lerp(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
             return a + (b - a) * d
 
-        v1 = lerp(at(0, 0), at(0, 1), dx)
-        v2 = lerp(at(1, 0), at(1, 1), dx)
-        out = lerp(v1, v2, dy).trunc()
+        rows_v = lerp(*v.to(f64).unbind(3), dx)
+        out = lerp(*rows_v.unbind(2), dy).trunc()
+    out = out.reshape(B, C, H, W)
     fill_v = fill_t.view(1, C, 1, 1).to(images.dtype)
     return torch.where(inside[:, None], out.to(images.dtype), fill_v)
