@@ -276,6 +276,24 @@ def test_pipeline_equals_pil_ops_with_its_params(data, augment, mode, sizes):
         assert boxed.any() and not torch.equal(got[boxed], ref[boxed])
 
 
+def test_resize_taps_table_equals_computing_them(monkeypatch):
+    """The tabulated taps (crops up to R._TABLE_MAX pixels) and the computed ones (longer
+    crops): the same images."""
+    x = _tensor(_arrays("RGB", 12, 40, seed=2, h=36))
+    r = random.Random(3)
+    crops = []
+    for _ in range(12):
+        h, w = r.randint(1, 36), r.randint(1, 40)
+        crops.append((r.randint(0, 36 - h), r.randint(0, 40 - w), h, w))
+    crops, interp = torch.tensor(crops), torch.tensor([i % 3 for i in range(12)])
+    flips = torch.tensor([[i % 2, (i // 2) % 2] for i in range(12)], dtype=torch.bool)
+    for out in (24, 57):
+        tabled = R.resized_crop(x, crops, (out, out), interp, flips)
+        monkeypatch.setattr(R, "_TABLE_MAX", 0)
+        assert torch.equal(R.resized_crop(x, crops, (out, out), interp, flips), tabled)
+        monkeypatch.undo()
+
+
 def test_replay_independent_of_batch():
     """A key's parameters and image are the same alone, in a batch of 8 and in a batch of
     256 in another order."""

@@ -2,16 +2,18 @@
 
 `TensorAugment(data, augment, seed)` is the tensor twin of `train_transform(data, augment)`
 under `ReplayDataset`: `params(keys, sizes)` draws each sample's random parameters on the
-host (the very draws the PIL pipeline makes for the key, see `tensor_params`), and
-`__call__(images, params, device)` applies them to a batch of uint8 images on `device`, in
-timm's order: RandomResizedCrop + flips (one separable resampling), RandAugment's layers,
-colour jitter (only where timm applies it: not together with RandAugment), ToTensor +
-Normalize, random erasing. Mixup/cutmix stay with `Mixer`, on the returned batch.
+host, for the whole batch at once (timm's rules and distributions, from a counter-based
+hash of the sample's key, see `tensor_params`), and `__call__(images, params, device)`
+applies them to a batch of uint8 images on `device`, in timm's order: RandomResizedCrop +
+flips (one separable resampling), RandAugment's layers, colour jitter (only where timm
+applies it: not together with RandAugment), ToTensor + Normalize, random erasing.
+Mixup/cutmix stay with `Mixer`, on the returned batch.
 
-Per sample, the result equals the PIL pipeline's output for the same key, up to random
-erasing's noise (drawn from the sample's seed on the device instead of torch's generator):
-the ops reproduce Pillow's arithmetic (see `tensor_ops`, `tensor_resample`). A sample's image depends only on
-(seed, epoch, index, repeat), not on the batch it is computed in.
+Per sample, the result equals what timm's and torchvision's PIL functions give for the
+same parameters, up to random erasing's noise (drawn from the sample's seed on the device
+instead of torch's generator): the ops reproduce Pillow's arithmetic (see `tensor_ops`,
+`tensor_resample`). A sample's image depends only on (seed, epoch, index, repeat), not on
+the batch it is computed in.
 """
 
 from __future__ import annotations

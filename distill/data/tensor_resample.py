@@ -124,32 +124,37 @@ def _shift(acc: torch.Tensor) -> torch.Tensor:
 
 
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+_TABLE_MAX = 256  # longest crop side tabulated (a 224-pixel output: about 10 MB per table)
+_ALL_MODES = frozenset({NEAREST, BILINEAR, BICUBIC})
 
 
 def _table(length: int, out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """`_axis_coeffs` for every crop size 1..`length` and every filter (row
-    code·length + size − 1), computed once per (length, out, device): a sample's taps
-    depend only on its crop size and filter, so a batch looks them up instead of
+    code·length + size − 1, int32), computed once per (length, out, device): a sample's
+    taps depend only on its crop size and filter, so a batch looks them up instead of
     recomputing them (the computation is many small ops)."""
     key = (length, out, str(device))
     if key not in _TABLES:
-        if len(_TABLES) >= 32:
+        if len(_TABLES) >= 16:
             _TABLES.clear()
         sizes = torch.arange(1, length + 1, device=device).repeat(3)
         codes = torch.arange(3, device=device).repeat_interleave(length)
-        _TABLES[key] = _axis_coeffs(sizes, out, codes, _taps(length, out), None,
-                                    {NEAREST, BILINEAR, BICUBIC})
+        idx, kk = _axis_coeffs(sizes, out, codes, _taps(length, out), None, _ALL_MODES)
+        _TABLES[key] = idx.int(), kk.int()
     return _TABLES[key]
 
 
 def _lookup(size: torch.Tensor, out: int, interp: torch.Tensor, length: int,
             flip: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sample's taps for one axis (crop `size` ≤ `length` resized to `out` with
-    `interp`), reversed where `flip`: B×out×taps indices and weights."""
+    `interp`), reversed where `flip`: B×out×taps indices and weights (int64). Looked up in
+    `_table` for crops up to `_TABLE_MAX` pixels, else computed."""
+    if length > _TABLE_MAX:
+        return _axis_coeffs(size, out, interp, _taps(length, out), flip, _ALL_MODES)
     length = -(-length // 32) * 32  # a few table sizes for batches of varied images
     idx, kk = _table(length, out, size.device)
     row = interp * length + size - 1
-    idx, kk = idx.index_select(0, row), kk.index_select(0, row)
+    idx, kk = idx.index_select(0, row).long(), kk.index_select(0, row).long()
     if flip is not None:
         rev = flip[:, None, None]
         idx, kk = torch.where(rev, idx.flip(1), idx), torch.where(rev, kk.flip(1), kk)
@@ -179,8 +184,8 @@ def resized_crop(images: torch.Tensor, crop: torch.Tensor, size: tuple[int, int]
     interp = interp.long()
     hflip = flip[:, 0].bool() if flip is not None else None
     vflip = flip[:, 1].bool() if flip is not None else None
-    xi, xk = _lookup(cw, ow, interp, W, hflip)
-    yi, yk = _lookup(ch, oh, interp, H, vflip)
+    xi, xk = _lookup(cw, ow, interp, wc, hflip)
+    yi, yk = _lookup(ch, oh, interp, hc, vflip)
     # the crop's rows (padded by repeating its last row)
     r = torch.arange(hc, device=images.device)
     rows = top[:, None] + torch.minimum(r[None, :], ch[:, None] - 1)
