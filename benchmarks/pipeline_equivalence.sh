@@ -5,7 +5,7 @@
 # seeds each, on the first 6,000 training images for 30 epochs. Resumable: run it again
 # and finished cells are read back.
 #   benchmarks/pipeline_equivalence.sh [OUT] [PIPELINES]
-#   (defaults: benchmarks/results/pipeline-equivalence-fmnist, "pil tensor")
+#   (defaults: benchmarks/results/pipeline-equivalence-fmnist, "pil tensor"; SEEDS=0,1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/pipeline-equivalence-fmnist}
@@ -17,6 +17,6 @@ sets=(--set 'augment.scale=[0.08, 1.0]' --set 'augment.ratio=[0.75, 1.3333333]'
       --set data.batch_size=256 --set run.eval_every=100)  # as recorded (the recipe moved on)
 for pipeline in ${2:-pil tensor}; do
   benchmarks/record.sh "$out/$pipeline.log" -- "$DISTILL" bench recipes/fmnist/deit_none.yaml \
-    --losses none --seeds 0,1 --no-plot "${sets[@]}" --set data.pipeline=$pipeline \
+    --losses none --seeds "${SEEDS:-0,1}" --no-plot "${sets[@]}" --set data.pipeline=$pipeline \
     --out "$out/$pipeline"
 done
