@@ -276,6 +276,26 @@ def test_pipeline_equals_pil_ops_with_its_params(data, augment, mode, sizes):
         assert boxed.any() and not torch.equal(got[boxed], ref[boxed])
 
 
+@pytest.mark.parametrize("interp", [T.BILINEAR, T.BICUBIC])
+def test_affine_along_one_axis_equals_the_general_case(interp):
+    """Shears and translations along one axis read one row (column) of taps: the same
+    pixels as the full 2-D filter, which PIL runs."""
+    from distill.data.tensor_resample import axis_of
+
+    x = _tensor(_arrays("RGB", 16, 28, seed=4))
+    r = random.Random(5)
+    for axis, cols in (("x", (1, 2)), ("y", (3, 5))):
+        m = torch.tensor([(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)] * 16, dtype=torch.float64)
+        for b in range(16):
+            m[b, cols[b % 2]] = r.uniform(-12, 12) if b % 2 else r.uniform(-0.3, 0.3)
+        assert axis_of(m).tolist() == [1 if axis == "x" else 2] * 16
+        codes = torch.full((16,), interp)
+        assert torch.equal(R.affine(x, m, codes, (73, 20, 200), axis=axis),
+                           R.affine(x, m, codes, (73, 20, 200)))
+    rotated = torch.tensor([rotate_matrix(a, 28, 28) for a in (10.0, -3.0)], dtype=torch.float64)
+    assert axis_of(rotated).tolist() == [0, 0]
+
+
 def test_resize_taps_table_equals_computing_them(monkeypatch):
     """The tabulated taps (crops up to R._TABLE_MAX pixels) and the computed ones (longer
     crops): the same images."""

@@ -81,6 +81,23 @@ def test_a_samples_image_does_not_depend_on_batch_size_or_workers():
     assert 0 < erased < len(ref)  # re_prob 0.25: some samples erased, not all
 
 
+def test_a_samples_image_does_not_depend_on_the_world_size():
+    """Two ranks (as torchrun shards an epoch) see between them the images one process
+    sees, each sample's image the same (the keys, not the shard, seed the draws)."""
+    r = recipe(TENSOR, "data.batch_size=8", "data.num_workers=0")
+    ref, _ = epoch_images(TENSOR, "data.batch_size=8", "data.num_workers=0")
+    seen: dict[int, torch.Tensor] = {}
+    for rank in (0, 1):
+        data = build_data(r.data, r.augment, r.run.seed, num_replicas=2, rank=rank)
+        for batch in data.epoch(1):
+            batch = augment_batch(batch, data.train.augment, CPU)
+            for b, index in enumerate(batch.index.tolist()):
+                assert index not in seen
+                seen[index] = batch.images[b]
+    assert len(seen) >= len(ref) - 8  # a rank drops its last partial batch at most
+    assert all(torch.equal(seen[i], ref[i]) for i in seen)
+
+
 def test_a_run_interrupted_after_an_epoch_resumes_to_the_same_weights(tmp_path):
     straight = train(recipe(TENSOR, f"run.out={tmp_path / 'straight'}"), reporter=Reporter())
 
@@ -164,7 +181,7 @@ def test_image_folders_decode_in_workers_and_cut_to_their_crops(tmp_path, monkey
     root = _photo_folder(tmp_path / "photos")
     folder = [f"data.root={root}", "data.name=imagefolder", "data.options={}",
               "data.num_classes=2", "data.in_chans=3"]
-    ref, boxes = epoch_images(TENSOR, *folder, "data.batch_size=4", "data.num_workers=0")
+    ref, _ = epoch_images(TENSOR, *folder, "data.batch_size=4", "data.num_workers=0")
     assert len(ref) == 12 and all(im.shape == (3, 32, 32) for im in ref.values())
     got, _ = epoch_images(TENSOR, *folder, "data.batch_size=3", "data.num_workers=2")
     assert got.keys() == ref.keys() and all(torch.equal(got[i], ref[i]) for i in ref)

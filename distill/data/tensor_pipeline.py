@@ -25,7 +25,7 @@ import torch
 
 from . import tensor_ops as ops
 from .tensor_params import GEOMETRIC_OPS, OP_NAMES, AugmentSpec, draw_params
-from .tensor_resample import affine, resized_crop
+from .tensor_resample import affine, axis_of, resized_crop
 
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
@@ -34,11 +34,11 @@ __all__ = ["TensorAugment", "apply_op"]
 
 
 def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.Tensor,
-             interp: torch.Tensor, fill: Sequence[int], modes: Collection[int] | None = None
-             ) -> torch.Tensor:
+             interp: torch.Tensor, fill: Sequence[int], modes: Collection[int] | None = None,
+             axis: str | None = None) -> torch.Tensor:
     """RandAugment op `name` (timm's name) on every sample of `images` (uint8), with each
     sample's level argument `arg`, affine `matrix` and `interp` (geometric ops; `modes`: the
-    codes in `interp`, if known)."""
+    codes in `interp`, if known; `axis`: see `affine`)."""
     if name == "AutoContrast":
         return ops.auto_contrast(images)
     if name == "Equalize":
@@ -55,7 +55,7 @@ def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.T
                        ("Brightness", ops.brightness), ("Sharpness", ops.sharpness)):
         if name.startswith(prefix):
             return fn(images, arg)
-    return affine(images, matrix, interp, fill, modes)
+    return affine(images, matrix, interp, fill, modes, axis)
 
 
 def _pad(images: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -115,12 +115,12 @@ class TensorAugment:
         crop = host["crop"]
         max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
         x = resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop)
-        for (stage, op, col, modes, _), (start, stop) in zip(plan, groups, strict=True):
+        for (stage, op, col, modes, axis, _), (start, stop) in zip(plan, groups, strict=True):
             idx = order[start:stop]
             if stage == "ra":  # RandAugment layer `col`, op `op`
                 y = apply_op(OP_NAMES[op], x.index_select(0, idx), dev["ra_arg"][idx, col],
                              dev["ra_matrix"][idx, col], dev["ra_interp"][idx, col], spec.fill,
-                             modes)
+                             modes, axis)
             else:  # colour jitter function `op` (0 brightness, 1 contrast, 2 saturation)
                 y = _JITTER[op](x.index_select(0, idx), dev["cj_factor"][idx, op])
             x = x.index_copy(0, idx, y)
@@ -138,19 +138,23 @@ class TensorAugment:
     @staticmethod
     def _plan(host: dict[str, torch.Tensor]) -> tuple[list, list[tuple[int, int]]]:
         """The op groups in application order: (stage, op, column, interpolation codes,
-        sample indices), and each group's slice of the concatenated indices."""
+        affine axis, sample indices), and each group's slice of the concatenated indices."""
         plan: list = []
         for layer in range(host["ra_op"].shape[1]):
             column = host["ra_op"][:, layer]
-            geometric = torch.isin(column, _GEOMETRIC)  # one affine resampling for all of them
+            geometric = torch.isin(column, _GEOMETRIC)  # one affine resampling per axis kind
             if bool(geometric.any()):
-                idx = geometric.nonzero()[:, 0]
-                modes = set(host["ra_interp"][idx, layer].tolist())
-                plan.append(("ra", _GEOMETRIC[0].item(), layer, modes, idx))
+                codes = axis_of(host["ra_matrix"][:, layer])
+                for code, axis in ((1, "x"), (2, "y"), (0, None)):
+                    sel = geometric & (codes == code)
+                    if bool(sel.any()):
+                        idx = sel.nonzero()[:, 0]
+                        modes = set(host["ra_interp"][idx, layer].tolist())
+                        plan.append(("ra", _GEOMETRIC[0].item(), layer, modes, axis, idx))
             for op in column[~geometric].unique().tolist():
                 if op >= 0:
                     idx = (column == op).nonzero()[:, 0]
-                    plan.append(("ra", op, layer, None, idx))
+                    plan.append(("ra", op, layer, None, None, idx))
         # torchvision's ColorJitter: brightness (0), contrast (1), saturation (2) in fn_idx
         # order; hue (3) is never set by train_transform
         order, factor = host["cj_order"], host["cj_factor"]
@@ -158,7 +162,7 @@ class TensorAugment:
             for fn_id in _JITTER:
                 sel = (order[:, pos] == fn_id) & ~factor[:, fn_id].isnan()
                 if bool(sel.any()):
-                    plan.append(("cj", fn_id, pos, None, sel.nonzero()[:, 0]))
+                    plan.append(("cj", fn_id, pos, None, None, sel.nonzero()[:, 0]))
         bounds, start = [], 0
         for *_, idx in plan:
             bounds.append((start, start + len(idx)))

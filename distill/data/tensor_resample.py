@@ -25,7 +25,7 @@ import torch
 
 from .tensor_ops import BICUBIC, BILINEAR, NEAREST, _div
 
-__all__ = ["affine", "resized_crop"]
+__all__ = ["affine", "axis_of", "resized_crop"]
 
 _PREC = 22  # Pillow's PRECISION_BITS for 8-bit resampling: 32 - 8 - 2
 
@@ -268,29 +268,44 @@ def _nearest_affine(images: torch.Tensor, m: torch.Tensor, fill: torch.Tensor) -
 
 
 def affine(images: torch.Tensor, matrix: torch.Tensor, interp: torch.Tensor,
-           fill: Sequence[int], modes: Collection[int] | None = None) -> torch.Tensor:
+           fill: Sequence[int], modes: Collection[int] | None = None,
+           axis: str | None = None) -> torch.Tensor:
     """PIL's `img.transform(img.size, Image.AFFINE, matrix[b], interp[b], fillcolor=fill)`:
     output pixel (x, y) samples the source at (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f);
     outside the source it is `fill` (one value per channel). `modes`: the codes present in
-    `interp`, if known (saves a device sync)."""
+    `interp`, if known (saves a device sync).
+
+    `axis`: "x" where every matrix's second row is (0, 1, 0) (ShearX, TranslateX: each
+    output row samples its own source row), "y" where every first row is (1, 0, 0) (ShearY,
+    TranslateY), else None. Along the other axis the fraction is then 0, where Pillow's
+    filters give the middle tap exactly, so only one row (column) of taps is read: the same
+    pixels for a quarter of the work (see `axis_of`)."""
     C = images.shape[1]
     fill_t = torch.as_tensor(list(fill), dtype=torch.long, device=images.device).expand(C)
     interp = interp.long()
     present = _present(interp, modes)
     if len(present) == 1:
-        return _affine(images, matrix.to(torch.float64), present.pop(), fill_t)
+        return _affine(images, matrix.to(torch.float64), present.pop(), fill_t, axis)
     out = torch.empty_like(images)
     for mode in present:  # each sample resampled by its own filter only
         idx = (interp == mode).nonzero()[:, 0]
         y = _affine(images.index_select(0, idx), matrix.index_select(0, idx).to(torch.float64),
-                    mode, fill_t)
+                    mode, fill_t, axis)
         out.index_copy_(0, idx, y)
     return out
 
 
-def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tensor
-            ) -> torch.Tensor:
-    """`affine` of samples that all use the filter `mode`."""
+def axis_of(matrix: torch.Tensor) -> torch.Tensor:
+    """Each affine matrix's `affine` axis code (host tensors, n×6): 1 "x" (second row
+    (0, 1, 0)), 2 "y" (first row (1, 0, 0)), 0 otherwise."""
+    x = (matrix[:, 3] == 0) & (matrix[:, 4] == 1) & (matrix[:, 5] == 0)
+    y = (matrix[:, 0] == 1) & (matrix[:, 1] == 0) & (matrix[:, 2] == 0)
+    return torch.where(x, 1, torch.where(y, 2, 0))
+
+
+def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tensor,
+            axis: str | None = None) -> torch.Tensor:
+    """`affine` of samples that all use the filter `mode` (and the same `axis`)."""
     B, C, H, W = images.shape
     if mode == NEAREST:
         return _nearest_affine(images, m, fill_t)
@@ -308,36 +323,52 @@ def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tens
     xin, yin = xin - 0.5, yin - 0.5
     x0, y0 = xin.floor(), yin.floor()
     dx, dy = xin - x0, yin - y0
-    # the taps×taps neighbours of every output pixel in one gather, from the source padded
-    # by repeating its border (PIL's clamped neighbours; outside pixels get the fill below)
+    # the neighbours of every output pixel in one gather, from the source padded by
+    # repeating its border (PIL's clamped neighbours; outside pixels get the fill below);
+    # along an axis whose fraction is 0 only the middle tap (offset 0)
     taps, lo, pad = (4, -1, 2) if mode == BICUBIC else (2, 0, 2)
     hp, wp = H + 2 * pad, W + 2 * pad
     rows = (torch.arange(hp, device=dev) - pad).clamp(0, H - 1)
     cols = (torch.arange(wp, device=dev) - pad).clamp(0, W - 1)
     padded = images.index_select(2, rows).index_select(3, cols).reshape(B, C, hp * wp)
-    x0 = x0.long().clamp(-1, W - 1) + (pad + lo)
-    y0 = y0.long().clamp(-1, H - 1) + (pad + lo)
-    step = torch.arange(taps, device=dev)
-    offsets = (step[:, None] * wp + step[None, :]).reshape(1, 1, taps * taps, 1)
+    x0 = x0.long().clamp(-1, W - 1) + pad
+    y0 = y0.long().clamp(-1, H - 1) + pad
+    every = torch.arange(lo, lo + taps, device=dev)
+    middle = torch.zeros(1, dtype=torch.long, device=dev)
+    tap_rows = middle if axis == "x" else every
+    tap_cols = middle if axis == "y" else every
+    nr, nc = len(tap_rows), len(tap_cols)
+    offsets = (tap_rows[:, None] * wp + tap_cols[None, :]).reshape(1, 1, nr * nc, 1)
     flat = (y0 * wp + x0).reshape(B, 1, 1, H * W) + offsets  # B×1×taps²×HW
     v = padded.gather(2, flat.reshape(B, 1, -1).expand(B, C, -1))
-    v = v.reshape(B, C, taps, taps, H * W)  # [b, c, row j, column i, pixel]
+    v = v.reshape(B, C, nr, nc, H * W)  # [b, c, row j, column i, pixel]
     dx, dy = dx.reshape(B, 1, 1, H * W), dy.reshape(B, 1, H * W)
-    if mode == BICUBIC:
+    if nc == 1:  # no pass along x
+        rows_v = v[:, :, :, 0].to(f64)
+    elif mode == BICUBIC:
         # each row j along x (its coefficients are small integers: exact in int16, and the
-        # same doubles as Pillow's once promoted), then the rows along y
+        # same doubles as Pillow's once promoted)
         v1, v2, v3, v4 = v.to(torch.int16).unbind(3)
         p3 = 2 * (v1 - v2) + v3 - v4
         p4 = v2 - v1 - v3 + v4
         rows_v = v2 + dx * ((v3 - v1) + dx * (p3 + dx * p4))
+    else:
+        rows_v = _lerp(*v.to(f64).unbind(3), dx)
+    if nr == 1:  # no pass along y
+        val = rows_v[:, :, 0]
+    elif mode == BICUBIC:  # the rows along y
         val = _cubic(*rows_v.unbind(2), dy)
+    else:
+        val = _lerp(*rows_v.unbind(2), dy)
+    if mode == BICUBIC:
         out = torch.where(val <= 0, 0.0, torch.where(val >= 255, 255.0, val.trunc()))
-    else:  # bilinear
-        def lerp(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-            return a + (b - a) * d
-
-        rows_v = lerp(*v.to(f64).unbind(3), dx)
-        out = lerp(*rows_v.unbind(2), dy).trunc()
+    else:
+        out = val.trunc()
     out = out.reshape(B, C, H, W)
     fill_v = fill_t.view(1, C, 1, 1).to(images.dtype)
     return torch.where(inside[:, None], out.to(images.dtype), fill_v)
+
+
+def _lerp(a: torch.Tensor, b: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Pillow's bilinear step a + (b − a)·d."""
+    return a + (b - a) * d
