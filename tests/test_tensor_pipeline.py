@@ -145,6 +145,25 @@ def test_a_pil_cache_is_refused_for_a_tensor_run(tmp_path):
     assert not out.exists()
 
 
+def test_a_tensor_cache_of_other_draws_is_refused(tmp_path):
+    """A tensor cache records its parameter draws; one of other draws (an earlier version's,
+    without the record) is refused, naming data.pipeline."""
+    import json
+
+    cache = tmp_path / "cache"
+    build_cache(recipe(TENSOR), cache, store="hard", epochs=1, reporter=Reporter())
+    manifest = cache / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    assert doc["transform"]["pipeline"] == "tensor" and doc["transform"]["draws"]
+    del doc["transform"]["draws"]
+    manifest.write_text(json.dumps(doc))
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match=r"data\.pipeline: tensor parameter draws") as err:
+        train(recipe(TENSOR, "schedule.epochs=1", f"run.out={out}", teacher=f"cache:{cache}"))
+    assert "\n" not in str(err.value) and "rebuild" in str(err.value)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("sets, named", [
     (["augment.auto_augment=augmix-m5-w4-d2"], "augmix"),
     (["augment.auto_augment=rand-m9-t3a"], "GaussianBlur"),

@@ -83,10 +83,15 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                 out.append("training images (their sha256 differs)")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
-        if key != "pipeline":
+        if key not in ("pipeline", "draws"):
             differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
     if manifest.mode == "replay":  # the augmented pixels come from one pipeline or the other
         differ("data.pipeline", pipeline_of(manifest.transform), pipeline_of(mine_t))
+        if pipeline_of(manifest.transform) == pipeline_of(mine_t) == "tensor":
+            theirs = manifest.transform.get("draws") or "timm's generators (an earlier version)"
+            if theirs != mine_t["draws"]:
+                out.append(f"data.pipeline: tensor parameter draws (cache {theirs}, run "
+                           f"{mine_t['draws']}): rebuild the cache")
 
     if manifest.mode == "replay":
         mixing = run_mixing(recipe)

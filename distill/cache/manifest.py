@@ -114,14 +114,18 @@ class Manifest(_Model):
 def transform_facts(data: Any, mode: str) -> dict[str, Any]:
     """The data fields that decide what an image looks like after its transform (`crop_pct`
     shapes only the evaluation transform of a static cache; `pipeline` only the training
-    transform of a replay cache, recorded when it is `tensor`: a manifest without it was
-    built on the PIL pipeline, see `pipeline_of`)."""
+    transform of a replay cache, recorded when it is `tensor`, with the version of that
+    pipeline's parameter draws, `draws`: a manifest without it was built on the PIL
+    pipeline, see `pipeline_of`)."""
     facts = {"img_size": data.img_size, "in_chans": data.in_chans, "mean": list(data.mean),
              "std": list(data.std), "interpolation": data.interpolation}
     if mode == "static":
         facts["crop_pct"] = data.crop_pct
     elif getattr(data, "pipeline", "pil") != "pil":
+        from distill.data.tensor_params import DRAWS
+
         facts["pipeline"] = data.pipeline
+        facts["draws"] = DRAWS  # the tensor pipeline's parameter draws (absent: an older one)
     return facts
 
 

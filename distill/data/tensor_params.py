@@ -40,7 +40,7 @@ from .tensor_ops import BICUBIC, BILINEAR, NEAREST
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
 
-__all__ = ["GEOMETRIC_OPS", "OP_NAMES", "AugmentSpec", "draw_params", "level_args", "rotate_matrix",
+__all__ = ["DRAWS", "GEOMETRIC_OPS", "OP_NAMES", "AugmentSpec", "draw_params", "level_args", "rotate_matrix",
            "sample_keys"]
 
 # RandAugment ops the tensor path implements; parameter tensors index into this tuple.
@@ -171,6 +171,9 @@ _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 # -- counter-based uniforms ------------------------------------------------------------------
+# The draw scheme's name, recorded by a logit cache built on the tensor pipeline: a cache
+# replays only with the draws that built it. Change it with any change to the draws.
+DRAWS = "splitmix64-v1"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
