@@ -272,8 +272,13 @@ def test_pipeline_equals_pil_ops_with_its_params(data, augment, mode, sizes):
     elif augment.re_mode == "pixel" and boxed.any():
         x = got[boxed]
         assert abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
-    elif augment.re_mode == "rand":  # one value per channel and box
-        assert boxed.any() and not torch.equal(got[boxed], ref[boxed])
+    elif augment.re_mode == "rand":  # one normal value per channel and box
+        assert boxed.any()
+        for b, boxes in enumerate(params["re_box"].tolist()):
+            for top, left, h, w in boxes:
+                if h:
+                    patch = got[b, :, top:top + h, left:left + w].flatten(1)
+                    assert (patch == patch[:, :1]).all() and (patch[:, 0].abs() < 6).all()
 
 
 @pytest.mark.parametrize("interp", [T.BILINEAR, T.BICUBIC])
@@ -308,10 +313,62 @@ def test_resize_taps_table_equals_computing_them(monkeypatch):
     crops, interp = torch.tensor(crops), torch.tensor([i % 3 for i in range(12)])
     flips = torch.tensor([[i % 2, (i // 2) % 2] for i in range(12)], dtype=torch.bool)
     for out in (24, 57):
-        tabled = R.resized_crop(x, crops, (out, out), interp, flips)
-        monkeypatch.setattr(R, "_TABLE_MAX", 0)
-        assert torch.equal(R.resized_crop(x, crops, (out, out), interp, flips), tabled)
-        monkeypatch.undo()
+        for method in ("taps", "matmul"):
+            tabled = R.resized_crop(x, crops, (out, out), interp, flips, method=method)
+            monkeypatch.setattr(R, "_TABLE_MAX", 0)
+            computed = R.resized_crop(x, crops, (out, out), interp, flips, method=method)
+            monkeypatch.undo()
+            assert torch.equal(computed, tabled), (out, method)
+
+
+@pytest.mark.parametrize("data, augment, mode, sizes", _configs())
+def test_spec_reads_the_pil_pipelines_transform(data, augment, mode, sizes):
+    """What the tensor pipeline applies (`AugmentSpec`) is what `train_transform` (timm's
+    create_transform) builds for the same recipe, stage by stage."""
+    from timm.data.auto_augment import RandAugment
+    from timm.data.random_erasing import RandomErasing
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+    from torchvision import transforms as tv
+
+    from distill.data.transforms import train_transform
+
+    data, augment = DataConfig(**data), AugmentConfig(**augment)
+    spec = TensorAugment(data, augment).spec
+    stages = {type(t): t for t in train_transform(data, augment).transforms}
+    rrc = stages[RandomResizedCropAndInterpolation]
+    assert tuple(rrc.size) == spec.size and tuple(rrc.scale) == spec.scale
+    assert tuple(rrc.ratio) == spec.ratio
+    interp = rrc.interpolation
+    assert (spec.interpolation == "random") == isinstance(interp, (list, tuple))
+    if spec.interpolation != "random":
+        assert interp.value == spec.interpolation
+    for kind, p in ((tv.RandomHorizontalFlip, spec.hflip), (tv.RandomVerticalFlip, spec.vflip)):
+        assert (kind in stages) == (p > 0) and (p == 0 or stages[kind].p == p)
+
+    def ops(ra):
+        return [(op.name, op.prob, op.magnitude, op.magnitude_std, op.magnitude_max,
+                 op.kwargs.get("fillcolor"), op.kwargs.get("resample"),
+                 op.hparams.get("translate_const")) for op in ra.ops]
+
+    assert (RandAugment in stages) == (spec.rand_augment is not None)
+    if spec.rand_augment is not None:
+        ra = stages[RandAugment]
+        assert ops(ra) == ops(spec.rand_augment) and ra.num_layers == spec.layers
+        assert (ra.choice_weights is None) == (spec.rand_augment.choice_weights is None)
+    assert (tv.ColorJitter in stages) == (spec.color_jitter is not None)
+    if spec.color_jitter is not None:
+        cj = stages[tv.ColorJitter]
+        for name in ("brightness", "contrast", "saturation", "hue"):
+            assert getattr(cj, name) == getattr(spec.color_jitter, name), name
+    norm = stages[tv.Normalize]
+    assert torch.tensor(spec.mean).tolist() == torch.as_tensor(norm.mean).tolist()
+    assert torch.tensor(spec.std).tolist() == torch.as_tensor(norm.std).tolist()
+    assert (RandomErasing in stages) == (spec.erasing is not None)
+    if spec.erasing is not None:
+        re = stages[RandomErasing]
+        for name in ("probability", "mode", "min_count", "max_count", "min_area", "max_area",
+                     "log_aspect_ratio"):
+            assert getattr(re, name) == getattr(spec.erasing, name), name
 
 
 def test_replay_independent_of_batch():
@@ -368,6 +425,12 @@ def test_color_jitter_only_without_auto_augment():
     assert TensorAugment(data, AugmentConfig(color_jitter=0.3)).spec.color_jitter is None
     spec = TensorAugment(data, AugmentConfig(auto_augment=None, color_jitter=0.3)).spec
     assert spec.color_jitter is not None and spec.color_jitter.hue is None
+
+
+def test_weighted_rand_augment_needs_enough_ops():
+    data = DataConfig(img_size=28, in_chans=1, mean=(0.286,), std=(0.353,))
+    with pytest.raises(UsageError, match="augment.auto_augment: 'rand-m9-n20-tweights'"):
+        TensorAugment(data, AugmentConfig(auto_augment="rand-m9-n20-tweights"))
 
 
 @pytest.mark.parametrize("spec", ["original", "augmix-m5-w4-d2", "rand-m9-t3a", "v0"])

@@ -18,6 +18,7 @@ from distill.cache import load_manifest
 from distill.data import augment_batch, build_data
 from distill.engine import Reporter, train
 from distill.engine.cache_build import build_cache
+from distill.engine.cache_verify import live_check
 from distill.errors import UsageError
 from distill.recipe import load_recipe
 from tests.conftest import FAST, SMOKE
@@ -162,6 +163,8 @@ def test_a_tensor_cache_of_other_draws_is_refused(tmp_path):
         train(recipe(TENSOR, "schedule.epochs=1", f"run.out={out}", teacher=f"cache:{cache}"))
     assert "\n" not in str(err.value) and "rebuild" in str(err.value)
     assert not out.exists()
+    with pytest.raises(UsageError, match=r"data\.pipeline: tensor parameter draws"):
+        live_check(cache, 2)  # `cache verify --live`: the same refusal, not "rows differ"
 
 
 @pytest.mark.parametrize("sets, named", [

@@ -12,7 +12,7 @@ from typing import Any
 from .manifest import Manifest, augment_facts, pipeline_of, teacher_facts, transform_facts
 from .store import StoreFormat
 
-__all__ = ["mismatches", "needs_soft_targets", "run_mixing"]
+__all__ = ["draws_problem", "mismatches", "needs_soft_targets", "run_mixing"]
 
 
 def run_mixing(recipe: Any) -> str | None:
@@ -43,6 +43,19 @@ def _member_mismatches(cached: list[dict[str, Any]] | None,
             out.append(f"teacher member {k} '{r.get('spec')}' weights (cache sha256 {a}…, "
                        f"run {b}…)")
     return out
+
+
+def draws_problem(manifest: Manifest) -> str | None:
+    """Why this toolkit cannot replay a tensor-pipeline cache's augmentation (its parameter
+    draws are not this version's, `tensor_params.DRAWS`), or None."""
+    if manifest.mode != "replay" or pipeline_of(manifest.transform) != "tensor":
+        return None
+    from distill.data.tensor_params import DRAWS
+
+    theirs = manifest.transform.get("draws") or "timm's generators (an earlier version)"
+    if theirs == DRAWS:
+        return None
+    return f"data.pipeline: tensor parameter draws (cache {theirs}, run {DRAWS}): rebuild the cache"
 
 
 def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
@@ -87,11 +100,9 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
             differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
     if manifest.mode == "replay":  # the augmented pixels come from one pipeline or the other
         differ("data.pipeline", pipeline_of(manifest.transform), pipeline_of(mine_t))
-        if pipeline_of(manifest.transform) == pipeline_of(mine_t) == "tensor":
-            theirs = manifest.transform.get("draws") or "timm's generators (an earlier version)"
-            if theirs != mine_t["draws"]:
-                out.append(f"data.pipeline: tensor parameter draws (cache {theirs}, run "
-                           f"{mine_t['draws']}): rebuild the cache")
+        if pipeline_of(manifest.transform) == pipeline_of(mine_t):
+            problem = draws_problem(manifest)
+            out += [problem] if problem else []
 
     if manifest.mode == "replay":
         mixing = run_mixing(recipe)

@@ -75,7 +75,7 @@ class ArrayImageDataset(Dataset):
     def chw_batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
         """Samples `indices` as one uint8 B×C×H×W tensor (one gather), and their labels."""
         idx = np.asarray(indices, dtype=np.int64)
-        return self._uint8()[torch.from_numpy(idx)], self.labels[idx].tolist()
+        return self._uint8()[torch.from_numpy(idx)].contiguous(), self.labels[idx].tolist()
 
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the labels and of the pixels (identify the data for logit caches)."""

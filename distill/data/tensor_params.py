@@ -16,7 +16,8 @@ sample's parameters depend on its key alone, not on the batch, its size or its o
 drawing them costs a few microseconds per sample instead of reseeding three generators per
 sample. They are not the PIL pipeline's draws for the same key: the two pipelines see
 different (equally distributed) augmentations, which is why a logit cache records which
-pipeline built it.
+pipeline built it. (The draws use NumPy's exp, log, sqrt and cos: on another CPU or NumPy
+build a draw can differ in its last bit, so exact replay is promised on one machine.)
 
 The result is a dict of tensors with one row per sample (see `draw_params`), cheap to ship
 with a batch.
@@ -24,6 +25,7 @@ with a batch.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -136,6 +138,10 @@ class AugmentSpec:
             missing = sorted({op.name for op in rand_augment.ops} - set(OP_NAMES))
             if missing:
                 raise _unsupported(f"the RandAugment ops {', '.join(missing)} of '{aa}'")
+            weights = rand_augment.choice_weights
+            if weights is not None and rand_augment.num_layers > int(np.count_nonzero(weights)):
+                raise UsageError(f"augment.auto_augment: '{aa}' chooses {rand_augment.num_layers}"
+                                 f" distinct ops (weighted) of {np.count_nonzero(weights)}")
         # timm: colour jitter is off when an auto-augment is set, unless '3a' is in its spec
         # (force_color_jitter is never passed by train_transform)
         cj = augment.color_jitter or None
@@ -176,6 +182,7 @@ _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 DRAWS = "splitmix64-v1"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_BELOW_ONE = np.nextafter(1.0, 0.0)
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -213,7 +220,8 @@ class _Uniforms:
         s = np.arange(self.slot + 1, self.slot + n + 1, dtype=np.uint64)
         self.slot += n
         z = _mix64(self.keys[:, None] + s[None, :] * _GOLDEN)
-        return ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+        u = ((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+        return np.minimum(u, _BELOW_ONE)  # (2⁵³ − ½)·2⁻⁵³ rounds to 1
 
     def one(self) -> np.ndarray:
         return self.take(1)[:, 0]
@@ -257,6 +265,7 @@ def _draw_crop(spec: AugmentSpec, u: _Uniforms, h: np.ndarray, w: np.ndarray) ->
     return np.where(hit[:, None], box, fallback)
 
 
+@functools.cache
 def _levels() -> dict[Any, Any]:
     """timm's level functions (magnitude → the op's argument), vectorised: NumPy twins of
     `timm.data.auto_augment`'s `_*_level_to_arg`, keyed by timm's function. `x` is the

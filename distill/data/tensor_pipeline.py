@@ -123,7 +123,7 @@ class TensorAugment:
                              modes, axis)
             else:  # colour jitter function `op` (0 brightness, 1 contrast, 2 saturation)
                 y = _JITTER[op](x.index_select(0, idx), dev["cj_factor"][idx, op])
-            x = x.index_copy(0, idx, y)
+            x.index_copy_(0, idx, y)  # x is this call's own tensor
         x = ops.normalize(x, spec.mean, spec.std)
         boxes = host["re_box"]
         if boxes.shape[1]:

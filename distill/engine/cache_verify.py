@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.cache import MANIFEST, CacheReader, RowLayout, StoreFormat, load_manifest
+from distill.cache.check import draws_problem
 from distill.data import Batch, Mixer, augment_batch
 from distill.data.batch import collate
 from distill.errors import UsageError
@@ -39,6 +40,9 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
     manifest = load_manifest(folder)
     if not manifest.shards:
         raise UsageError(f"cache '{folder}' holds no shards yet")
+    problem = draws_problem(manifest)
+    if problem:
+        raise UsageError(f"cache '{folder}': {problem}")
     source = str(folder / MANIFEST)
     recipe = recipe_from_dict(manifest.recipe, source)
     if manifest.batch_size is not None and manifest.batch_size != recipe.data.batch_size:

@@ -70,8 +70,8 @@ class DataConfig(_Section):
     pipeline: Literal["pil", "tensor"] = Field(
         "pil", description="Training augmentation: `pil` runs timm's transform per image in "
         "the loader; `tensor` keeps images uint8 until the device and applies the same "
-        "augmentation there in batches (same parameters and pixels, erasing noise aside; "
-        "RandAugment 'rand-*' only).")
+        "augmentation there in batches (timm's ops to the pixel, with its own batched "
+        "draws of timm's random parameters; RandAugment 'rand-*' only).")
     batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Training batch per process.")
     eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH,
                                         description="Evaluation batch (default 2×).")
