@@ -6,6 +6,10 @@
 # and finished cells are read back.
 #   benchmarks/pipeline_equivalence.sh [OUT] [PIPELINES]
 #   (defaults: benchmarks/results/pipeline-equivalence-fmnist, "pil tensor"; SEEDS=0,1)
+# Finished cells are read back, so the default OUT's tensor/ cells (made before commit
+# 77b140f, with timm's draws) would be reused: measure today's code into a new OUT, as
+#   SEEDS=0,1,2,3,4,5 benchmarks/pipeline_equivalence.sh \
+#     benchmarks/results/pipeline-equivalence-fmnist/own-draws "tensor pil"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results/pipeline-equivalence-fmnist}
