@@ -197,6 +197,8 @@ def _configs():
         pytest.param({**rgb, "interpolation": "nearest"},
                      dict(auto_augment="rand-m9-mstd0.5", re_mode="const", re_prob=0.5),
                      "L", (28, 28), id="rgb-from-gray-nearest"),
+        pytest.param(rgb, dict(re_mode="rand", re_prob=1.0, re_count=2), "RGB", (32, 32),
+                     id="rgb-rand-erasing"),
     ]
 
 
@@ -274,11 +276,18 @@ def test_pipeline_equals_pil_ops_with_its_params(data, augment, mode, sizes):
         assert abs(x.mean().item()) < 0.2 and abs(x.std().item() - 1) < 0.2
     elif augment.re_mode == "rand":  # one normal value per channel and box
         assert boxed.any()
+        fills = []
         for b, boxes in enumerate(params["re_box"].tolist()):
-            for top, left, h, w in boxes:
-                if h:
-                    patch = got[b, :, top:top + h, left:left + w].flatten(1)
-                    assert (patch == patch[:, :1]).all() and (patch[:, 0].abs() < 6).all()
+            drawn = [box for box in boxes if box[2]]
+            if not drawn:
+                continue
+            top, left, h, w = drawn[-1]  # the last box: on top
+            patch = got[b, :, top:top + h, left:left + w].flatten(1)
+            assert (patch == patch[:, :1]).all()
+            fills += patch[:, 0].tolist()
+        fills = torch.tensor(fills)
+        assert len(set(fills.tolist())) == len(fills)  # a value per channel and box
+        assert abs(fills.mean()) < 0.5 and 0.6 < fills.std() < 1.4
 
 
 @pytest.mark.parametrize("interp", [T.BILINEAR, T.BICUBIC])
@@ -427,10 +436,17 @@ def test_color_jitter_only_without_auto_augment():
     assert spec.color_jitter is not None and spec.color_jitter.hue is None
 
 
-def test_weighted_rand_augment_needs_enough_ops():
-    data = DataConfig(img_size=28, in_chans=1, mean=(0.286,), std=(0.353,))
-    with pytest.raises(UsageError, match="augment.auto_augment: 'rand-m9-n20-tweights'"):
-        TensorAugment(data, AugmentConfig(auto_augment="rand-m9-n20-tweights"))
+@pytest.mark.parametrize("pipeline", ["pil", "tensor"])
+def test_weighted_rand_augment_needs_enough_ops(pipeline):
+    """timm's weighted choice draws distinct ops: more layers than weighted ops is refused
+    when the recipe is read, on both pipelines (not at the first image)."""
+    from distill.recipe import load_recipe
+    from tests.conftest import SMOKE
+
+    with pytest.raises(UsageError, match=r"augment\.auto_augment: chooses 20 distinct ops") as e:
+        load_recipe(SMOKE, ["augment.auto_augment=rand-m9-n20-tweights",
+                            f"data.pipeline={pipeline}"])
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("spec", ["original", "augmix-m5-w4-d2", "rand-m9-t3a", "v0"])

@@ -138,10 +138,6 @@ class AugmentSpec:
             missing = sorted({op.name for op in rand_augment.ops} - set(OP_NAMES))
             if missing:
                 raise _unsupported(f"the RandAugment ops {', '.join(missing)} of '{aa}'")
-            weights = rand_augment.choice_weights
-            if weights is not None and rand_augment.num_layers > int(np.count_nonzero(weights)):
-                raise UsageError(f"augment.auto_augment: '{aa}' chooses {rand_augment.num_layers}"
-                                 f" distinct ops (weighted) of {np.count_nonzero(weights)}")
         # timm: colour jitter is off when an auto-augment is set, unless '3a' is in its spec
         # (force_color_jitter is never passed by train_transform)
         cj = augment.color_jitter or None
