@@ -5,14 +5,13 @@
 # seeds each, on the first 6,000 training images for 30 epochs. Resumable: run it again
 # and finished cells are read back.
 #   benchmarks/pipeline_equivalence.sh [OUT] [PIPELINES]
-#   (defaults: benchmarks/results/pipeline-equivalence-fmnist, "pil tensor"; SEEDS=0,1)
-# Finished cells are read back, so the default OUT's tensor/ cells (made before commit
-# 77b140f, with timm's draws) would be reused: measure today's code into a new OUT, as
-#   SEEDS=0,1,2,3,4,5 benchmarks/pipeline_equivalence.sh \
-#     benchmarks/results/pipeline-equivalence-fmnist/own-draws "tensor pil"
+#   (defaults: benchmarks/results/pipeline-equivalence-fmnist/own-draws, "pil tensor";
+#   SEEDS=0,1; the 2026-12-03 run used SEEDS=0,1,2,3,4,5 and "tensor pil")
+# Finished cells are read back: measure changed code into a new OUT. The parent folder's
+# pil/ and tensor/ cells are the 2026-12-02 run, when the tensor pipeline used timm's draws.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-benchmarks/results/pipeline-equivalence-fmnist}
+out=${1:-benchmarks/results/pipeline-equivalence-fmnist/own-draws}
 DISTILL=${DISTILL:-.venv/bin/distill}
 sets=(--set 'augment.scale=[0.08, 1.0]' --set 'augment.ratio=[0.75, 1.3333333]'
       --set augment.auto_augment=rand-m9-mstd0.5-inc1 --set augment.re_prob=0.25
