@@ -170,6 +170,28 @@ def test_flips_and_erasing_follow_timm():
             1.95 * math.sqrt(1 / on_ours.sum() + 1 / on_ref.sum()), what
 
 
+def test_uniforms_stay_below_one(monkeypatch):
+    """A hash of all ones would round to 1.0 in float64: the draws stay in (0, 1)."""
+    from distill.data import tensor_params as P
+
+    monkeypatch.setattr(P, "_mix64", lambda z: np.full_like(z, np.uint64(2 ** 64 - 1)))
+    u = P._Uniforms(np.zeros(3, dtype=np.uint64)).take(4)
+    assert (u < 1.0).all() and (u > 0.0).all()
+
+
+def test_an_op_with_an_unknown_level_function_is_refused():
+    """A RandAugment op whose level function the tensor path has no twin for: a UsageError
+    naming data.pipeline, not a wrong argument."""
+    from timm.data import auto_augment as aa
+
+    from distill.errors import UsageError
+
+    op = aa.AugmentOp("Rotate", prob=1.0, magnitude=9, hparams={"img_mean": (128,)})
+    op.level_fn = lambda level, hparams: (level,)
+    with pytest.raises(UsageError, match="data.pipeline"):
+        level_args(op, np.array([5.0]), np.array([False]))
+
+
 def test_draws_are_keyed_by_seed_epoch_index_repeat():
     """The stream key depends on (seed, epoch, index, repeat), not the position; a plain
     index is epoch 0, repeat 0."""

@@ -82,6 +82,18 @@ def test_a_samples_image_does_not_depend_on_batch_size_or_workers():
     assert 0 < erased < len(ref)  # re_prob 0.25: some samples erased, not all
 
 
+def test_a_subset_reads_the_same_images_in_one_gather():
+    """data.train_limit keeps the first N samples: read through the subset (one gather
+    per batch), each sample's image is the one the whole set gives it."""
+    whole, _ = epoch_images(TENSOR, "data.batch_size=8", "data.num_workers=0")
+    part, _ = epoch_images(TENSOR, "data.batch_size=8", "data.num_workers=0",
+                           "data.train_limit=40")
+    assert len(part) == 40 and set(part) <= set(whole)
+    assert all(torch.equal(part[i], whole[i]) for i in part)
+    r = recipe(TENSOR, "data.train_limit=40")
+    assert build_data(r.data, r.augment, r.run.seed).train._chw_batch is not None  # no PIL
+
+
 def test_a_samples_image_does_not_depend_on_the_world_size():
     """Two ranks (as torchrun shards an epoch) see between them the images one process
     sees, each sample's image the same (the keys, not the shard, seed the draws)."""

@@ -67,13 +67,9 @@ class ArrayImageDataset(Dataset):
             self._chw = t[:, None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
         return self._chw
 
-    def chw(self, index: int) -> tuple[torch.Tensor, int]:
-        """Sample `index` as a uint8 C×H×W tensor (a view: no PIL image, no copy), and its
-        label: what `data.pipeline: tensor` reads."""
-        return self._uint8()[index], int(self.labels[index])
-
     def chw_batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
-        """Samples `indices` as one uint8 B×C×H×W tensor (one gather), and their labels."""
+        """Samples `indices` as one uint8 B×C×H×W tensor (one gather, no PIL image), and
+        their labels: what `data.pipeline: tensor` reads."""
         idx = np.asarray(indices, dtype=np.int64)
         return self._uint8()[torch.from_numpy(idx)].contiguous(), self.labels[idx].tolist()
 

@@ -56,13 +56,10 @@ class _Limited(Subset):
     def __getattr__(self, name: str) -> Any:
         if name in ("dataset", "indices", "labels"):
             raise AttributeError(name)
-        if name in ("chw", "chw_batch"):  # the base's in-memory readers, through the subset
-            getattr(self.dataset, name)  # AttributeError where the base has none
-            return self._chw_at if name == "chw" else self._chw_batch_at
+        if name == "chw_batch":  # the base's in-memory reader, if it has one, through the subset
+            self.dataset.chw_batch  # noqa: B018 - AttributeError where the base has none
+            return self._chw_batch_at
         return getattr(self.dataset, name)
-
-    def _chw_at(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.dataset.chw(self.indices[index])
 
     def _chw_batch_at(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
         return self.dataset.chw_batch([self.indices[i] for i in indices])

@@ -119,10 +119,7 @@ class ReplayDataset(Dataset):
         return len(self.base)  # type: ignore[arg-type]
 
     def _item(self, key: Key | int) -> Item:
-        epoch, index, repeat, position = (0, key, 0, key) if isinstance(key, int) else key
-        if self.augment is not None and self._chw is not None:  # in memory: no PIL image
-            img, label = self._chw(index)
-            return img, label, index, self._row(epoch, position, index)
+        epoch, index, repeat, position = _key(key)
         img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
@@ -141,22 +138,14 @@ class ReplayDataset(Dataset):
         except UsageError as exc:  # one line from a loader worker too (see `DataError`)
             raise DataError(*exc.lines) from None
 
-    def _in_memory(self, reader: str) -> Any:
-        """The base's in-memory reader `reader`, where it holds its images in memory in the
-        mode the recipe asks for (else None: images are read and converted as PIL images)."""
-        read = getattr(self.base, reader, None)
-        return read if read is not None and getattr(self.base, "mode", None) == self.mode \
-            else None
-
-    @property
-    def _chw(self) -> Callable[[int], tuple[torch.Tensor, int]] | None:
-        """The base's uint8 C×H×W reader of one sample (see `_in_memory`)."""
-        return self._in_memory("chw")
-
     @property
     def _chw_batch(self) -> Callable[[Sequence[int]], tuple[torch.Tensor, list[int]]] | None:
-        """The base's reader of a batch as one uint8 B×C×H×W tensor (see `_in_memory`)."""
-        return self._in_memory("chw_batch")
+        """The base's reader of a batch as one uint8 B×C×H×W tensor, where it holds its
+        images in memory in the mode the recipe asks for (else None: images are read and
+        converted as PIL images)."""
+        read = getattr(self.base, "chw_batch", None)
+        return read if read is not None and getattr(self.base, "mode", None) == self.mode \
+            else None
 
     def __getitem__(self, key: Key | int) -> Item:
         items = self.__getitems__([key])
@@ -169,7 +158,7 @@ class ReplayDataset(Dataset):
         on the tensor pipeline a `TensorItems`, the batch's parameters drawn at once (and,
         for in-memory data, its images read in one gather)."""
         if self.augment is not None and self._chw_batch is not None:
-            parts = [(0, key, 0, key) if isinstance(key, int) else key for key in keys]
+            parts = [_key(key) for key in keys]
             images, labels = self._chw_batch([index for _, index, _, _ in parts])
             items = [(images[i], labels[i], index, self._row(epoch, position, index))
                      for i, (epoch, index, _, position) in enumerate(parts)]
@@ -182,6 +171,12 @@ class ReplayDataset(Dataset):
             return TensorItems([_cropped(it, params, i) for i, it in enumerate(items)], params)
         with preserved_rngs():
             return [self._item(key) for key in keys]
+
+
+def _key(key: Key | int) -> Key:
+    """A sampler key `(epoch, index, repeat, position)`; a plain index is epoch 0, repeat 0,
+    position = index."""
+    return (0, key, 0, key) if isinstance(key, int) else key
 
 
 class TensorItems(list):

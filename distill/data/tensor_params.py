@@ -173,6 +173,8 @@ _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 # -- counter-based uniforms ------------------------------------------------------------------
+# (`tensor_ops.normal_noise` has its own counter-based hash: it runs on the device, in torch,
+# whose int64 has no unsigned 64-bit arithmetic; these draws run on the host in NumPy.)
 # The draw scheme's name, recorded by a logit cache built on the tensor pipeline: a cache
 # replays only with the draws that built it. Change it with any change to the draws.
 DRAWS = "splitmix64-v1"

@@ -326,7 +326,8 @@ def _affine(images: torch.Tensor, m: torch.Tensor, mode: int, fill_t: torch.Tens
     # the neighbours of every output pixel in one gather, from the source padded by
     # repeating its border (PIL's clamped neighbours; outside pixels get the fill below);
     # along an axis whose fraction is 0 only the middle tap (offset 0)
-    taps, lo, pad = (4, -1, 2) if mode == BICUBIC else (2, 0, 2)
+    taps, lo = (4, -1) if mode == BICUBIC else (2, 0)
+    pad = 2  # x0 + lo ≥ −2 and x0 + lo + taps − 1 ≤ W + 1 for the pixels inside
     hp, wp = H + 2 * pad, W + 2 * pad
     rows = (torch.arange(hp, device=dev) - pad).clamp(0, H - 1)
     cols = (torch.arange(wp, device=dev) - pad).clamp(0, W - 1)

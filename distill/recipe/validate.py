@@ -206,11 +206,11 @@ def _auto_augment(recipe: Recipe, out: list[Problem]) -> None:
         hp = dict(translate_const=100, img_mean=(124, 116, 104))
         if spec.startswith("rand"):
             ra = rand_augment_transform(spec, hp)
-            weights = ra.choice_weights
-            if weights is not None and ra.num_layers > sum(1 for w in weights if w > 0):
+            weighted = sum(1 for w in ra.choice_weights if w > 0) \
+                if ra.choice_weights is not None else None
+            if weighted is not None and ra.num_layers > weighted:
                 out.append(Problem("augment.auto_augment", f"chooses {ra.num_layers} distinct "
-                                   f"ops by weight, but only {sum(1 for w in weights if w > 0)} "
-                                   "have a weight", spec))
+                                   f"ops by weight, but only {weighted} have a weight", spec))
         elif spec.startswith("augmix"):
             augment_and_mix_transform(spec, hp)
         else:
