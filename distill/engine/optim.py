@@ -2,7 +2,9 @@
 
 - Weight decay skips norms, biases and the model's `no_weight_decay()` (tokens, pos_embed).
 - The LR is `optim.lr × global_batch / 512` when `scale_lr` (DeiT's rule), warmed up
-  linearly from `warmup_lr`, then cosine to `min_lr`, updated every step.
+  linearly from `warmup_lr`, then cosine to `min_lr`: updated every step
+  (`schedule.step: iter`), or once an epoch as the official DeiT code steps timm's
+  scheduler (`schedule.step: epoch`).
 - AdamW is fused on CUDA unless the recipe says otherwise.
 """
 
@@ -49,7 +51,15 @@ def build_optimizer(model: nn.Module, optim: OptimConfig, lr: float,
 
 
 class LRSchedule:
-    """Per-step LR: linear warm-up from `warmup_lr` to `peak`, then cosine (or flat)."""
+    """The LR of each optimizer step: linear warm-up from `warmup_lr` to `peak`, then
+    cosine to `min_lr` (or flat).
+
+    `schedule.step: iter` (the default) changes it every step, the cosine running over
+    the steps after the warm-up. `schedule.step: epoch` gives every step of epoch `e` the
+    value that timm's `CosineLRScheduler` (t_initial = epochs, warmup_prefix off, as
+    `timm.scheduler.create_scheduler` builds it for DeiT's `main.py`) holds after
+    `step(e - 1)`: DeiT steps it after each epoch, so epoch 0 runs at its initial value
+    (`warmup_lr`, or the peak without warm-up) and the warm-up lags one epoch."""
 
     def __init__(self, schedule: ScheduleConfig, peak: float, steps_per_epoch: int):
         self.peak = peak
@@ -58,8 +68,28 @@ class LRSchedule:
         self.min_lr = min(schedule.min_lr, peak)
         self.total = schedule.epochs * steps_per_epoch
         self.warmup = round(schedule.warmup_epochs * steps_per_epoch)
+        self.per_epoch = schedule.step == "epoch"
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs, self.warmup_epochs = schedule.epochs, schedule.warmup_epochs
+        self.timm_min_lr = schedule.min_lr  # timm does not cap lr_min at the peak
+
+    def epoch_lr(self, epoch: int) -> float:
+        """The LR of epoch `epoch` under `schedule.step: epoch` (timm's values, one epoch late)."""
+        if epoch == 0:
+            return self.warmup_lr if self.warmup_epochs > 0 else self.peak
+        t = epoch - 1  # the argument of the scheduler's last step(t)
+        if t < self.warmup_epochs:
+            return self.warmup_lr + t * ((self.peak - self.warmup_lr) / self.warmup_epochs)
+        if self.name == "constant":
+            return self.peak
+        if t >= self.epochs:  # past the cycle: timm holds lr_min
+            return self.timm_min_lr
+        return self.timm_min_lr + 0.5 * (self.peak - self.timm_min_lr) * (
+            1 + math.cos(math.pi * t / self.epochs))
 
     def __call__(self, step: int) -> float:
+        if self.per_epoch:
+            return self.epoch_lr(step // self.steps_per_epoch)
         if step < self.warmup:
             return self.warmup_lr + (self.peak - self.warmup_lr) * step / self.warmup
         if self.name == "constant":

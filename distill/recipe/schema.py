@@ -241,13 +241,19 @@ class OptimConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    """Epochs and the learning-rate schedule (per step: warm-up, then cosine)."""
+    """Epochs and the learning-rate schedule: warm-up, then cosine (or flat)."""
 
     name: Literal["cosine", "constant"] = "cosine"
     epochs: int = Field(300, ge=1, le=1_000_000)
     warmup_epochs: float = Field(5, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)
     min_lr: float = Field(1e-5, ge=0)
+    step: Literal["iter", "epoch"] = Field(
+        "iter", description="`iter`: the LR changes every optimizer step (warm-up, then "
+        "cosine over the steps after it). `epoch`: as the official DeiT code steps timm's "
+        "CosineLRScheduler, once after each epoch: one LR per epoch, epoch 0 and 1 at "
+        "warmup_lr, the cosine over all epochs counted from epoch 0; its logs compare line "
+        "by line.")
 
     @model_validator(mode="after")
     def _warmup(self) -> ScheduleConfig:

@@ -1,0 +1,98 @@
+"""What the official DeiT code does, held against ours (issue 26): its per-epoch LR schedule
+(`schedule.step: epoch`) and the initialisation of a DeiT student's tokens and heads."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+
+import pytest
+import torch
+from timm.scheduler import create_scheduler
+
+from distill.engine.optim import LRSchedule
+from distill.recipe import ScheduleConfig
+
+
+def _deit_lrs(epochs: int, warmup: int, peak: float, warmup_lr: float, min_lr: float) -> list[float]:
+    """The LR of each epoch as DeiT's main.py gets it: timm's create_scheduler on its
+    arguments, `lr_scheduler.step(epoch)` after each epoch."""
+    args = argparse.Namespace(sched="cosine", epochs=epochs, lr=peak, warmup_lr=warmup_lr,
+                              min_lr=min_lr, warmup_epochs=warmup, cooldown_epochs=10,
+                              decay_epochs=30, decay_rate=0.1, lr_noise=None, lr_noise_pct=0.67,
+                              lr_noise_std=1.0, patience_epochs=10)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    sched, _ = create_scheduler(args, opt)
+    lrs = []
+    for epoch in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step(epoch)
+    return lrs
+
+
+@pytest.mark.parametrize("epochs,warmup,warmup_lr", [(120, 5, 1e-5), (30, 0, 1e-6), (12, 3, 0.0)])
+def test_epoch_schedule_is_deits(epochs, warmup, warmup_lr):
+    peak, min_lr, spe = 2e-3, 1e-5, 7
+    want = _deit_lrs(epochs, warmup, peak, warmup_lr, min_lr)
+    ours = LRSchedule(ScheduleConfig(epochs=epochs, warmup_epochs=warmup, warmup_lr=warmup_lr,
+                                     min_lr=min_lr, step="epoch"), peak, spe)
+    for epoch in range(epochs):
+        got = {ours(epoch * spe + k) for k in range(spe)}
+        assert len(got) == 1, epoch  # one LR for the whole epoch
+        assert got.pop() == pytest.approx(want[epoch], rel=1e-12, abs=0), epoch
+    if warmup:  # the lag the issue names: epochs 0 and 1 at warmup_lr, the top in epoch warmup + 1
+        assert want[0] == want[1] == pytest.approx(warmup_lr, abs=1e-15)
+        assert max(range(epochs), key=want.__getitem__) == warmup + 1
+
+
+def test_iter_schedule_unchanged():
+    s = LRSchedule(ScheduleConfig(epochs=10, warmup_epochs=2, warmup_lr=1e-6, min_lr=1e-5), 1e-3, 4)
+    assert s(0) == 1e-6 and s(8) == pytest.approx(1e-3)
+    assert s(4) == pytest.approx(1e-6 + (1e-3 - 1e-6) * 4 / 8)
+    t = (20 - 8) / (40 - 8)
+    assert s(20) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * t)))
+    assert s(3) != s(2)  # a new value every step
+
+
+def test_epoch_schedule_in_recipe_text():
+    from distill.recipe import load_recipe
+
+    r = load_recipe("recipes/smoke.yaml", ["schedule.step=epoch"])
+    assert r.schedule.step == "epoch"
+    with pytest.raises(Exception, match="schedule.step"):
+        load_recipe("recipes/smoke.yaml", ["schedule.step=batch"])
+
+
+def _init_stats(model: torch.nn.Module) -> dict[str, tuple[float, float]]:
+    return {k: (v.float().mean().item(), v.float().std().item() if v.numel() > 1 else 0.0)
+            for k, v in model.state_dict().items()}
+
+
+def test_deit_initialisation_is_the_official_one():
+    """Every tensor of our DeiT⚗ starts from the same distribution as in the official code:
+    timm's VisionTransformer (the class-token twin; DeiT's DistilledVisionTransformer
+    subclasses it) for every key they share, and DeiT's rules for the rest:
+    `trunc_normal_(dist_token, std=.02)`, `trunc_normal_(pos_embed, std=.02)`,
+    `head_dist.apply(_init_weights)` (timm's: weight std .02, bias 0)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    from distill.registry import STUDENTS
+
+    shape = dict(img_size=224, patch_size=16, embed_dim=192, depth=2, num_heads=3, num_classes=1000)
+    torch.manual_seed(0)
+    ours = _init_stats(STUDENTS.build("deit_tiny_distilled_patch16_224", **shape))
+    torch.manual_seed(0)
+    timm_vit = VisionTransformer(**shape, qkv_bias=True,
+                                 norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
+    theirs = _init_stats(timm_vit)
+    extra = set(ours) - set(theirs)
+    assert extra == {"dist_token", "head_dist.weight", "head_dist.bias"}
+    for key, (mean, std) in theirs.items():
+        got_mean, got_std = ours[key]
+        assert got_mean == pytest.approx(mean, abs=max(2e-3, 0.1 * std)), key
+        assert got_std == pytest.approx(std, rel=0.1, abs=1e-9), key
+    assert ours["dist_token"][1] == pytest.approx(0.02, rel=0.25)
+    assert ours["head_dist.weight"][1] == pytest.approx(0.02, rel=0.05)
+    assert ours["head_dist.bias"] == (0.0, 0.0)
+    assert ours["cls_token"][1] < 1e-5  # timm: normal_(cls_token, std=1e-6)
