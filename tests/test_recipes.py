@@ -42,7 +42,9 @@ def test_every_recipe_validates(path):
     assert again == recipe
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "imagenet").glob("*.yaml")),
+# The 300-epoch trainings; fine-tunes at another resolution (`*_384.yaml`) are tested below.
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "recipes" / "imagenet").glob("*.yaml")
+                                        if not p.stem.endswith("_384")),
                          ids=lambda p: p.name)
 def test_imagenet_recipes_carry_the_paper_hyperparameters(path):
     r = load_recipe(path)
@@ -57,6 +59,31 @@ def test_imagenet_recipes_carry_the_paper_hyperparameters(path):
     if "token" in path.name:
         assert r.teacher.name == "timm:regnety_160.deit_in1k" and r.teacher.pretrained
         assert r.loss.name == "token" and r.loss.target == "hard" and r.loss.alpha == 0.5
+
+
+def test_the_384_fine_tune_is_the_224_recipe_with_the_official_fine_tuning_settings():
+    """DeiT-B⚗↑384: the 224 recipe but for the official fine-tuning command's settings
+    (30 epochs, lr 5e-6 per 512 images, weight decay 1e-8, min lr 5e-6, 32 images per GPU),
+    the 384-pixel input of student and teacher, and the 224 run's weights as its start."""
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+
+    base = dict(flat(load_recipe(ROOT / "recipes/imagenet/deit_base_token.yaml").model_dump(mode="json")))
+    fine = load_recipe(ROOT / "recipes/imagenet/deit_base_token_384.yaml")
+    tuned = dict(flat(fine.model_dump(mode="json")))
+    assert {k: v for k, v in tuned.items() if base.get(k) != v and k != "run.out"} == {
+        "data.img_size": 384, "data.batch_size": 32, "teacher.input_size": 384,
+        "student.init": "runs/imagenet/deit_base_token/model.safetensors",
+        "optim.lr": 5e-6, "optim.weight_decay": 1e-8,
+        "schedule.epochs": 30, "schedule.min_lr": 5e-6}
+    # where the 224 recipe writes its weights, unless --out said otherwise
+    assert default_out(ROOT / "recipes/imagenet/deit_base_token.yaml") / "model.safetensors" == \
+        Path(tuned["student.init"])
+    assert fine.student_kwargs()["img_size"] == 384
 
 
 def errors(path_or_none, sets=(), **shortcuts) -> list[str]:
