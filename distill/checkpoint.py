@@ -30,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from distill.errors import UsageError
+from distill.errors import UsageError, few, first_line
 
 __all__ = [
     "FORMAT",
@@ -214,7 +214,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError and friends: refuse, never execute
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UsageError(f"{path}: cannot be read safely with weights_only=True ({first})") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -238,14 +238,9 @@ def describe_misfit(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}" for k in state
               if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = [f"{what} {_few(keys)}" for what, keys in
+    parts = [f"{what} {few(keys)}" for what, keys in
              (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if keys]
     return "; ".join(parts) or None
-
-
-def _few(keys: list[str], n: int = 3) -> str:
-    more = f" and {len(keys) - n} more" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
 
 
 def state_bytes(state: dict[str, Any]) -> bytes:

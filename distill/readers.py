@@ -10,9 +10,18 @@ from typing import Any
 
 from distill.errors import UsageError
 
-__all__ = ["MAX_JSON_BYTES", "read_json", "read_text", "size_text"]
+__all__ = ["MAX_JSON_BYTES", "path_is", "read_json", "read_text", "size_text"]
 
 MAX_JSON_BYTES = 64 << 20  # a manifest of thousands of shards is a few MB
+
+
+def path_is(path: Path, kind: str) -> bool | str:
+    """Whether `path` is a `kind` ("dir", "file", "any"); the reason it cannot be looked at
+    (a name too long for the file system, a loop of links) as text."""
+    try:
+        return {"dir": path.is_dir, "file": path.is_file, "any": path.exists}[kind]()
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
 
 
 def size_text(n: int) -> str:

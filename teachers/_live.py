@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from distill.checkpoint import describe_misfit, file_sha256, load_weights
+from distill.constants import IMAGENET_MEAN, IMAGENET_STD
 from distill.errors import UsageError
 
 from .base import (
@@ -19,9 +20,6 @@ from .base import (
     fixed_input_size,
     model_io,
 )
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def load_into(model: nn.Module, path: Path, what: str) -> str:

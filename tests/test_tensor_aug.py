@@ -215,10 +215,10 @@ def _pil_pipeline(aug: TensorAugment, img: Image.Image, row: dict) -> torch.Tens
     from timm.data import auto_augment as aa
     from torchvision.transforms import InterpolationMode
 
-    spec = aug.spec
+    settings = aug.settings
     modes = {T.NEAREST: "nearest", T.BILINEAR: "bilinear", T.BICUBIC: "bicubic"}
     top, left, h, w = row["crop"].tolist()
-    img = F.resized_crop(img, top, left, h, w, list(spec.size),
+    img = F.resized_crop(img, top, left, h, w, list(settings.size),
                          InterpolationMode(modes[int(row["interp"])]))
     hflip, vflip = row["flip"].tolist()
     img = F.hflip(img) if hflip else img
@@ -230,7 +230,7 @@ def _pil_pipeline(aug: TensorAugment, img: Image.Image, row: dict) -> torch.Tens
         name = OP_NAMES[op]
         fn = aa.NAME_TO_OP[name]
         if name in GEOMETRIC_OPS:
-            img = fn(img, arg, fillcolor=spec.fill, resample=_PIL_FILTER[interp])
+            img = fn(img, arg, fillcolor=settings.fill, resample=_PIL_FILTER[interp])
         elif name in ("AutoContrast", "Equalize", "Invert"):
             img = fn(img)
         else:
@@ -240,7 +240,7 @@ def _pil_pipeline(aug: TensorAugment, img: Image.Image, row: dict) -> torch.Tens
         factor = float(row["cj_factor"][fn_id])
         if fn_id in jitter and factor == factor:
             img = jitter[fn_id](img, factor)
-    return F.normalize(F.to_tensor(img), list(spec.mean), list(spec.std))
+    return F.normalize(F.to_tensor(img), list(settings.mean), list(settings.std))
 
 
 @pytest.mark.parametrize("data, augment, mode, sizes", _configs())
@@ -332,7 +332,7 @@ def test_resize_taps_table_equals_computing_them(monkeypatch):
 
 @pytest.mark.parametrize("data, augment, mode, sizes", _configs())
 def test_spec_reads_the_pil_pipelines_transform(data, augment, mode, sizes):
-    """What the tensor pipeline applies (`AugmentSpec`) is what `train_transform` (timm's
+    """What the tensor pipeline applies (`AugmentSettings`) is what `train_transform` (timm's
     create_transform) builds for the same recipe, stage by stage."""
     from timm.data.auto_augment import RandAugment
     from timm.data.random_erasing import RandomErasing
@@ -342,16 +342,16 @@ def test_spec_reads_the_pil_pipelines_transform(data, augment, mode, sizes):
     from distill.data.transforms import train_transform
 
     data, augment = DataConfig(**data), AugmentConfig(**augment)
-    spec = TensorAugment(data, augment).spec
+    settings = TensorAugment(data, augment).settings
     stages = {type(t): t for t in train_transform(data, augment).transforms}
     rrc = stages[RandomResizedCropAndInterpolation]
-    assert tuple(rrc.size) == spec.size and tuple(rrc.scale) == spec.scale
-    assert tuple(rrc.ratio) == spec.ratio
+    assert tuple(rrc.size) == settings.size and tuple(rrc.scale) == settings.scale
+    assert tuple(rrc.ratio) == settings.ratio
     interp = rrc.interpolation
-    assert (spec.interpolation == "random") == isinstance(interp, (list, tuple))
-    if spec.interpolation != "random":
-        assert interp.value == spec.interpolation
-    for kind, p in ((tv.RandomHorizontalFlip, spec.hflip), (tv.RandomVerticalFlip, spec.vflip)):
+    assert (settings.interpolation == "random") == isinstance(interp, (list, tuple))
+    if settings.interpolation != "random":
+        assert interp.value == settings.interpolation
+    for kind, p in ((tv.RandomHorizontalFlip, settings.hflip), (tv.RandomVerticalFlip, settings.vflip)):
         assert (kind in stages) == (p > 0) and (p == 0 or stages[kind].p == p)
 
     def ops(ra):
@@ -359,25 +359,25 @@ def test_spec_reads_the_pil_pipelines_transform(data, augment, mode, sizes):
                  op.kwargs.get("fillcolor"), op.kwargs.get("resample"),
                  op.hparams.get("translate_const")) for op in ra.ops]
 
-    assert (RandAugment in stages) == (spec.rand_augment is not None)
-    if spec.rand_augment is not None:
+    assert (RandAugment in stages) == (settings.rand_augment is not None)
+    if settings.rand_augment is not None:
         ra = stages[RandAugment]
-        assert ops(ra) == ops(spec.rand_augment) and ra.num_layers == spec.layers
-        assert (ra.choice_weights is None) == (spec.rand_augment.choice_weights is None)
-    assert (tv.ColorJitter in stages) == (spec.color_jitter is not None)
-    if spec.color_jitter is not None:
+        assert ops(ra) == ops(settings.rand_augment) and ra.num_layers == settings.layers
+        assert (ra.choice_weights is None) == (settings.rand_augment.choice_weights is None)
+    assert (tv.ColorJitter in stages) == (settings.color_jitter is not None)
+    if settings.color_jitter is not None:
         cj = stages[tv.ColorJitter]
         for name in ("brightness", "contrast", "saturation", "hue"):
-            assert getattr(cj, name) == getattr(spec.color_jitter, name), name
+            assert getattr(cj, name) == getattr(settings.color_jitter, name), name
     norm = stages[tv.Normalize]
-    assert torch.tensor(spec.mean).tolist() == torch.as_tensor(norm.mean).tolist()
-    assert torch.tensor(spec.std).tolist() == torch.as_tensor(norm.std).tolist()
-    assert (RandomErasing in stages) == (spec.erasing is not None)
-    if spec.erasing is not None:
+    assert torch.tensor(settings.mean).tolist() == torch.as_tensor(norm.mean).tolist()
+    assert torch.tensor(settings.std).tolist() == torch.as_tensor(norm.std).tolist()
+    assert (RandomErasing in stages) == (settings.erasing is not None)
+    if settings.erasing is not None:
         re = stages[RandomErasing]
         for name in ("probability", "mode", "min_count", "max_count", "min_area", "max_area",
                      "log_aspect_ratio"):
-            assert getattr(re, name) == getattr(spec.erasing, name), name
+            assert getattr(re, name) == getattr(settings.erasing, name), name
 
 
 def test_replay_independent_of_batch():
@@ -431,9 +431,9 @@ def test_params_leave_global_generators_alone():
 def test_color_jitter_only_without_auto_augment():
     """timm drops ColorJitter when RandAugment is on (no force_color_jitter)."""
     data = DataConfig(img_size=28, in_chans=1, mean=(0.286,), std=(0.353,))
-    assert TensorAugment(data, AugmentConfig(color_jitter=0.3)).spec.color_jitter is None
-    spec = TensorAugment(data, AugmentConfig(auto_augment=None, color_jitter=0.3)).spec
-    assert spec.color_jitter is not None and spec.color_jitter.hue is None
+    assert TensorAugment(data, AugmentConfig(color_jitter=0.3)).settings.color_jitter is None
+    settings = TensorAugment(data, AugmentConfig(auto_augment=None, color_jitter=0.3)).settings
+    assert settings.color_jitter is not None and settings.color_jitter.hue is None
 
 
 @pytest.mark.parametrize("pipeline", ["pil", "tensor"])

@@ -11,9 +11,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from distill.errors import UsageError
+from distill.errors import UsageError, show
 from distill.readers import read_json, read_text
-from distill.recipe.validate import _show
 
 from ._common import console
 
@@ -51,7 +50,7 @@ def load_summary(run: Path) -> dict:
         value = summary.get(key)
         if fmt is not None and value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UsageError(f"{path}: {key}: expected a number (got {_show(value)})")
+            raise UsageError(f"{path}: {key}: expected a number (got {show(value)})")
     return summary
 
 

@@ -73,9 +73,9 @@ def collate(items: list[tuple]) -> Batch:
     if stacked is not None:
         images = stacked
     elif aug is not None and len({x.shape for x in xs}) > 1:
-        from .tensor_pipeline import _pad
+        from .tensor_pipeline import pad_images
 
-        images = _pad(list(xs))
+        images = pad_images(list(xs))
     else:
         images = torch.stack(xs)
     return Batch(images, torch.tensor(ys), torch.tensor(idx), rows, aug=aug)

@@ -1,4 +1,5 @@
-"""Datasets: `synthetic` (seeded, in memory), `fashion_mnist` (IDX files), `imagefolder`.
+"""Datasets: `synthetic` (seeded, in memory), `fashion_mnist` (IDX files), `imagefolder`
+(a folder tree: walked by `folder`, each image decoded by `images`).
 
 A builder takes `split` ("train" or "val"), `root`, and its own options; it returns a
 map-style dataset of `(PIL image, class index)` with `num_classes` and `in_chans`. Builders
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,8 @@ from distill.errors import UsageError
 from distill.registry import DATASETS
 
 from .errors import DataError
+from .folder import ImageFolder, class_names
+from .images import convert_image, load_image
 
 __all__ = ["ArrayImageDataset", "convert_image", "fashion_mnist", "imagefolder", "load_image",
            "read_idx", "synthetic"]
@@ -151,242 +153,8 @@ def fashion_mnist(split: Split, root: Path | None = None) -> ArrayImageDataset:
     return ArrayImageDataset(images, labels, FASHION_MNIST_CLASSES)
 
 
-# The file names torchvision's ImageFolder takes for images (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-_GRAY16 = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def convert_image(img: Image.Image, mode: str, where: object = "image") -> Image.Image:
-    """`img` in PIL mode `mode` ("L" or "RGB"), every source mode converted or refused.
-
-    - 16-bit grayscale ("I;16", "I;16B", …) and 32-bit integer ("I", how PIL opens 16-bit
-      PNG and TIFF files) are scaled from 0..65535 to 0..255 (v·255/65535, rounded), not
-      clipped at 255 as PIL's `convert` does; "I" values outside 0..65535 are refused.
-      32-bit float ("F") is scaled from 0..1; values outside 0..1 are refused.
-    - Palette ("P", "PA") and premultiplied ("RGBa") images go through "RGBA" first, so a
-      palette's transparency is resolved.
-    - Alpha ("RGBA", "LA", "PA", transparent palettes) is dropped: the stored colours are
-      kept, not composited onto a background. This is what PIL's `convert` and
-      torchvision's ImageFolder do, so an image that loaded before gives the same pixels.
-    - CMYK, YCbCr, HSV, LAB and bilevel ("1") images use PIL's conversion to RGB; "L" from a
-      colour image is PIL's ITU-R 601-2 luma of its RGB.
-    - Anything PIL cannot convert is a `DataError` naming `where` and the mode.
-    """
-    if img.mode == mode:
-        return img
-    source = img.mode
-    if source in _GRAY16 or source in ("I", "F"):
-        img = _to_8bit(img, where)
-    elif source in ("P", "PA", "RGBa"):
-        img = img.convert("RGBA")
-    if img.mode == mode:
-        return img
-    try:
-        if mode == "L" and img.mode not in ("1", "L", "LA"):
-            img = img.convert("RGB")
-        return img.convert(mode)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{where}: cannot convert an image of PIL mode '{source}' to "
-                        f"'{mode}' ({exc}); save it as 8-bit RGB or grayscale") from None
-
-
-def _to_8bit(img: Image.Image, where: object) -> Image.Image:
-    """A 16-bit, 32-bit integer or float grayscale image as 8-bit "L" (see `convert_image`)."""
-    a = np.asarray(img)
-    if img.mode == "F":
-        if a.size and (not np.isfinite(a).all() or a.min() < 0 or a.max() > 1):
-            raise DataError(f"{where}: 32-bit float pixels outside 0..1 (found "
-                            f"{np.nanmin(a):g}..{np.nanmax(a):g}); save it as 8- or 16-bit")
-        return Image.fromarray(np.rint(a * 255.0).astype(np.uint8), "L")
-    a = a.astype(np.int64)
-    if a.size and (a.min() < 0 or a.max() > 65535):
-        raise DataError(f"{where}: 32-bit integer pixels outside 0..65535 (found {a.min()}.."
-                        f"{a.max()}); save it as 8- or 16-bit")
-    return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L")
-
-
-def load_image(path: str, mode: str) -> Image.Image:
-    """The image file `path`, fully decoded and converted to `mode` ("L" or "RGB"); any
-    problem is one `DataError` naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            img = Image.open(fh)
-            img.load()  # decode it all here: a truncated file fails now, named
-        return convert_image(img, mode, path)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: the file is gone (it was there when the dataset was listed)"
-                        ) from None
-    except PermissionError:
-        raise DataError(f"{path}: cannot read the file (permission denied)") from None
-    except Image.UnidentifiedImageError:
-        what = ("an empty file (0 bytes)" if _size(path) == 0 else
-                "not an image (PIL cannot identify its format)")
-        raise DataError(f"{path}: {what}; replace or remove it") from None
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: {_first_line(exc)}") from None
-    except OSError as exc:
-        if exc.errno is not None:  # the system could not read it
-            raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        raise DataError(f"{path}: cannot decode the image ({_first_line(exc)}): the file is "
-                        "damaged or truncated; replace or remove it") from None
-    except (SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
-        raise DataError(f"{path}: cannot decode the image ({_first_line(exc)}): the file is "
-                        "damaged; replace or remove it") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
-def _entries(folder: str) -> list[os.DirEntry]:
-    try:
-        with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
-    except PermissionError:
-        raise DataError(f"{folder}: cannot read the folder (permission denied)") from None
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()  # follows symbolic links, as torchvision's ImageFolder does
-    except OSError:  # a link to itself, say: not a folder (named below if it is an image)
-        return False
-
-
-def _dir_id(path: str) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the folder ({exc.strerror or exc})") from None
-    return st.st_dev, st.st_ino
-
-
-def _walk(top: str, above: tuple[tuple[int, int], ...]
-          ) -> Iterator[tuple[str, list[os.DirEntry]]]:
-    """`(folder, non-folder entries)` under `top`, symbolic links to folders followed (as
-    `os.walk(top, followlinks=True)` in torchvision's ImageFolder), except a link back to
-    `top` or a folder above it (`above`: their device and inode numbers, `top`'s
-    included): that loop is a `DataError` naming the link, never followed."""
-    entries = _entries(top)
-    yield top, [e for e in entries if not _is_dir(e)]
-    for entry in entries:
-        if not _is_dir(entry):
-            continue
-        path = os.path.join(top, entry.name)
-        ident = _dir_id(path)
-        if ident in above:
-            raise DataError(f"{path}: a symbolic link back to '{os.path.realpath(path)}', a "
-                            "folder that contains it (a loop); remove the link")
-        yield from _walk(path, (*above, ident))
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _class_names(folder: str) -> list[str]:
-    return [e.name for e in _entries(folder) if _is_dir(e)]
-
-
-class _ImageFolder(Dataset):
-    """The images of `root/<class>/**/<file>`, listed as torchvision's ImageFolder lists
-    them (classes sorted, files by extension, sub-folders and symbolic links followed; the
-    same samples in the same order), with every problem named: an empty class folder, a
-    folder without class folders, an unreadable folder, a symbolic-link loop (refused, not
-    followed), a broken link; and, when a sample is read (in a loader worker or not), a
-    file that cannot be read or decoded. Images come in `mode` (see `convert_image`)."""
-
-    def __init__(self, root: Path, mode: str = "RGB"):
-        self.root = str(root)
-        self.mode = mode
-        classes = _class_names(self.root)
-        if not classes:
-            loose = sum(1 for e in _entries(self.root) if _is_image_name(e.name))
-            hint = (f"; it holds {loose} image file(s) directly: put them in one folder per "
-                    "class" if loose else "")
-            raise DataError(f"{self.root}: no class folders (expected "
-                            f"{os.path.join(self.root, '<class>', '<image>')}){hint}")
-        self.samples: list[tuple[str, int]] = []
-        empty: list[str] = []
-        top = _dir_id(self.root)
-        for label, name in enumerate(classes):
-            class_dir = os.path.join(self.root, name)
-            ident = _dir_id(class_dir)
-            if ident == top:
-                raise DataError(f"{class_dir}: a symbolic link back to '{self.root}', the "
-                                "folder that contains it (a loop); remove the link")
-            found = self._scan(class_dir, label, (top, ident))
-            if not found:
-                empty.append(class_dir)
-        if empty:
-            shown = ", ".join(f"'{p}'" for p in empty[:3])
-            more = f" and {len(empty) - 3} more" if len(empty) > 3 else ""
-            raise DataError(f"{empty[0]}: class folder{'s' if len(empty) > 1 else ''} {shown}"
-                            f"{more} hold{'' if len(empty) > 1 else 's'} no images (files "
-                            f"ending {', '.join(IMAGE_EXTENSIONS)}); add images or remove "
-                            f"the folder{'s' if len(empty) > 1 else ''}")
-        self.classes = tuple(classes)
-        self.num_classes = len(self.classes)
-        self.in_chans = 1 if mode == "L" else 3
-
-    def _scan(self, class_dir: str, label: int, above: tuple[tuple[int, int], ...]) -> int:
-        walked = sorted(_walk(class_dir, above), key=lambda pair: pair[0])
-        count = 0
-        for folder, files in walked:
-            for entry in files:  # sorted by name
-                if not _is_image_name(entry.name):
-                    continue
-                path = os.path.join(folder, entry.name)
-                if not _is_regular(entry):
-                    what = ("a broken symbolic link" if entry.is_symlink() and
-                            not os.path.exists(path) else "not a regular file")
-                    raise DataError(f"{path}: {what}; remove it or point it at an image")
-                self.samples.append((path, label))
-                count += 1
-        return count
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        path, label = self.samples[index]
-        return load_image(path, self.mode), label
-
-    def fingerprint(self) -> dict[str, str]:
-        """Hashes of the labels and of the file list (relative paths and sizes)."""
-        labels, files = hashlib.sha256(), hashlib.sha256()
-        for path, label in self.samples:
-            try:
-                size = os.stat(path).st_size
-            except OSError as exc:
-                raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})"
-                                ) from None
-            labels.update(f"{label}\n".encode())
-            files.update(f"{Path(path).relative_to(self.root)}|{size}\n".encode())
-        return {"labels_sha256": labels.hexdigest(), "content_sha256": files.hexdigest()}
-
-
-def _is_regular(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_file()
-    except OSError:
-        return False
-
-
 @DATASETS.register(default_root=None)
-def imagefolder(split: Split, root: Path | None = None, in_chans: int = 3) -> _ImageFolder:
+def imagefolder(split: Split, root: Path | None = None, in_chans: int = 3) -> ImageFolder:
     """An ImageNet-style tree: `root/train/<class>/*.JPEG` and `root/val/<class>/*.JPEG`.
 
     Images are converted to the recipe's channels (`data.in_chans` 1: "L", else "RGB"; see
@@ -400,10 +168,10 @@ def imagefolder(split: Split, root: Path | None = None, in_chans: int = 3) -> _I
     folder = Path(root) / split
     if not folder.is_dir():
         raise UsageError(f"data.root: '{root}' has no '{split}/' folder")
-    ds = _ImageFolder(folder, "L" if in_chans == 1 else "RGB")
+    ds = ImageFolder(folder, "L" if in_chans == 1 else "RGB")
     train = Path(root) / "train"
     if split != "train" and train.is_dir():
-        theirs = _class_names(str(train))
+        theirs = class_names(str(train))
         if list(ds.classes) != theirs:
             only_here = sorted(set(ds.classes) - set(theirs))
             only_there = sorted(set(theirs) - set(ds.classes))

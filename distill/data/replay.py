@@ -27,8 +27,8 @@ from torch.utils.data import Dataset, Sampler
 
 from distill.errors import UsageError
 
-from .datasets import convert_image
 from .errors import DataError
+from .images import convert_image
 
 __all__ = ["ReplayDataset", "ReplaySampler", "RowReader", "derive_seed", "preserved_rngs", "reseed",
            "seeded"]

@@ -27,13 +27,13 @@ from collections.abc import Sequence
 import torch
 
 __all__ = ["BICUBIC", "BILINEAR", "NEAREST", "auto_contrast", "blend", "brightness", "color",
-           "contrast", "equalize", "erase", "invert", "normal_noise", "normalize", "posterize",
+           "contrast", "div", "equalize", "erase", "invert", "normal_noise", "normalize", "posterize",
            "sharpness", "smooth", "solarize", "solarize_add", "to_gray"]
 
 # Interpolation codes used in parameter tensors.
 NEAREST, BILINEAR, BICUBIC = 0, 1, 2
 
-def _div(a: torch.Tensor, b: float | torch.Tensor) -> torch.Tensor:
+def div(a: torch.Tensor, b: float | torch.Tensor) -> torch.Tensor:
     """a / b, correctly rounded on every device: CUDA divides by a CPU scalar as a product
     with its reciprocal, and `scalar / tensor` is `reciprocal(tensor) * scalar` everywhere."""
     return torch.div(a, torch.as_tensor(b, dtype=a.dtype, device=a.device))
@@ -76,7 +76,7 @@ def auto_contrast(images: torch.Tensor) -> torch.Tensor:
     B, C, H, W = images.shape
     x = images.reshape(B, C, H * W).long()
     lo, hi = x.amin(2, keepdim=True), x.amax(2, keepdim=True)
-    scale = _div(torch.full(lo.shape, 255.0, dtype=torch.float64, device=x.device),
+    scale = div(torch.full(lo.shape, 255.0, dtype=torch.float64, device=x.device),
                  (hi - lo).clamp(min=1).double())
     offset = -lo.double() * scale
     v = (x.double() * scale + offset).trunc().clamp(0, 255).long()
@@ -127,7 +127,7 @@ def contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """ImageEnhance.Contrast: blend with the grey level int(mean(L) + 0.5)."""
     g = to_gray(images).long()
     n = g.shape[2] * g.shape[3]
-    mean = (_div(g.sum((1, 2, 3)).double(), float(n)) + 0.5).floor()
+    mean = (div(g.sum((1, 2, 3)).double(), float(n)) + 0.5).floor()
     return blend(_rows(mean, images.ndim).expand_as(images), images, factor)
 
 
@@ -162,7 +162,7 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     C = images.shape[1]
     m = torch.tensor(list(mean), dtype=torch.float32, device=images.device).view(1, C, 1, 1)
     s = torch.tensor(list(std), dtype=torch.float32, device=images.device).view(1, C, 1, 1)
-    return _div(images.to(torch.float32), 255.0).sub(m).div(s)
+    return div(images.to(torch.float32), 255.0).sub(m).div(s)
 
 
 _M32 = 0xFFFFFFFF

@@ -1,8 +1,8 @@
 """Per-sample random parameters of timm's training transform, drawn on the host, batched.
 
-`AugmentSpec.from_config(data, augment)` reads the recipe the way `train_transform` hands
+`AugmentSettings.from_config(data, augment)` reads the recipe the way `train_transform` hands
 it to timm's `create_transform` (the RandAugment ops are timm's own objects, parsed by
-timm's `rand_augment_transform`), and `draw_params(spec, seed, keys, sizes)` draws, for each
+timm's `rand_augment_transform`), and `draw_params(settings, seed, keys, sizes)` draws, for each
 sample key, every random choice of that transform: the crop box and its interpolation, the
 flips, RandAugment's ops, magnitudes, signs and interpolations, colour jitter's order and
 factors, and random erasing's boxes.
@@ -42,8 +42,8 @@ from .tensor_ops import BICUBIC, BILINEAR, NEAREST
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
 
-__all__ = ["DRAWS", "GEOMETRIC_OPS", "OP_NAMES", "AugmentSpec", "draw_params", "level_args", "rotate_matrix",
-           "sample_keys"]
+__all__ = ["DRAWS", "GEOMETRIC_OPS", "OP_NAMES", "AugmentSettings", "draw_params", "level_args",
+           "rotate_matrix", "sample_keys"]
 
 # RandAugment ops the tensor path implements; parameter tensors index into this tuple.
 OP_NAMES = (
@@ -79,7 +79,7 @@ def _unsupported(what: str) -> UsageError:
 
 
 @dataclass(frozen=True)
-class AugmentSpec:
+class AugmentSettings:
     """What the training transform does, as timm's `transforms_imagenet_train` builds it
     from `train_transform`'s arguments (RRC → flips → RandAugment → colour jitter →
     normalise → random erasing)."""
@@ -107,8 +107,8 @@ class AugmentSpec:
         return self.erasing.max_count if self.erasing is not None else 0
 
     @classmethod
-    def from_config(cls, data: DataConfig, augment: AugmentConfig) -> AugmentSpec:
-        """The spec of `train_transform(data, augment)`; UsageError (naming data.pipeline)
+    def from_config(cls, data: DataConfig, augment: AugmentConfig) -> AugmentSettings:
+        """The settings of `train_transform(data, augment)`; UsageError (naming data.pipeline)
         for what the tensor path does not implement."""
         from timm.data.auto_augment import rand_augment_transform
         from timm.data.random_erasing import RandomErasing
@@ -207,7 +207,7 @@ def sample_keys(seed: int, keys: Sequence[Any]) -> np.ndarray:
 class _Uniforms:
     """Uniform float64 draws in (0, 1) for a batch of stream keys, slot after slot: slot s
     of a sample is SplitMix64's output s + 1 from the sample's key, so it depends on the
-    key and s only. The slots a spec takes, and their order, depend on the spec alone."""
+    key and s only. The slots the settings take, and their order, depend on the settings alone."""
 
     def __init__(self, keys: np.ndarray):
         self.keys = keys
@@ -238,15 +238,15 @@ def _first_fit(ok: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
     return (ok.any(1), *(v[rows, first] for v in values))
 
 
-def _draw_crop(spec: AugmentSpec, u: _Uniforms, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _draw_crop(settings: AugmentSettings, u: _Uniforms, h: np.ndarray, w: np.ndarray) -> np.ndarray:
     """timm's RandomResizedCropAndInterpolation.get_params: ten attempts at an area in
     `scale` and a log-uniform aspect ratio in `ratio`, then the central fallback. B×4
     (top, left, h, w)."""
     n = len(h)
     d = u.take(40).reshape(n, 10, 4)
-    lo, hi = spec.scale
+    lo, hi = settings.scale
     target = (lo + (hi - lo) * d[..., 0]) * (h * w).astype(np.float64)[:, None]
-    lr0, lr1 = math.log(spec.ratio[0]), math.log(spec.ratio[1])
+    lr0, lr1 = math.log(settings.ratio[0]), math.log(settings.ratio[1])
     aspect = np.exp(lr0 + (lr1 - lr0) * d[..., 1])
     tw = np.rint(np.sqrt(target * aspect)).astype(np.int64)
     th = np.rint(np.sqrt(target / aspect)).astype(np.int64)
@@ -254,7 +254,7 @@ def _draw_crop(spec: AugmentSpec, u: _Uniforms, h: np.ndarray, w: np.ndarray) ->
                                      th, tw, d[..., 2], d[..., 3])
     top, left = _randint(ui, h - ch), _randint(uj, w - cw)
     # the fallback: the central crop, clipped to the ratio range
-    rmin, rmax = min(spec.ratio), max(spec.ratio)
+    rmin, rmax = min(settings.ratio), max(settings.ratio)
     in_ratio = w / h
     fw = np.where(in_ratio > rmax, np.rint(h * rmax), w).astype(np.int64)
     fh = np.where(in_ratio < rmin, np.rint(w / rmin), h).astype(np.int64)
@@ -319,7 +319,7 @@ def _op_matrices(name: str, arg: np.ndarray, width: int, height: int) -> np.ndar
     return m
 
 
-def _draw_rand_augment(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
+def _draw_rand_augment(settings: AugmentSettings, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
     """timm's RandAugment.__call__ and AugmentOp.__call__, without the image work: the ops
     (uniform with replacement; weighted without replacement as NumPy's choice, by
     Efraimidis–Spirakis keys), each applied with its probability, its magnitude drawn
@@ -327,7 +327,7 @@ def _draw_rand_augment(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarra
     [0, magnitude_max or 10], mapped by its level function, and its resampling filter."""
     from timm.data.auto_augment import _LEVEL_DENOM
 
-    ra = spec.rand_augment
+    ra = settings.rand_augment
     n, layers, n_ops = len(u.keys), ra.num_layers, len(ra.ops)
     with np.errstate(divide="ignore", invalid="ignore"):
         if ra.choice_weights is None:
@@ -350,7 +350,7 @@ def _draw_rand_augment(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarra
     arg = np.zeros((n, layers))
     matrix = np.tile(np.array(_IDENTITY), (n, layers, 1))
     interp = np.zeros((n, layers), dtype=np.int64)
-    width, height = spec.size[1], spec.size[0]
+    width, height = settings.size[1], settings.size[0]
     for k in np.unique(chosen[applied]).tolist():
         op = ra.ops[k]
         sel = applied & (chosen == k)
@@ -366,10 +366,10 @@ def _draw_rand_augment(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarra
     out.update(ra_op=ra_op, ra_arg=arg, ra_matrix=matrix, ra_interp=interp)
 
 
-def _draw_color_jitter(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
+def _draw_color_jitter(settings: AugmentSettings, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
     """torchvision's ColorJitter.get_params: a uniform permutation of the four functions
     and each set factor uniform in its range (NaN: off)."""
-    cj = spec.color_jitter
+    cj = settings.color_jitter
     order = np.argsort(u.take(4), axis=1)
     factors = []
     for name in ("brightness", "contrast", "saturation", "hue"):
@@ -378,12 +378,12 @@ def _draw_color_jitter(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarra
     out.update(cj_order=order, cj_factor=np.stack(factors, 1))
 
 
-def _draw_erasing(spec: AugmentSpec, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
+def _draw_erasing(settings: AugmentSettings, u: _Uniforms, out: dict[str, np.ndarray]) -> None:
     """timm's RandomErasing._erase draws for images of the output size: applied with its
     probability, `count` boxes (uniform in [min_count, max_count]), each the first of ten
     attempts (area in [min_area, max_area] / count, log-uniform aspect) that fits."""
-    re = spec.erasing
-    img_h, img_w = spec.size
+    re = settings.erasing
+    img_h, img_w = settings.size
     n = len(u.keys)
     on = u.one() <= re.probability
     if re.min_count == re.max_count:
@@ -417,7 +417,7 @@ def _sizes(sizes: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     return hw[:, 0], hw[:, 1]
 
 
-def draw_params(spec: AugmentSpec, seed: int, keys: Sequence[Any], sizes: Any
+def draw_params(settings: AugmentSettings, seed: int, keys: Sequence[Any], sizes: Any
                 ) -> dict[str, torch.Tensor]:
     """Every random parameter of the training transform for each key, one row per sample.
 
@@ -442,26 +442,26 @@ def draw_params(spec: AugmentSpec, seed: int, keys: Sequence[Any], sizes: Any
     stream = sample_keys(seed, keys)
     u = _Uniforms(stream)
     out: dict[str, np.ndarray] = {"seed": (stream >> np.uint64(1)).astype(np.int64),
-                                  "crop": _draw_crop(spec, u, h, w)}
-    if spec.interpolation == "random":
+                                  "crop": _draw_crop(settings, u, h, w)}
+    if settings.interpolation == "random":
         codes = np.array([_interp_code(m) for m in _RANDOM_INTERPOLATION])
         out["interp"] = codes[np.minimum((u.one() * len(codes)).astype(np.int64),
                                          len(codes) - 1)]
     else:
-        out["interp"] = np.full(n, _interp_code(spec.interpolation), dtype=np.int64)
-    flips = [u.one() < p if p > 0 else np.zeros(n, dtype=bool) for p in (spec.hflip, spec.vflip)]
+        out["interp"] = np.full(n, _interp_code(settings.interpolation), dtype=np.int64)
+    flips = [u.one() < p if p > 0 else np.zeros(n, dtype=bool) for p in (settings.hflip, settings.vflip)]
     out["flip"] = np.stack(flips, 1)
-    layers, count = spec.layers, spec.erase_count
+    layers, count = settings.layers, settings.erase_count
     out.update(ra_op=np.zeros((n, layers), dtype=np.int64), ra_arg=np.zeros((n, layers)),
                ra_matrix=np.zeros((n, layers, 6)), ra_interp=np.zeros((n, layers), np.int64),
                cj_order=np.zeros((n, 0), dtype=np.int64), cj_factor=np.zeros((n, 0)),
                re_box=np.zeros((n, count, 4), dtype=np.int64))
-    if spec.rand_augment is not None:
-        _draw_rand_augment(spec, u, out)
-    if spec.color_jitter is not None:
-        _draw_color_jitter(spec, u, out)
-    if spec.erasing is not None:
-        _draw_erasing(spec, u, out)
+    if settings.rand_augment is not None:
+        _draw_rand_augment(settings, u, out)
+    if settings.color_jitter is not None:
+        _draw_color_jitter(settings, u, out)
+    if settings.erasing is not None:
+        _draw_erasing(settings, u, out)
     dtypes = {"flip": torch.bool, "ra_arg": torch.float64, "ra_matrix": torch.float64,
               "cj_factor": torch.float64}
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(dtypes.get(k, torch.long))

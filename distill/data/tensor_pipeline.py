@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import tensor_ops as ops
-from .tensor_params import GEOMETRIC_OPS, OP_NAMES, AugmentSpec, draw_params
+from .tensor_params import GEOMETRIC_OPS, OP_NAMES, AugmentSettings, draw_params
 from .tensor_resample import affine, axis_of, resized_crop
 
 if TYPE_CHECKING:
     from distill.recipe import AugmentConfig, DataConfig
 
-__all__ = ["TensorAugment", "apply_op"]
+__all__ = ["TensorAugment", "apply_op", "pad_images"]
 
 
 def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.Tensor,
@@ -58,7 +58,7 @@ def apply_op(name: str, images: torch.Tensor, arg: torch.Tensor, matrix: torch.T
     return affine(images, matrix, interp, fill, modes, axis)
 
 
-def _pad(images: Sequence[torch.Tensor]) -> torch.Tensor:
+def pad_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
     """Images of different sizes (C×h×w each) in one zero-padded batch."""
     h = max(int(im.shape[-2]) for im in images)
     w = max(int(im.shape[-1]) for im in images)
@@ -76,13 +76,13 @@ class TensorAugment:
     set's GaussianBlur)."""
 
     def __init__(self, data: DataConfig, augment: AugmentConfig, seed: int = 0):
-        self.spec = AugmentSpec.from_config(data, augment)
+        self.settings = AugmentSettings.from_config(data, augment)
         self.seed = seed
 
     def params(self, keys: Sequence[Any], sizes: Any) -> dict[str, torch.Tensor]:
         """Each key's random parameters (host tensors, one row per sample; `sizes`: the
         source images' (h, w), one pair for all or one per key). See `draw_params`."""
-        return draw_params(self.spec, self.seed, keys, sizes)
+        return draw_params(self.settings, self.seed, keys, sizes)
 
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor],
                  params: dict[str, torch.Tensor], device: torch.device | str | None = None
@@ -93,8 +93,8 @@ class TensorAugment:
 
         Which samples each op touches is planned on the host from `params`, and everything
         goes to the device in one pinned transfer per tensor, so no op waits for the device."""
-        spec = self.spec
-        x = images if isinstance(images, torch.Tensor) else _pad(list(images))
+        settings = self.settings
+        x = images if isinstance(images, torch.Tensor) else pad_images(list(images))
         if x.dtype != torch.uint8:
             raise ValueError(f"TensorAugment: expected uint8 images, got {x.dtype}")
         device = torch.device(device) if device is not None else x.device
@@ -110,28 +110,28 @@ class TensorAugment:
         dev = {k: send(v) for k, v in host.items()}
         order = send(order)
         x = send(x)
-        if x.shape[1] != spec.in_chans:
-            x = ops.to_gray(x) if spec.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
+        if x.shape[1] != settings.in_chans:
+            x = ops.to_gray(x) if settings.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
         crop = host["crop"]
         max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
-        x = resized_crop(x, dev["crop"], spec.size, dev["interp"], dev["flip"], max_crop)
+        x = resized_crop(x, dev["crop"], settings.size, dev["interp"], dev["flip"], max_crop)
         for (stage, op, col, modes, axis, _), (start, stop) in zip(plan, groups, strict=True):
             idx = order[start:stop]
             if stage == "ra":  # RandAugment layer `col`, op `op`
                 y = apply_op(OP_NAMES[op], x.index_select(0, idx), dev["ra_arg"][idx, col],
-                             dev["ra_matrix"][idx, col], dev["ra_interp"][idx, col], spec.fill,
+                             dev["ra_matrix"][idx, col], dev["ra_interp"][idx, col], settings.fill,
                              modes, axis)
             else:  # colour jitter function `op` (0 brightness, 1 contrast, 2 saturation)
                 y = _JITTER[op](x.index_select(0, idx), dev["cj_factor"][idx, op])
             x.index_copy_(0, idx, y)  # x is this call's own tensor
-        x = ops.normalize(x, spec.mean, spec.std)
+        x = ops.normalize(x, settings.mean, settings.std)
         boxes = host["re_box"]
         if boxes.shape[1]:
             sel = (boxes[:, :, 2] > 0).any(1).nonzero()[:, 0]
             if len(sel):
                 idx = send(sel)
                 y = ops.erase(x.index_select(0, idx), dev["re_box"][idx], dev["seed"][idx],
-                              spec.erasing.mode)
+                              settings.erasing.mode)
                 x = x.index_copy(0, idx, y)
         return x
 

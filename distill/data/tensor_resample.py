@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 
 import torch
 
-from .tensor_ops import BICUBIC, BILINEAR, NEAREST, _div
+from .tensor_ops import BICUBIC, BILINEAR, NEAREST, div
 
 __all__ = ["affine", "axis_of", "resized_crop"]
 
@@ -43,7 +43,7 @@ def _filter(t: torch.Tensor, bicubic: torch.Tensor) -> torch.Tensor:
 
 def _nearest_positions(size: torch.Tensor, out: int) -> torch.Tensor:
     """Pillow's ImagingScaleAffine source positions: x0 = a/2, then += a (a = size/out)."""
-    a = _div(size.to(torch.float32).double(), float(out))
+    a = div(size.to(torch.float32).double(), float(out))
     pos = []
     xo = a * 0.5
     for _ in range(out):
@@ -63,11 +63,11 @@ def _axis_coeffs(size: torch.Tensor, out: int, interp: torch.Tensor, taps: int,
     """Source indices (relative to the crop) and fixed-point weights, each B×out×taps, of
     Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for one axis of each sample."""
     f64 = torch.float64
-    scale = _div(size.to(f64), float(out))  # (in1 - in0) / outSize
+    scale = div(size.to(f64), float(out))  # (in1 - in0) / outSize
     fscale = scale.clamp(min=1.0)
     bicubic = (interp == BICUBIC)[:, None]
     support = torch.where(interp == BICUBIC, 2.0, 1.0).to(f64) * fscale
-    inv = _div(torch.ones_like(fscale), fscale)
+    inv = div(torch.ones_like(fscale), fscale)
     o = torch.arange(out, device=size.device, dtype=f64)
     center = (o[None, :] + 0.5) * scale[:, None]
     xmin = (center - support[:, None] + 0.5).trunc().clamp(min=0.0)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.checkpoint import atomic_write_bytes, atomic_write_text, file_sha256, temporary_target
-from distill.errors import OptionError, UsageError
+from distill.errors import OptionError, UsageError, few
 
 __all__ = ["FORMAT", "HASHED", "MANIFEST", "RUN_FILES", "UNHASHED", "RunDir", "check_run_file",
            "stopped_note"]
@@ -37,11 +37,6 @@ FORMAT = "deit-distill-run/1"
 HASHED = ("recipe.yaml", "model.safetensors", "ema.safetensors", "state.pt", "summary.json")
 UNHASHED = ("metrics.jsonl", "config.json")
 RUN_FILES = frozenset((MANIFEST, *HASHED, *UNHASHED))
-
-
-def _few(names: list[str], n: int = 3) -> str:
-    more = f" and {len(names) - n} more" if len(names) > n else ""
-    return ", ".join(names[:n]) + more
 
 
 def _digest(body: dict[str, Any]) -> str:
@@ -95,7 +90,7 @@ class RunDir:
                 and all(n in RUN_FILES or _is_own_temporary(n) for n in names)):
             return cls(out, "legacy", finished="summary.json" in names)
         raise OptionError("run.out", f"'{out}' is not empty and holds no run of this toolkit "
-                          f"(it holds {_few(names)}); choose a new or empty directory")
+                          f"(it holds {few(names)}); choose a new or empty directory")
 
     @classmethod
     def load(cls, out: Path) -> RunDir:
@@ -125,7 +120,7 @@ class RunDir:
         if foreign:
             raise UsageError(f"'{self.out / foreign[0]}' is not a file of the run in "
                              f"'{self.out}' ({MANIFEST} does not list "
-                             f"{_few(foreign)}); move it out of the run directory, or choose "
+                             f"{few(foreign)}); move it out of the run directory, or choose "
                              "another --out")
         found: dict[str, dict[str, Any]] = {}
         for name in sorted(set(self.files) | set(self.pending)):

@@ -16,13 +16,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from distill.errors import UsageError
+from distill.errors import UsageError, one_line, show
+from distill.readers import path_is
 from distill.registry import DATASETS, LOSSES, RegistryError
 
-from .schema import Recipe, _FieldError
-from .text import RecipeYAMLError, _is, _read_yaml, parse_yaml
-from .validate import _show, one_line, validate
+from .schema import FieldError, Recipe
+from .text import RecipeYAMLError, parse_yaml, read_yaml
 from .validate import problems as recipe_problems
+from .validate import validate
 
 __all__ = ["TEACHER_MODEL_FIELDS", "apply_overrides", "check_paths", "default_out",
            "dump_recipe", "load_recipe", "recipe_from_dict"]
@@ -46,12 +47,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str],
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            problems.append(f"--set {_show(item)}: expected KEY=VALUE, e.g. optim.lr=1e-3")
+            problems.append(f"--set {show(item)}: expected KEY=VALUE, e.g. optim.lr=1e-3")
             continue
         try:
             value = parse_yaml(text) if text.strip() else None
         except RecipeYAMLError as exc:
-            problems.append(f"--set {_show(item)}: {exc.problem}")
+            problems.append(f"--set {show(item)}: {exc.problem}")
             continue
         except yaml.YAMLError:
             value = text
@@ -65,7 +66,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str],
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                problems.append(f"--set {_show(item)}: {_show(part)} is not a section")
+                problems.append(f"--set {show(item)}: {show(part)} is not a section")
                 break
             node = child
         else:
@@ -93,7 +94,7 @@ def _format_errors(exc: ValidationError, source: str) -> list[str]:
         msg = err["msg"]
         value = err.get("input")
         ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _FieldError):
+        if isinstance(ctx_err, FieldError):
             loc = loc + ctx_err.field.split(".")
             msg, value = ctx_err.message, ctx_err.value
         elif isinstance(ctx_err, (RegistryError, UsageError)):
@@ -104,7 +105,7 @@ def _format_errors(exc: ValidationError, source: str) -> list[str]:
             msg = "unknown field"
             unknown.setdefault(tuple(loc[:-1]), []).append(loc[-1] if loc else "?")
         field = ".".join(loc) or "recipe"
-        shown = "" if err["type"] == "missing" else f" (got {_show(value)})"
+        shown = "" if err["type"] == "missing" else f" (got {show(value)})"
         like = (tuple("#" if isinstance(p, int) else str(p) for p in err["loc"]), msg)
         if err["type"] == "extra_forbidden":
             like = ("unknown", tuple(loc[:-1]), len(unknown[tuple(loc[:-1])]))
@@ -118,7 +119,7 @@ def _format_errors(exc: ValidationError, source: str) -> list[str]:
             if like[2] == 1:  # the first of many: one line for all of them
                 names = unknown[like[1]]
                 out.append(f"{source}: {'.'.join(like[1]) or 'recipe'}: unknown fields "
-                           f"{', '.join(map(_show, names[:3]))} and {len(names) - 3} more")
+                           f"{', '.join(map(show, names[:3]))} and {len(names) - 3} more")
             continue
         out.append(line + (f" (and {more} more like it)" if more else ""))
     return out
@@ -196,7 +197,7 @@ def _swap_teacher(data: dict[str, Any], merged: dict[str, Any],
             continue
         value = section.pop(name)
         if value not in (None, {}, []):
-            dropped.append(f"teacher.{name}={_show(value)}")
+            dropped.append(f"teacher.{name}={show(value)}")
     return dropped
 
 
@@ -220,7 +221,7 @@ def load_recipe(
     `pretrained`, `mix_targets` and `cache_verify` stay. `note` is told which were dropped,
     once the recipe is valid."""
     try:
-        data = _read_yaml(Path(path)) if path is not None else {}
+        data = read_yaml(Path(path)) if path is not None else {}
         overrides = list(overrides or [])
         raw = dict(raw or {})
         for key, value in (("teacher.name", teacher), ("student.name", student),
@@ -240,8 +241,8 @@ def load_recipe(
     except UsageError as exc:
         raise _short_lines(exc) from None
     if dropped and note is not None and recipe.teacher.name is not None:
-        note(one_line(f"teacher {_show(recipe.teacher.name)} replaces the recipe's "
-                      f"{_show(_teacher_name(data))}; the old teacher's {', '.join(dropped)} "
+        note(one_line(f"teacher {show(recipe.teacher.name)} replaces the recipe's "
+                      f"{show(_teacher_name(data))}; the old teacher's {', '.join(dropped)} "
                       f"{'is' if len(dropped) == 1 else 'are'} dropped (the new teacher's own "
                       "apply; set one with --set teacher.FIELD=VALUE)"))
     return recipe
@@ -261,7 +262,7 @@ def check_paths(recipe: Recipe) -> None:
     problems = []
 
     def need(field: str, path: Path | None, kind: str, missing: str) -> None:
-        found = True if path is None else _is(path, kind)
+        found = True if path is None else path_is(path, kind)
         if isinstance(found, str):
             problems.append(f"{field}: cannot look at '{path}' ({found})")
         elif not found:
@@ -276,7 +277,7 @@ def check_paths(recipe: Recipe) -> None:
     need("student.init", recipe.student.init, "file", "file not found")
     need("teacher.weights", recipe.teacher.weights, "file", "file not found")
     cache = recipe.teacher.cache
-    found = True if cache is None else _is(cache / "manifest.json", "file")
+    found = True if cache is None else path_is(cache / "manifest.json", "file")
     if isinstance(found, str):
         problems.append(f"teacher.cache: cannot look at '{cache}' ({found})")
     elif not found:
@@ -288,11 +289,11 @@ def check_paths(recipe: Recipe) -> None:
         try:
             parse_teacher(recipe.teacher.name).check_paths()
         except UsageError as exc:
-            problems.append(f"teacher.name: {exc} (got {_show(recipe.teacher.name)})")
+            problems.append(f"teacher.name: {exc} (got {show(recipe.teacher.name)})")
         except (OSError, ValueError) as exc:  # a name the file system cannot look at
             reason = getattr(exc, "strerror", None) or exc
             problems.append(f"teacher.name: cannot look at it ({reason}) (got "
-                            f"{_show(recipe.teacher.name)})")
+                            f"{show(recipe.teacher.name)})")
     if problems:
         raise UsageError(*map(one_line, problems))
 

@@ -11,7 +11,7 @@ from distill.errors import UsageError
 
 from .load import apply_overrides, recipe_from_dict
 from .schema import Recipe
-from .text import _read_yaml
+from .text import read_yaml
 
 __all__ = ["RESUME_FREE_FIELDS", "load_run_recipe", "recipe_diff", "resume_changes"]
 
@@ -55,5 +55,5 @@ def load_run_recipe(run: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         if not (path / RUN_RECIPE).is_file():
             raise UsageError(f"{path}: not a run directory (no {RUN_RECIPE})")
         path = path / RUN_RECIPE
-    data = apply_overrides(_read_yaml(path), list(overrides))
+    data = apply_overrides(read_yaml(path), list(overrides))
     return recipe_from_dict(data, str(path))

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from distill.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_BATCH, MAX_SIZE
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -29,25 +31,16 @@ __all__ = [
     "TeacherMember",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 # Set by the recipe from data.* and student.drop_path_rate; never in student.kwargs.
 RESERVED_STUDENT_KWARGS = ("num_classes", "img_size", "in_chans", "drop_path_rate", "distilled")
 
 
-class _FieldError(ValueError):
+class FieldError(ValueError):
     """A cross-field problem that names its own dotted field (relative to the validator)."""
 
     def __init__(self, field: str, message: str, value: Any):
         self.field, self.message, self.value = field, message, value
         super().__init__(f"{field}: {message}")
-
-
-# Bounds that keep a typo (an extra digit or ten) from asking for terabytes before any
-# check can run: 4096² images, 65,536-image batches.
-MAX_SIZE = 4096
-MAX_BATCH = 65536
 
 
 class _Section(BaseModel):
@@ -92,7 +85,7 @@ class DataConfig(_Section):
     def _channels(self) -> DataConfig:
         for key in ("mean", "std"):
             if len(getattr(self, key)) != self.in_chans:
-                raise _FieldError(key, f"has {len(getattr(self, key))} values for "
+                raise FieldError(key, f"has {len(getattr(self, key))} values for "
                                        f"in_chans={self.in_chans}", getattr(self, key))
         return self
 
@@ -112,7 +105,7 @@ class StudentConfig(_Section):
         reserved = set(RESERVED_STUDENT_KWARGS) & set(self.kwargs)
         if reserved:
             key = sorted(reserved)[0]
-            raise _FieldError(f"kwargs.{key}", "is set by the recipe (data.* or "
+            raise FieldError(f"kwargs.{key}", "is set by the recipe (data.* or "
                               "student.drop_path_rate); remove it here", self.kwargs[key])
         return self
 
@@ -187,7 +180,7 @@ class TeacherConfig(_Section):
 
         raw = data["members"]
         if not isinstance(raw, list):
-            raise _FieldError("members", "must be a list of teachers", raw)
+            raise FieldError("members", "must be a list of teachers", raw)
         members = []
         for i, item in enumerate(raw):
             try:
@@ -195,15 +188,15 @@ class TeacherConfig(_Section):
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in err["loc"])
-                raise _FieldError(f"members.{i}{'.' + where if where else ''}",
+                raise FieldError(f"members.{i}{'.' + where if where else ''}",
                                   err["msg"], item) from None
         try:
             name = compose([(m.weight, m.name) for m in members])
         except ValueError as exc:
-            raise _FieldError("members", str(exc), raw) from None
+            raise FieldError("members", str(exc), raw) from None
         given = data.get("name")
         if given not in (None, "", "ensemble", name):
-            raise _FieldError("members", f"lists an ensemble, and teacher.name names "
+            raise FieldError("members", f"lists an ensemble, and teacher.name names "
                               f"'{given}'; set one of them (teacher.name: null with "
                               "teacher.members)", raw)
         kwargs = dict(data.get("kwargs") or {})
@@ -258,7 +251,7 @@ class ScheduleConfig(_Section):
     @model_validator(mode="after")
     def _warmup(self) -> ScheduleConfig:
         if self.warmup_epochs > self.epochs:
-            raise _FieldError("warmup_epochs", f"exceeds epochs={self.epochs}", self.warmup_epochs)
+            raise FieldError("warmup_epochs", f"exceeds epochs={self.epochs}", self.warmup_epochs)
         return self
 
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import yaml
 
-from distill.errors import UsageError
-from distill.readers import read_text, size_text
+from distill.errors import UsageError, one_line, show
+from distill.readers import path_is, read_text, size_text
 
-from .validate import _show, one_line
-
-__all__ = ["MAX_DEPTH", "MAX_RECIPE_BYTES", "MAX_VALUES", "RecipeYAMLError", "parse_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_RECIPE_BYTES", "MAX_VALUES", "RecipeYAMLError", "parse_yaml",
+           "read_yaml"]
 
 # Bounds of what a recipe may be: a page of YAML, not a file that takes minutes or gigabytes.
 MAX_RECIPE_BYTES = 256 << 10  # the shipped recipes are under 2 KB
@@ -51,7 +50,7 @@ class _Loader(_Base):
                 except TypeError:  # unhashable: SafeConstructor's own error names it
                     continue
                 if first is not None:
-                    raise RecipeYAMLError(f"duplicate key {_show(key)} (first on line {first})",
+                    raise RecipeYAMLError(f"duplicate key {show(key)} (first on line {first})",
                                           key_node.start_mark)
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
@@ -141,8 +140,10 @@ def _yaml_problem(exc: yaml.YAMLError, source: str) -> str:
     return f"{source}:{where} invalid YAML ({problem})"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    found = _is(path, "any")
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A recipe file's sections, read strictly (`parse_yaml`); every problem one line
+    naming the file."""
+    found = path_is(path, "any")
     if isinstance(found, str):
         raise UsageError(one_line(f"{path}: cannot look at the recipe file ({found})"))
     if not found:
@@ -159,12 +160,3 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     return data
-
-
-def _is(path: Path, kind: str) -> bool | str:
-    """Whether `path` is a `kind` ("dir", "file", "any"); the reason it cannot be looked at
-    (a name too long for the file system, a loop of links) as text."""
-    try:
-        return {"dir": path.is_dir, "file": path.is_file, "any": path.exists}[kind]()
-    except (OSError, ValueError) as exc:
-        return getattr(exc, "strerror", None) or str(exc)

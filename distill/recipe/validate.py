@@ -12,14 +12,11 @@ rules: `timm:` students and registered students other than this toolkit's DeiT v
 from __future__ import annotations
 
 import inspect
-import json
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distill.errors import UsageError
+from distill.errors import UsageError, one_line, show
 from distill.registry import DATASETS, LOSSES, LossFacts
 
 if TYPE_CHECKING:
@@ -32,42 +29,6 @@ __all__ = ["Problem", "one_line", "problems", "validate"]
 
 _UNSET: Any = object()
 
-# How much of what the user wrote a message shows (values: 80 characters, `_show`).
-QUOTED_MAX = 160  # a name or path a message quotes
-WORD_MAX = 200
-LINE_MAX = 1000
-
-
-def _show(value: Any) -> str:
-    """The value as the user wrote it, short: 'abc', 1e-3, [0.5, 0.5], {depth: 2}; at most
-    80 characters of a huge one, on one line."""
-    if isinstance(value, str):
-        text = repr(value[:200])
-    elif isinstance(value, Path):
-        text = repr(str(value)[:200])
-    else:
-        try:
-            text = json.dumps(value, default=str)
-        except (TypeError, ValueError, RecursionError):  # keys that are dates, a huge int
-            text = f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-# Line breaks (as str.splitlines sees them) and control characters, written as escapes.
-_BREAKS = {c: ascii(chr(c))[1:-1] for c in [*range(32), 127, 0x85, 0x2028, 0x2029] if c != 9}
-_QUOTED = re.compile(rf"'([^'\n]{{{QUOTED_MAX + 1},}})'")
-_LONG_WORD = re.compile(rf"\S{{{WORD_MAX + 1},}}")
-
-
-def one_line(text: str) -> str:
-    """A message as one line of bounded length: line breaks escaped, a quoted value or a
-    word of more than a few dozen characters cut to an excerpt (names and paths a message
-    quotes in full included), the whole at most `LINE_MAX` characters."""
-    text = text.translate(_BREAKS).encode("utf-8", "backslashreplace").decode("utf-8")
-    text = _QUOTED.sub(lambda m: f"'{m.group(1)[:QUOTED_MAX - 3]}...'", text)
-    text = _LONG_WORD.sub(lambda m: m.group(0)[:WORD_MAX - 3] + "...", text)
-    return text if len(text) <= LINE_MAX else text[:LINE_MAX - 3] + "..."
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -78,7 +39,7 @@ class Problem:
     value: Any = _UNSET
 
     def line(self, source: str = "recipe") -> str:
-        shown = "" if self.value is _UNSET else f" (got {_show(self.value)})"
+        shown = "" if self.value is _UNSET else f" (got {show(self.value)})"
         return one_line(f"{source}: {self.field}: {self.message}{shown}")
 
 
@@ -140,7 +101,7 @@ def _dataset(recipe: Recipe, out: list[Problem]) -> None:
     unknown = [key for key in d.options if key not in allowed]
     if len(unknown) > 3:  # one line, not one per key
         out.append(Problem("data.options", f"unknown options for dataset '{d.name}': "
-                           f"{', '.join(map(_show, unknown[:3]))} and {len(unknown) - 3} more "
+                           f"{', '.join(map(show, unknown[:3]))} and {len(unknown) - 3} more "
                            f"{accepts}"))
         return
     for key in unknown:
