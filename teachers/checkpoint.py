@@ -18,11 +18,11 @@ from pathlib import Path
 
 from distill.checkpoint import (
     REQUIRED_METADATA,
+    check_run_file,
     describe_misfit,
     load_weights,
     read_metadata,
 )
-from distill.engine.rundir import check_run_file
 from distill.errors import UsageError
 from distill.registry import TEACHERS
 

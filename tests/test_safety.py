@@ -214,24 +214,24 @@ def test_stale_temporaries_of_run_files_go_and_resume_finishes(unfinished, cli):
 def test_a_run_killed_between_a_file_and_run_json_resumes(unfinished_run, tmp_path,
                                                          monkeypatch):
     """What a kill can leave mid-checkpoint: new weights listed as pending, the old state."""
-    from distill.engine import rundir
+    from distill.checkpoint import run_files
 
     out = tmp_path / "run"
     shutil.copytree(unfinished_run, out)
-    real = rundir.atomic_write_bytes
+    real = run_files.atomic_write_bytes
 
     def killed_at_state(path, data):
         if Path(path).name == "state.pt":
             raise KeyboardInterrupt
         real(path, data)
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", killed_at_state)
+    monkeypatch.setattr(run_files, "atomic_write_bytes", killed_at_state)
     r = load_recipe(SMOKE, [*FAST, "schedule.epochs=3", f"run.out={out}"])
     with pytest.raises(KeyboardInterrupt):
         train(r, resume=True)
     assert json.loads((out / "run.json").read_text())["pending"].keys() == {"model.safetensors",
                                                                           "state.pt"}
-    monkeypatch.setattr(rundir, "atomic_write_bytes", real)
+    monkeypatch.setattr(run_files, "atomic_write_bytes", real)
     assert train(r, resume=True).summary["epochs"] == 3
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import torch
 import typer
 
-from distill.checkpoint import load_weights
+from distill.checkpoint import check_run_file, load_weights
 from distill.data import build_val_loader
 from distill.engine import build_student_for, evaluate_model, resolve_runtime
-from distill.engine.rundir import check_run_file
 from distill.errors import UsageError
 from distill.recipe import load_run_recipe
 

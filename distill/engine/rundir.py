@@ -1,70 +1,46 @@
-"""A run directory and its manifest, `run.json`: what the run wrote, checked before use.
-
-`run.json` lists every file the run wrote with its sha256 and size (`metrics.jsonl`, which
-is appended line by line, and `config.json` are listed by name only), the epochs its
-checkpoint holds and, once `summary.json` is written, `finished: true`. It carries a sha256
-of its own content. A file is written in three steps: `run.json` lists the new file's
-sha256 as *pending*, the file is written atomically, and `run.json` takes the pending
-entries as the files' own (`RunDir.write_files`); a run killed in between leaves each file
-with either its old or its new content, both of which `run.json` names.
+"""The run folder as `train` finds it, and what it may do there: the engine's policy over
+the run folder's format (`distill.checkpoint.run_files`).
 
 What `train` accepts as `--out` (`RunDir.open`): a path that does not exist, an empty
 directory, or a run of this toolkit: a directory holding `run.json`, or (a run of an earlier
 version, without one) a directory holding `recipe.yaml` and nothing but run file names.
-Anything else is refused before any file is touched. In a run directory the toolkit
-deletes only temporaries that its own atomic writer made for run files
-(`.{run file}.{8 hex}.tmp`).
+Anything else is refused before any file is touched.
+
+What it does there (`RunDir.for_training`): a run that has begun (a checkpoint, a summary)
+is continued only with `--resume`, and only with the recipe it was started with; a run
+that never reached its first checkpoint starts again; every file the run lists is checked
+first; a finished run is left as it is. A run of an earlier version is taken as it is and
+checked from its next checkpoint on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoint import atomic_write_bytes, atomic_write_text, file_sha256, temporary_target
-from distill.errors import OptionError, UsageError, few
+from distill.checkpoint import RUN_FILES, RUN_MANIFEST, RunFiles, is_run_temporary
+from distill.errors import OptionError, few
+from distill.recipe import Recipe, load_run_recipe, resume_changes
 
-__all__ = ["FORMAT", "HASHED", "MANIFEST", "RUN_FILES", "UNHASHED", "RunDir", "check_run_file",
-           "stopped_note"]
+__all__ = ["RunDir", "stopped_note"]
 
-MANIFEST = "run.json"
-FORMAT = "deit-distill-run/1"
-# Files of a run checked by their sha256, and files listed by name only.
-HASHED = ("recipe.yaml", "model.safetensors", "ema.safetensors", "state.pt", "summary.json")
-UNHASHED = ("metrics.jsonl", "config.json")
-RUN_FILES = frozenset((MANIFEST, *HASHED, *UNHASHED))
-
-
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _is_own_temporary(name: str) -> bool:
-    return temporary_target(name) in RUN_FILES
+# The files whose presence says a run has begun: a checkpoint, or its summary.
+_STARTED = ("state.pt", "model.safetensors", "summary.json")
 
 
 @dataclass
-class RunDir:
-    """A run directory as `train` found it, and the writer of its manifest.
+class RunDir(RunFiles):
+    """A run folder as `train` found it (`kind`: "new", "run" or "legacy"), the writer of
+    its `run.json` (`RunFiles`), and the rules of what `train` may do there.
 
-    `kind`: "new" (nothing there yet), "run" (a `run.json`), or "legacy" (a run written
-    before run manifests). `files`/`pending`: name → {"sha256", "bytes"} (None for files
-    listed by name only)."""
+    `started`: the run has begun (a checkpoint or a summary; a run killed before its first
+    checkpoint has not). `found`: the files there, each checked against `run.json`."""
 
-    out: Path
-    kind: str
-    files: dict[str, Any] = field(default_factory=dict)
-    pending: dict[str, Any] = field(default_factory=dict)
-    epoch: int | None = None  # epochs in the last checkpoint (None: no checkpoint yet)
-    epochs: int | None = None
-    finished: bool = False
-    write: bool = True  # under torchrun, rank 0 alone writes
+    started: bool = False
+    found: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    # -- reading -----------------------------------------------------------------------
+    # -- what --out may be --------------------------------------------------------------
     @classmethod
     def open(cls, out: Path) -> RunDir:
         """Classify `out`; refuse (naming `run.out`) anything but a new or empty directory
@@ -80,144 +56,51 @@ class RunDir:
             names = sorted(p.name for p in out.iterdir())
         except OSError as exc:
             raise OptionError("run.out", f"cannot read '{out}' ({exc.strerror or exc})") from None
-        if MANIFEST in names:
+        if RUN_MANIFEST in names:
             return cls.load(out)
-        if all(_is_own_temporary(n) for n in names):  # empty, or a start killed at once
+        if all(is_run_temporary(n) for n in names):  # empty, or a start killed at once
             return cls(out, "new")
         # A run of an earlier version: its resolved recipe and at least one checkpoint file
         # (a folder holding only a recipe.yaml may be the user's own: not ours to overwrite).
         if ("recipe.yaml" in names and {"state.pt", "model.safetensors"} & set(names)
-                and all(n in RUN_FILES or _is_own_temporary(n) for n in names)):
+                and all(n in RUN_FILES or is_run_temporary(n) for n in names)):
             return cls(out, "legacy", finished="summary.json" in names)
         raise OptionError("run.out", f"'{out}' is not empty and holds no run of this toolkit "
                           f"(it holds {few(names)}); choose a new or empty directory")
 
+    # -- what train may do there ----------------------------------------------------------
     @classmethod
-    def load(cls, out: Path) -> RunDir:
-        path = out / MANIFEST
-        try:
-            doc = json.loads(path.read_text())
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} manifest")
-            digest = doc.pop("sha256", None)
-            if digest != _digest(doc):
-                raise ValueError("its sha256 does not match its content")
-            return cls(out, "run", files=dict(doc["files"]), pending=dict(doc["pending"]),
-                       epoch=doc["epoch"], epochs=doc["epochs"], finished=bool(doc["finished"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"'{path}' is corrupt ({exc}); the run directory was left as "
-                             "it is") from None
+    def for_training(cls, out: Path, recipe: Recipe, *, resume: bool) -> RunDir:
+        """`out` as `train` may use it for `recipe`, checked before anything is written:
+        only a new or empty directory or a run of ours (`open`); a run that has begun only
+        with `resume`, and only with the recipe it was started with; every file it lists
+        as the run wrote it (a finished run needs no `state.pt` any more)."""
+        run_dir = cls.open(out)
+        # A run of ours that never reached its first checkpoint (refused by a check of its
+        # first batch, or killed) holds nothing to keep: it starts again, with this recipe.
+        run_dir.started = run_dir.finished or any((out / n).exists() for n in _STARTED)
+        if run_dir.kind != "new" and run_dir.started and not resume:
+            raise OptionError("run.out", f"'{out}' already holds a run; pass --resume to "
+                              "continue it or choose another --out")
+        run_dir.found = run_dir.verify(optional=("state.pt",) if run_dir.finished else ())
+        prior = out / "recipe.yaml"
+        if resume and run_dir.started and prior.exists():
+            changed = resume_changes(load_run_recipe(prior), recipe)
+            if changed:
+                raise OptionError("resume", f"the recipe differs from the run in '{out}' at "
+                                  f"{', '.join(changed)}; resume with the same recipe or use "
+                                  "another --out")
+        return run_dir
 
-    def verify(self, *, optional: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-        """Check the directory against the manifest: every listed file there (but those in
-        `optional`) with its recorded sha256, no file the run did not write. Returns the
-        present files' records (a run without a manifest: as found, unchecked)."""
-        names = sorted(p.name for p in self.out.iterdir()) if self.out.is_dir() else []
-        if self.kind != "run":
-            return {n: _record(self.out / n) for n in names if n in HASHED}
-        foreign = [n for n in names if n != MANIFEST and not _is_own_temporary(n)
-                   and n not in UNHASHED and n not in self.files and n not in self.pending]
-        if foreign:
-            raise UsageError(f"'{self.out / foreign[0]}' is not a file of the run in "
-                             f"'{self.out}' ({MANIFEST} does not list "
-                             f"{few(foreign)}); move it out of the run directory, or choose "
-                             "another --out")
-        found: dict[str, dict[str, Any]] = {}
-        for name in sorted(set(self.files) | set(self.pending)):
-            if name in UNHASHED or name not in HASHED:
-                continue
-            path = self.out / name
-            if not path.is_file():
-                if name in self.files and name not in optional:
-                    raise UsageError(f"'{path}' is missing ({MANIFEST} lists it); the run "
-                                     "directory was left as it is")
-                continue
-            rec = _record(path)
-            accepted = [r for r in (self.files.get(name), self.pending.get(name)) if r]
-            if not any(rec == r for r in accepted):
-                raise UsageError(_altered(path, rec, accepted[0]))
-            found[name] = rec
-        return found
+    @property
+    def done(self) -> bool:
+        """A finished run with its summary: `train` changes no file of it."""
+        return self.finished and (self.out / "summary.json").is_file()
 
-    def history(self) -> list[dict[str, Any]]:
-        """The epoch rows of `metrics.jsonl`."""
-        rows = []
-        with contextlib.suppress(OSError):
-            for line in (self.out / "metrics.jsonl").read_text().splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    row = json.loads(line)
-                    if isinstance(row, dict) and row.get("kind") == "epoch":
-                        rows.append(row)
-        return rows
-
-    # -- writing -----------------------------------------------------------------------
-    def start(self, records: dict[str, dict[str, Any]], epoch: int | None, epochs: int) -> None:
-        """Record the files found (checked by `verify`) and delete the temporaries a killed
-        run left; from here on the directory is a run with a manifest."""
-        if not self.write:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        for path in self.out.iterdir():
-            if _is_own_temporary(path.name):  # half-written files of a killed run: never read
-                path.unlink(missing_ok=True)
-        self.kind, self.files, self.pending = "run", dict(records), {}
-        self.files |= {n: None for n in UNHASHED if (self.out / n).exists()}
-        self.epoch, self.epochs, self.finished = epoch, epochs, False
-        self._save()
-
-    def write_files(self, blobs: dict[str, bytes], *, epoch: int | None = None,
-                    finished: bool = False) -> None:
-        """Write `blobs` (name → bytes) in order, each listed as pending first; then record
-        them (and `epoch`, the epochs in a checkpoint, and `finished`)."""
-        if not self.write:
-            return
-        for name, data in blobs.items():
-            self.pending[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-            self._save()
-            atomic_write_bytes(self.out / name, data)
-        self.files |= self.pending
-        self.files |= {n: None for n in UNHASHED if (self.out / n).exists()}
-        self.pending = {}
-        if epoch is not None:
-            self.epoch = epoch
-        self.finished = self.finished or finished
-        self._save()
-
-    def _save(self) -> None:
-        doc = {"format": FORMAT, "epoch": self.epoch, "epochs": self.epochs,
-               "finished": self.finished, "files": self.files, "pending": self.pending}
-        doc = {**doc, "sha256": _digest(doc)}
-        atomic_write_text(self.out / MANIFEST, json.dumps(doc, indent=2) + "\n")
-
-
-def _record(path: Path) -> dict[str, Any]:
-    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
-
-
-def _altered(path: Path, rec: dict[str, Any], want: dict[str, Any]) -> str:
-    size = (f"{rec['bytes']} bytes, {want['bytes']} recorded" if rec["bytes"] != want["bytes"]
-            else "same size")
-    return (f"'{path}' is corrupt or was changed after the run wrote it (its sha256 differs "
-            f"from the one in {MANIFEST}; {size}); not loaded, nothing was changed")
-
-
-def check_run_file(path: Path) -> tuple[str, RunDir | None]:
-    """Check a run file read on its own (a `checkpoint:` teacher's or `distill eval`'s
-    weights) against the `run.json` next to it, if any; returns the file's sha256 and the
-    run (None when the file is not in a run directory with a manifest)."""
-    path = Path(path)
-    sha = file_sha256(path)
-    if not (path.parent / MANIFEST).is_file():
-        return sha, None
-    rec = {"sha256": sha, "bytes": path.stat().st_size}
-    run = RunDir.load(path.parent)
-    for attempt in range(2):  # a running run may have rewritten the file and then run.json
-        accepted = [r for r in (run.files.get(path.name), run.pending.get(path.name)) if r]
-        if not accepted or any(rec == r for r in accepted):
-            return sha, run
-        if attempt == 0:
-            run = RunDir.load(path.parent)
-    raise UsageError(_altered(path, rec, accepted[0]))
+    def checkpoint(self, resume: bool) -> Path | None:
+        """The training state a run continues from: its `state.pt`, when resuming."""
+        path = self.out / "state.pt"
+        return path if resume and path.exists() else None
 
 
 def stopped_note(out: Path, epoch: int | None, epochs: int) -> str:

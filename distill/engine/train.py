@@ -33,7 +33,7 @@ from distill.errors import OptionError, RunError, UsageError
 from distill.hub import write_config
 from distill.losses import build as build_loss
 from distill.readers import read_json
-from distill.recipe import Recipe, check_paths, dump_recipe, load_run_recipe, resume_changes
+from distill.recipe import Recipe, check_paths, dump_recipe
 from distill.registry import LOSSES
 from teachers import Teacher, TeacherRef
 
@@ -302,26 +302,9 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
     if check_files:
         check_paths(recipe)
     out = Path(recipe.run.out)
-    state_path = out / "state.pt"
-    prior = out / "recipe.yaml"
     # Only a new or empty directory or a run of ours; checked before anything is written.
-    run_dir = RunDir.open(out)
-    # A run of ours that never reached its first checkpoint (refused by a check of its first
-    # batch, or killed) holds nothing to keep: it starts again, with this recipe.
-    started = run_dir.finished or any((out / n).exists() for n in
-                                      ("state.pt", "model.safetensors", "summary.json"))
-    if run_dir.kind != "new" and started and not resume:
-        raise OptionError("run.out", f"'{out}' already holds a run; pass --resume to continue "
-                          "it or choose another --out")
-    # Every listed file as the run wrote it (a finished run needs no state.pt any more).
-    found = run_dir.verify(optional=("state.pt",) if run_dir.finished else ())
-    if resume and started and prior.exists():
-        changed = resume_changes(load_run_recipe(prior), recipe)
-        if changed:
-            raise OptionError("resume", f"the recipe differs from the run in '{out}' at "
-                              f"{', '.join(changed)}; resume with the same recipe or use "
-                              "another --out")
-    if run_dir.finished and (out / "summary.json").is_file():  # changes no file
+    run_dir = RunDir.for_training(out, recipe, resume=resume)
+    if run_dir.done:  # changes no file
         summary = read_json(out / "summary.json")
         reporter.note(f"the run in {out} is finished (summary.json); nothing to do")
         reporter.finish(summary)
@@ -341,7 +324,8 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
             except OSError as exc:
                 raise OptionError("run.out", f"cannot create '{out}' ({exc.strerror or exc})"
                                   ) from None
-        if resume and state_path.exists():
+        state_path = run_dir.checkpoint(resume)
+        if state_path is not None:
             trainer.load(state_path)
             reporter.note(f"resuming {out} after epoch {trainer.epoch - 1} (step {trainer.step})")
             if run_dir.kind == "legacy":
@@ -352,7 +336,7 @@ def train(recipe: Recipe, *, resume: bool = False, reporter: Reporter | None = N
                 reporter.note(f"no checkpoint in {out}; starting a new run")
             trainer.metrics.truncate_after(-1)  # lines of a run killed before its first checkpoint
         # run.json: the files found, checked above; stale temporaries of run files deleted.
-        run_dir.start(found, trainer.saved_epoch, epochs)
+        run_dir.start(run_dir.found, trainer.saved_epoch, epochs)
         run_dir.write_files({"recipe.yaml": dump_recipe(recipe).encode()})
         summary = trainer.run()
     except KeyboardInterrupt as exc:  # the CLI says how to continue
