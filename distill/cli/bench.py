@@ -2,25 +2,75 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
 from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
 from ._common import SetOption, check_folder, console, err_console, print_note, provenance
+from ._tables import Column, fitted, print_table
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
+
+
+# The live table's columns; in a narrow terminal the key ones stay, the others while they fit.
+LIVE_COLUMNS = [Column("cell", key=True), Column("loss", key=True), Column("teacher", key=True),
+                Column("student"), Column("seed", numeric=True), Column("status", key=True),
+                Column("img/s", numeric=True), Column("top1", numeric=True, key=True),
+                Column("cls", numeric=True, key=True), Column("dist", numeric=True, key=True),
+                Column("teacher top1", numeric=True)]
+# results.md's columns kept in a narrow terminal: what a row is and its top-1 figures
+# (and every teacher's column of the paper's Table 3, headed "teacher `spec`").
+RESULT_KEYS = {"method", "loss", "teacher", "top-1", "class head", "dist. head",
+               "top-1 difference ± s.e."}
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ± [\d.]+)?|–")
+
+
+def print_results(md: str, where: str) -> None:
+    """results.md as it is where its tables fit the terminal, or where it goes to a file or
+    a pipe; in a narrower terminal, its text wrapped at words and its tables fitted
+    (`_tables`), with `where` (the file) named for the columns left out."""
+    lines = md.splitlines()
+    tables = [cell_len(line) for line in lines if line.startswith("|")]
+    if not console.is_terminal or max(tables, default=0) <= console.width:
+        typer.echo(md)  # markdown, unwrapped
+        return
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and lines[j].startswith("|"):
+            j += 1
+        if j > i:
+            _print_markdown_table(lines[i:j], where)
+            i = j
+        else:
+            console.print(Text(lines[i]))
+            i += 1
+
+
+def _print_markdown_table(lines: list[str], where: str) -> None:
+    header, rule, *rows = [[c.strip() for c in ln.strip()[1:-1].split("|")] for ln in lines]
+    if rows and (set("".join(rule)) == {"-"} and {len(r) for r in rows} == {len(header)}):
+        columns = [Column(h.replace("`", ""), key=h in RESULT_KEYS or h.startswith("teacher `"),
+                          numeric=all(_NUMBER.fullmatch(r[k]) for r in rows))
+                   for k, h in enumerate(header)]
+        print_table(console, columns, [[c.replace("`", "") for c in r] for r in rows],
+                    where=where)
+    else:  # not a table of this file's shape: its lines as they are
+        for line in lines:
+            console.print(Text(line))
 
 
 class LiveBench(Reporter):
@@ -32,20 +82,16 @@ class LiveBench(Reporter):
         self.live: Live | None = None
         self.t0 = time.perf_counter()
 
-    def table(self) -> Table:
-        t = Table(box=box.SIMPLE_HEAD, header_style="bold",
-                  title=f"distill bench: {len(self.cells)} cells, "
-                        f"{time.perf_counter() - self.t0:.0f} s")
-        for col in ("cell", "loss", "teacher", "student", "seed", "status", "img/s", "top1",
-                    "cls", "dist", "teacher top1"):
-            t.add_column(col, justify="right" if col in ("seed", "img/s", "top1", "cls", "dist",
-                                                         "teacher top1") else "left")
-        for i, c in enumerate(self.cells):
-            s = self.state[i]
-            t.add_row(str(i + 1), c.loss, c.teacher or "–", c.student, str(c.seed), s["status"],
-                      _fmt(s.get("rate"), 0), _fmt(s.get("top1")), _fmt(s.get("top1_cls")),
-                      _fmt(s.get("top1_dist")), _fmt(s.get("teacher_top1")))
-        return t
+    def table(self) -> RenderableType:
+        rows = [[str(i + 1), c.loss, c.teacher or "–", c.student, str(c.seed), s["status"],
+                 _fmt(s.get("rate"), 0), _fmt(s.get("top1")), _fmt(s.get("top1_cls")),
+                 _fmt(s.get("top1_dist")), _fmt(s.get("teacher_top1"))]
+                for i, (c, s) in enumerate(zip(self.cells, self.state.values(), strict=True))]
+        return fitted(self.console, LIVE_COLUMNS, rows,
+                      width=self.console.width if self.console.is_terminal else None,
+                      where="results.md will have them all",
+                      title=f"distill bench: {len(self.cells)} cells, "
+                            f"{time.perf_counter() - self.t0:.0f} s")
 
     def __enter__(self) -> LiveBench:
         if self.console.is_terminal:
@@ -153,4 +199,4 @@ def bench(
                          on_row=lambda done: write_results(out, done, meta=meta, plot=False))
     write_results(out, rows, meta=meta, plot=plot)
     console.print(f"[bold]{len(rows)} cells[/bold] → {out}/results.md", highlight=False)
-    typer.echo((out / "results.md").read_text())  # markdown, unwrapped
+    print_results((out / "results.md").read_text(), f"{out}/results.md has them all")

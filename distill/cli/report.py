@@ -7,14 +7,12 @@ import os
 from pathlib import Path
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from distill.errors import UsageError, show
 from distill.readers import read_json, read_text
 
 from ._common import console
+from ._tables import Column, print_table
 
 COLUMNS = [
     ("run", None), ("student", None), ("loss", None), ("teacher", None),
@@ -24,6 +22,8 @@ COLUMNS = [
 ]
 KEYS = {"train img/s": "train_images_per_s", "eval img/s": "eval_images_per_s",
         "wall s": "wall_time_s"}
+# Kept in a narrow terminal, where the other columns go as they do not fit.
+KEY_COLUMNS = {"run", "student", "loss", "top1", "top1_cls", "top1_dist"}
 
 
 def shown(path: Path) -> str:
@@ -55,7 +55,8 @@ def load_summary(run: Path) -> dict:
 
 
 def print_runs(runs: list[Path]) -> None:
-    table = Table(show_header=True, header_style="bold", box=box.SIMPLE_HEAD)
+    """The runs' table (`_tables`: at 80 columns, one run is label/value rows; several keep
+    the run, student, loss and top-1 columns)."""
     rows = []
     for run in runs:
         s = load_summary(run) | {"run": shown(run)}
@@ -63,13 +64,10 @@ def print_runs(runs: list[Path]) -> None:
                       (fmt.format(s[KEYS.get(c, c)]) if fmt else str(s[KEYS.get(c, c)])))
                      for c, fmt in COLUMNS])
     keep = [i for i, _ in enumerate(COLUMNS) if any(r[i] for r in rows)]
-    for i in keep:
-        table.add_column(COLUMNS[i][0], justify="left" if COLUMNS[i][1] is None else "right")
-    for r in rows:
-        table.add_row(*[r[i] for i in keep])
-    # Piped or captured output gets the whole table rather than an 80-column squeeze.
-    out = console if console.is_terminal else Console(width=220, file=console.file)
-    out.print(table)
+    columns = [Column(COLUMNS[i][0], numeric=COLUMNS[i][1] is not None,
+                      key=COLUMNS[i][0] in KEY_COLUMNS) for i in keep]
+    print_table(console, columns, [[r[i] for i in keep] for r in rows],
+                where="each run's summary.json has them all")
 
 
 def metrics_files(runs: list[Path], plot: Path) -> list[Path]:
