@@ -236,3 +236,23 @@ def test_train_eval_report_at_80_columns(cli, at, smoke, tmp_path):
     assert rep.code == 0, rep.err
     assert_fits(rep.out)
     assert rep.out.count(STUDENT) == 2
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_train_progress_line_is_not_cut(width):
+    from distill.cli._common import RichReporter
+
+    reporter = RichReporter(Console(file=io.StringIO(), width=width, force_terminal=True,
+                                    color_system=None))
+    reporter.start(epochs=300, start_epoch=119, steps_per_epoch=1250, info={})
+    for _ in range(800):
+        reporter.advance(119, 0)
+    reporter.step({"loss": 1.686, "base": 2.21, "distill": 1.162, "images_per_s": 12345.0})
+    buf = io.StringIO()
+    Console(file=buf, width=width).print(reporter.progress.get_renderable())
+    reporter.finish({})
+    text = buf.getvalue()
+    assert_fits(text, width)
+    assert "epoch 120/300" in text and "800/226250" in text and "12345 img/s" in text
+    assert "loss=1.686" in text
+    assert ("distill=1.162" in text) == (width == 200)  # the loss's parts: where they fit

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -24,6 +23,8 @@ from rich.progress import (
 from distill.engine import Reporter
 from distill.errors import UsageError
 from distill.recipe import Recipe, load_recipe
+
+from ._tables import FittedProgress
 
 console = Console()
 err_console = Console(stderr=True)
@@ -121,11 +122,14 @@ class RichReporter(Reporter):
 
     def __init__(self, console: Console = err_console):
         self.console = console
-        self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[parts]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-            disable=not console.is_terminal)  # logs and pipes get the epoch lines only
+        epoch = TextColumn("[bold]epoch {task.fields[epoch]}")
+        times = (TimeElapsedColumn(), TimeRemainingColumn())
+        self.progress = FittedProgress(
+            epoch, BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[parts]}"), *times, console=console, transient=False,
+            disable=not console.is_terminal,  # logs and pipes get the epoch lines only
+            narrow=[epoch, BarColumn(bar_width=10), MofNCompleteColumn(),  # 80 columns
+                    TextColumn("{task.fields[short]}"), *times])
         self.task: Any = None
         self.t0 = time.perf_counter()
         self.epochs = 0
@@ -139,7 +143,7 @@ class RichReporter(Reporter):
         self.progress.start()
         self.task = self.progress.add_task(
             "train", total=(epochs - start_epoch) * steps_per_epoch,
-            epoch=f"{start_epoch + 1}/{epochs}", rate="", parts="")
+            epoch=f"{start_epoch + 1}/{epochs}", rate="", parts="", short="")
         self.t0 = time.perf_counter()
 
     def advance(self, epoch: int, step_in_epoch: int) -> None:
@@ -150,8 +154,10 @@ class RichReporter(Reporter):
                          if k in metrics)
         done = self.progress.tasks[0].completed
         steps_s = done / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.task, rate=f"{steps_s:.1f} step/s "
-                             f"{metrics['images_per_s']:.0f} img/s", parts=parts)
+        images = f"{metrics['images_per_s']:.0f} img/s"
+        self.progress.update(self.task, rate=f"{steps_s:.1f} step/s {images}", parts=parts,
+                             short=images + (f" loss={metrics['loss']:.3f}"
+                                             if "loss" in metrics else ""))
 
     def epoch(self, metrics: dict[str, Any]) -> None:
         keys = ("train_loss", "top1", "top1_cls", "top1_dist", "ema_top1", "train_images_per_s")

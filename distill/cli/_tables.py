@@ -8,21 +8,25 @@ cut to "…".
   as many of the others as fit, in the order given; a line under the table names the
   columns left out and where every column can be read.
 - Where even the key columns do not fit, each row becomes label/value rows.
+
+A progress display (`FittedProgress`) likewise shows fewer columns where its own would be cut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
+from rich.progress import Progress, ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Column", "fitted", "print_table"]
+__all__ = ["Column", "FittedProgress", "fitted", "print_table"]
 
 _UNBOUNDED = 100_000
 
@@ -49,7 +53,7 @@ def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, compact:
     return table
 
 
-def _width(console: Console, table: Table) -> int:
+def _width(console: Console, table: RenderableType) -> int:
     """The width `table` takes when nothing is squeezed."""
     return Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
 
@@ -117,3 +121,25 @@ def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequ
         return
     table = _table(columns, rows, compact=False)
     Console(width=_width(console, table), file=console.file).print(table)
+
+
+class FittedProgress(Progress):
+    """A `Progress` that shows its `narrow` columns where its own would not fit the
+    terminal (rich would cut each of them to "…")."""
+
+    def __init__(self, *columns: str | ProgressColumn, narrow: Sequence[str | ProgressColumn],
+                 **kwargs: Any) -> None:
+        self.narrow = tuple(narrow)
+        super().__init__(*columns, **kwargs)
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        tasks = list(tasks)
+        table = super().make_tasks_table(tasks)
+        live = getattr(self, "live", None)  # None: rich's __init__ drawing a first frame
+        if live is not None and _width(live.console, table) > live.console.width:
+            full, self.columns = self.columns, self.narrow
+            try:
+                table = super().make_tasks_table(tasks)
+            finally:
+                self.columns = full
+        return table
