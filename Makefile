@@ -1,7 +1,10 @@
 # Two commands for a fresh machine:
 #   make quickstart   set up .venv, install Fashion-MNIST, train a convnet teacher, distil a
 #                     DeiT⚗ student from it and train its no-teacher twin, print the three
-#   make test         set up .venv and run the test suite
+#   make test         set up .venv, lint (ruff) and run the test suite (CI runs exactly this)
+# and, for the user's manual in docs/:
+#   make docs         build it with mkdocs into site/, strict: a broken link or a page left
+#                     out of the navigation fails
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +12,7 @@ DISTILL := $(VENV)/bin/distill
 FMNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: quickstart test install data lint
+.PHONY: quickstart test install data lint docs docs-serve
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +39,18 @@ quickstart: install data
 	$(DISTILL) report runs/fmnist/teacher_resnet runs/fmnist/deit_token runs/fmnist/deit_none
 
 test: install data
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q --durations=15
 
 lint: install
-	$(VENV)/bin/ruff check distill teachers students tests
+	$(VENV)/bin/ruff check .
+
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
