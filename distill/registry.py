@@ -14,7 +14,10 @@ A part registered without facts (a plugin's bare callable) gets its kind's defau
 fact the kind does not know is an error at registration.
 
 The built-in parts live in modules the registry imports on first use, so importing
-`distill.registry` stays cheap and has no dependency on the parts. Third-party packages add
+`distill.registry` stays cheap and has no dependency on the parts. The lists of those
+modules below are the one place the core names its built-in plug-in packages, `teachers`
+and `students`: everywhere else it knows them only through the registry, as it knows a
+third party's. Third-party packages add
 parts through the entry-point groups `distill.teachers`, `distill.students`,
 `distill.losses` and `distill.datasets`: an entry point naming a module is imported (its
 decorators register), one naming a callable is registered under the entry point's name.
@@ -29,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, Literal, TypeVar
 
@@ -71,11 +75,19 @@ class Entry(Generic[F]):
 
 @dataclass(frozen=True)
 class StudentFacts:
-    """What a student name stands for, known before building it."""
+    """What a student name stands for, known before building it.
+
+    `shape_problem(kwargs)`: what the builder would refuse with these arguments (the
+    recipe's `student_kwargs()`), in words, found without building it; None if it builds.
+    Without it, the recipe's validation builds the student on the meta device to find out.
+    `adapt_state(state, model)`: a foreign state dict (`student.init`: timm's, a run's of
+    another size) fitted to the built `model`; returns (state, notes on what changed)."""
 
     distilled: bool = False  # a class + distillation token: `(cls, dist)` in training
-    family: str = ""  # "deit", "convnet", … (a DeiT state dict can be resampled to a new grid)
+    family: str = ""  # "deit", "convnet", "timm", …
     signature: Callable[..., Any] | None = None  # the class a `**kwargs` builder forwards to
+    shape_problem: Callable[[dict[str, Any]], str | None] | None = None
+    adapt_state: Callable[[dict[str, Any], Any], tuple[dict[str, Any], list[str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,16 +127,32 @@ class LossFacts:
 
 @dataclass(frozen=True)
 class AdapterFacts:
-    """A teacher adapter: how its target is checked, and whether it reads a logit cache.
+    """A teacher adapter: what the core needs of it, read only through
+    `distill.teacher.TeacherRef`.
 
     `check(target)` refuses a bad target without building anything (a recipe's validation);
     `check_paths(target)` checks the files it names (`distill recipe validate` without
     `--no-paths`, and every command before work). `cached`: the adapter replays a cache
-    (`cache:<dir>`), so it is built against the run's recipe and needs no live model."""
+    (`cache:<dir>`), so it is built against the run's recipe and needs no live model.
+    `members`: its target is a list of member specs (`W*SPEC+SPEC+…`, the grammar of
+    `distill.teacher.members`); the core checks the members, records them in a cache's
+    manifest, compares them against one and names them in bench folders.
+    `weights_file(target)`: the weights file the target loads, where it names one (its
+    sha256 is checked against a cache's). `describe(target, options)`: what a cache's
+    manifest records of the teacher besides the recipe's section, a dict; `compare(cached,
+    run)`: how a recorded description differs from the run's, one line each (without it, a
+    description is compared field by field). `slug(target)`: the teacher's short,
+    file-name-safe label in bench folders (default: the adapter and the target's last
+    path part)."""
 
     check: Callable[[str], None] | None = None
     check_paths: Callable[[str], None] | None = None
     cached: bool = False
+    members: bool = False
+    weights_file: Callable[[str], Path | None] | None = None
+    describe: Callable[[str, Any], Mapping[str, Any]] | None = None
+    compare: Callable[[dict[str, Any], dict[str, Any]], list[str]] | None = None
+    slug: Callable[[str], str] | None = None
 
 
 def suggest(name: str, candidates: list[str], n: int = 3) -> list[str]:
@@ -268,12 +296,13 @@ def _entry_points(group: str) -> list[metadata.EntryPoint]:
         return []
 
 
+# The built-in plug-ins, imported by name on first use (see the module docstring).
 TEACHERS: Registry[AdapterFacts] = Registry(
     "teacher",
     "teachers",
     AdapterFacts,
     builtins=("teachers.timm", "teachers.torchvision", "teachers.checkpoint", "teachers.python",
-              "teachers.cache"),
+              "teachers.cache", "teachers.ensemble"),
 )
 STUDENTS: Registry[StudentFacts] = Registry("student", "students", StudentFacts,
                                             builtins=("students",))

@@ -1,86 +1,17 @@
-"""Student backbones: the DeiT family (class token, or class + distillation token), small
-ResNets for low-resolution data, and any timm model as `timm:<name>`.
+"""Student backbones: the DeiT family (class token, or class + distillation token) and small
+ResNets for low-resolution data, each registered in `distill.registry.STUDENTS` with its
+`StudentFacts` (its shape check and how it adapts a foreign state dict included).
 
-`build_student(name, **kwargs)` is the one way the engine makes a student; `student_facts`
-says what a name is (distilled or not, its family) without building it: a registered
-student's `StudentFacts`, declared with it, or those of a `timm:<model>`.
+Students are built through the core's `distill.student.build_student`, which also builds
+any timm model as `timm:<name>`; its names are re-exported here for older imports.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
-
-from torch import nn
-
-from distill.errors import UsageError
-from distill.registry import STUDENTS, StudentFacts, suggest
+from distill.student import build_student, check_kwargs, student_facts
 
 from .deit import DeiT, adapt_deit_state
 from .resnet import CifarResNet
 
 __all__ = ["CifarResNet", "DeiT", "adapt_deit_state", "build_student", "check_kwargs",
            "student_facts"]
-
-TIMM_PREFIX = "timm:"
-
-
-def student_facts(name: str) -> StudentFacts:
-    """Facts about a student name; an unknown name raises with the closest names."""
-    if name.startswith(TIMM_PREFIX):
-        import timm
-
-        model = name[len(TIMM_PREFIX):]
-        if not timm.is_model(model):
-            close = suggest(model, timm.list_models())
-            hint = f"; did you mean {', '.join(repr(TIMM_PREFIX + c) for c in close)}?" if close else ""
-            raise UsageError(f"unknown timm model '{model}'{hint}")
-        return StudentFacts(distilled="distilled" in model, family="timm")
-    return STUDENTS.facts(name)
-
-
-def build_student(name: str, **kwargs: Any) -> nn.Module:
-    """Build a student. Registered names go through `STUDENTS`; `timm:<model>` through timm.
-
-    Every student gets `distill_model` and `distill_kwargs` (how to build it again); a
-    student timm can load also has `timm_model` and `timm_kwargs`.
-    """
-    info = student_facts(name)
-    if info.family == "timm":
-        import timm
-
-        try:
-            model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **kwargs)
-        except TypeError as exc:
-            if "img_size" not in str(exc) or "img_size" not in kwargs:
-                raise
-            kwargs = {k: v for k, v in kwargs.items() if k != "img_size"}  # a convnet: any size
-            model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **kwargs)
-        if info.distilled and hasattr(model, "set_distilled_training"):
-            model.set_distilled_training(True)
-        model.timm_model = name[len(TIMM_PREFIX):]
-        model.timm_kwargs = {k: v for k, v in kwargs.items() if not k.endswith("_rate")}
-    else:
-        check_kwargs(name, kwargs)
-        model = STUDENTS.build(name, **kwargs)
-    model.distill_model = name
-    model.distill_kwargs = dict(kwargs)
-    return model
-
-
-def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """Refuse keyword arguments a registered student does not take, without building it.
-
-    A builder that forwards `**kwargs` to a class names that class in its `signature` tag.
-    """
-    if name.startswith(TIMM_PREFIX):
-        return  # timm's model classes take **kwargs; timm itself reports the bad ones
-    target = STUDENTS.facts(name).signature or STUDENTS.get(name)
-    params = inspect.signature(target).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    bad = sorted(set(kwargs) - set(params))
-    if bad:
-        raise UsageError(
-            f"student '{name}' does not accept {', '.join(repr(b) for b in bad)} "
-            f"(accepts: {', '.join(k for k in params if k != 'self')})")

@@ -14,6 +14,7 @@ returns their average, as DeiT and timm do. `forward_heads` always returns both.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any
@@ -24,7 +25,7 @@ from torch import nn
 
 from distill.registry import STUDENTS
 
-__all__ = ["DeiT", "builder_args", "shape_problem"]
+__all__ = ["DeiT", "adapt_deit_state", "builder_args", "shape_problem"]
 
 
 def _grid_problem(img_size: int, patch_size: int) -> str:
@@ -240,14 +241,17 @@ def _variant(size: str, distilled: bool, **kwargs: Any) -> DeiT:
 _VARIANTS = {_variant_name(size, d): (size, d) for size in _SIZES for d in (False, True)}
 
 
+def _args(size: str, distilled: bool, kwargs: dict[str, Any]) -> dict[str, Any]:
+    defaults = {k: p.default for k, p in inspect.signature(DeiT).parameters.items()}
+    return {**defaults, "patch_size": 16, **_SIZES[size], **kwargs, "distilled": distilled}
+
+
 def builder_args(name: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The `DeiT(...)` arguments that the registered student `name` builds with `kwargs`,
     or None if `name` is not one of this module's variants."""
     if name not in _VARIANTS or STUDENTS.get(name).__module__ != __name__:
         return None
-    size, distilled = _VARIANTS[name]
-    defaults = {k: p.default for k, p in inspect.signature(DeiT).parameters.items()}
-    return {**defaults, "patch_size": 16, **_SIZES[size], **kwargs, "distilled": distilled}
+    return _args(*_VARIANTS[name], kwargs)
 
 
 def shape_problem(args: dict[str, Any]) -> str | None:
@@ -274,37 +278,49 @@ def shape_problem(args: dict[str, Any]) -> str | None:
     return None
 
 
-@STUDENTS.register(distilled=False, family="deit", signature=DeiT)
+def _shape_problem(size: str, distilled: bool, kwargs: dict[str, Any]) -> str | None:
+    return shape_problem(_args(size, distilled, kwargs))
+
+
+def _facts(size: str, distilled: bool) -> dict[str, Any]:
+    """A variant's `StudentFacts`: its shape rules checked without building it, and a
+    timm/DeiT state dict fitted to it (`adapt_deit_state`)."""
+    return dict(distilled=distilled, family="deit", signature=DeiT,
+                shape_problem=functools.partial(_shape_problem, size, distilled),
+                adapt_state=adapt_deit_state)
+
+
+@STUDENTS.register(**_facts("tiny", False))
 def deit_tiny_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-Ti, class token only (5M parameters)."""
     return _variant("tiny", False, **kwargs)
 
 
-@STUDENTS.register(distilled=False, family="deit", signature=DeiT)
+@STUDENTS.register(**_facts("small", False))
 def deit_small_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-S, class token only (22M parameters)."""
     return _variant("small", False, **kwargs)
 
 
-@STUDENTS.register(distilled=False, family="deit", signature=DeiT)
+@STUDENTS.register(**_facts("base", False))
 def deit_base_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-B, class token only (86M parameters)."""
     return _variant("base", False, **kwargs)
 
 
-@STUDENTS.register(distilled=True, family="deit", signature=DeiT)
+@STUDENTS.register(**_facts("tiny", True))
 def deit_tiny_distilled_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-Ti⚗, class and distillation tokens (6M parameters)."""
     return _variant("tiny", True, **kwargs)
 
 
-@STUDENTS.register(distilled=True, family="deit", signature=DeiT)
+@STUDENTS.register(**_facts("small", True))
 def deit_small_distilled_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-S⚗, class and distillation tokens (22M parameters)."""
     return _variant("small", True, **kwargs)
 
 
-@STUDENTS.register(distilled=True, family="deit", signature=DeiT)
+@STUDENTS.register(**_facts("base", True))
 def deit_base_distilled_patch16_224(**kwargs: Any) -> DeiT:
     """DeiT-B⚗, class and distillation tokens (87M parameters)."""
     return _variant("base", True, **kwargs)

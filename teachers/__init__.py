@@ -1,38 +1,29 @@
-"""Teachers: live models from timm, torchvision, a run of this toolkit, or a user's
-`module:callable`, ensembles of those (`ensemble:SPEC+SPEC`), and logit caches, each one
-file registered in `TEACHERS` under its prefix with its `AdapterFacts`.
+"""Teacher adapters, one file per source, each registered in `distill.registry.TEACHERS`
+under its prefix with its `AdapterFacts`: `timm`, `torchvision`, `checkpoint` (a run of
+this toolkit), `python` (a user's `module:callable`), `cache` (outputs on disk) and
+`ensemble` (several teachers combined).
 
-`build_teacher(spec, context=..., options=...)` turns a spec such as `timm:regnety_160`
-(parsed once, by `parse_teacher`) into a `Teacher` (see `teachers.base`).
+The contract they keep, the spec grammar and `build_teacher` are the core's
+(`distill.teacher`); an adapter is handed its options and imports nothing above the
+core's contracts and formats. Those names are re-exported here for older imports
+(`TeacherSpec` is `TeacherIdentity`'s former name).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from distill.teacher import (
+    LiveTeacher,
+    StudentInput,
+    Teacher,
+    TeacherContext,
+    TeacherIdentity,
+    TeacherOptions,
+    TeacherRef,
+    build_teacher,
+    parse_teacher,
+)
 
-from distill.registry import TEACHERS
+TeacherSpec = TeacherIdentity
 
-from . import ensemble as _ensemble  # noqa: F401  (registers `ensemble:`)
-from .base import LiveTeacher, StudentInput, Teacher, TeacherContext, TeacherOptions, TeacherSpec
-from .spec import TeacherRef, parse_teacher
-
-__all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherContext", "TeacherOptions",
-           "TeacherRef", "TeacherSpec", "build_teacher", "parse_teacher"]
-
-
-def build_teacher(spec: str | TeacherRef, *, student: StudentInput | None = None,
-                  context: TeacherContext | None = None, options: TeacherOptions | None = None,
-                  **option_fields: Any) -> Teacher:
-    """Build the teacher a spec names. `context` (or just `student`) says what the run is;
-    `options` (or their fields as keywords: `weights=`, `kwargs=`, `input_size=`, …) are
-    the recipe's `teacher.*` facts."""
-    ref = parse_teacher(spec) if isinstance(spec, str) else spec
-    if context is None:
-        if student is None:
-            raise TypeError("build_teacher needs context= or student=")
-        context = TeacherContext(student)
-    if options is None:
-        options = TeacherOptions(**option_fields)
-    elif option_fields:
-        raise TypeError("pass options= or option fields, not both")
-    return TEACHERS.build(ref.adapter, ref.target, options, context)
+__all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherContext", "TeacherIdentity",
+           "TeacherOptions", "TeacherRef", "TeacherSpec", "build_teacher", "parse_teacher"]

@@ -12,7 +12,7 @@ when the recipe asks for `mix_targets: interpolate`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -26,16 +26,12 @@ from distill.cache import (
     run_mixing,
 )
 from distill.checkpoint import file_sha256
+from distill.data import dataset_fingerprint
 from distill.errors import RunError, UsageError
 from distill.registry import TEACHERS
+from distill.teacher import CACHE, Teacher, TeacherContext, TeacherIdentity, TeacherOptions, TeacherRef
 
-from .base import Teacher, TeacherContext, TeacherOptions, TeacherSpec
-from .spec import TeacherRef
-
-if TYPE_CHECKING:
-    from distill.data import Batch
-
-__all__ = ["CachedTeacher", "open_cache", "weights_file"]
+__all__ = ["CachedTeacher", "open_cache"]
 
 
 class CachedTeacher(Teacher):
@@ -55,12 +51,10 @@ class CachedTeacher(Teacher):
                       "the augmented ones this run trains on",) if manifest.mode == "static" else ()
 
     @property
-    def spec(self) -> TeacherSpec:
-        return TeacherSpec(**self.manifest.teacher)
+    def identity(self) -> TeacherIdentity:
+        return TeacherIdentity(**self.manifest.teacher)
 
     def prepare(self, dataset: Any) -> Any:
-        from distill.data import dataset_fingerprint
-
         fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base)}
         problems = mismatches(self.manifest, self.recipe, world_size=self.world_size,
                               dataset=fp, teacher_sha256=_weights_sha256(self.recipe))
@@ -76,33 +70,13 @@ class CachedTeacher(Teacher):
             check_shard(self.folder / info.file, info, self.recipe.teacher.cache_verify)
         return dataset.with_rows(CacheReader(self.folder, self.manifest))
 
-    def targets(self, batch: Batch) -> torch.Tensor:
+    def targets(self, batch: Any) -> torch.Tensor:
         rows = batch.cached
         if rows is None:
             raise RunError("a cached teacher answers only for the training batches its cache "
                            "holds (no rows came with this batch)")
         lam = batch.lam if self.interpolate else None
         return self.store.decode(rows, self.manifest.num_classes, self.tau, lam)
-
-
-def weights_file(ref: TeacherRef, weights: Path | None = None) -> Path | None:
-    """The weights file a teacher spec loads, where it names one: `weights` (the recipe's
-    `teacher.weights`), a `checkpoint:` run's model.safetensors, or the weights in a
-    `timm:local-dir:` folder. None for weights timm, torchvision or a hub provide, a seeded
-    random init, and an ensemble (its members are checked one by one, `member_facts`)."""
-    if weights is not None and Path(weights).is_file():
-        return Path(weights)
-    if ref.adapter == "checkpoint":
-        from .checkpoint import resolve
-
-        return resolve(ref.target)
-    if ref.adapter == "timm":
-        from .timm import LOCAL, local_weights, source_of
-
-        source, folder = source_of(ref.target)
-        if source == LOCAL:
-            return local_weights(folder)
-    return None
 
 
 def _weights_sha256(recipe: Any) -> str | None:
@@ -113,7 +87,7 @@ def _weights_sha256(recipe: Any) -> str | None:
     ref = TeacherRef.of(t, live=True)
     if ref is None:
         return None
-    path = weights_file(ref, t.weights)
+    path = ref.weights_file(t.weights)
     return file_sha256(path) if path is not None else None
 
 
@@ -133,7 +107,7 @@ def check_paths(target: str) -> None:
     load_manifest(Path(target))
 
 
-@TEACHERS.register(name="cache", check=check, check_paths=check_paths, cached=True)
+@TEACHERS.register(name=CACHE, check=check, check_paths=check_paths, cached=True)
 def cache_teacher(target: str, options: TeacherOptions, context: TeacherContext) -> CachedTeacher:
     """A teacher's outputs read from a `distill cache build` directory."""
     if context.recipe is None:

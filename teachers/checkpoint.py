@@ -25,9 +25,8 @@ from distill.checkpoint import (
 )
 from distill.errors import UsageError
 from distill.registry import TEACHERS
-
-from ._live import live
-from .base import LiveTeacher, TeacherContext, TeacherOptions
+from distill.student import build_student
+from distill.teacher import LiveTeacher, TeacherContext, TeacherOptions, live_teacher
 
 
 def resolve(target: str) -> Path:
@@ -55,11 +54,9 @@ def check_paths(target: str) -> None:
                          f"{', '.join(missing)})")
 
 
-@TEACHERS.register(name="checkpoint", check=check, check_paths=check_paths)
+@TEACHERS.register(name="checkpoint", check=check, check_paths=check_paths, weights_file=resolve)
 def checkpoint_teacher(target: str, options: TeacherOptions,
                        context: TeacherContext) -> LiveTeacher:
-    from students import build_student
-
     if options.weights is not None or options.kwargs:
         raise UsageError("teacher: 'checkpoint:' teachers take their weights and builder "
                          "arguments from the run; remove teacher.weights/teacher.kwargs")
@@ -77,8 +74,8 @@ def checkpoint_teacher(target: str, options: TeacherOptions,
     facts = {"input_size": (chans, size, size), "in_chans": chans,
              "mean": tuple(json.loads(meta["mean"])), "std": tuple(json.loads(meta["std"])),
              "interpolation": meta.get("interpolation", "bicubic")}
-    teacher = live(model, adapter="checkpoint", target=target, options=options,
-                   context=context, facts=facts, weights_sha256=sha)
+    teacher = live_teacher(model, adapter="checkpoint", target=target, options=options,
+                           context=context, facts=facts, weights_sha256=sha)
     unfinished = (not run.finished) if run is not None else (
         (path.parent / "recipe.yaml").is_file() and not (path.parent / "summary.json").is_file())
     if unfinished:

@@ -15,9 +15,7 @@ from torch import nn
 
 from distill.errors import UsageError
 from distill.registry import TEACHERS
-
-from ._live import live, load_into
-from .base import LiveTeacher, TeacherContext, TeacherOptions
+from distill.teacher import LiveTeacher, TeacherContext, TeacherOptions, live_teacher, load_into
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -52,5 +50,5 @@ def python_teacher(target: str, options: TeacherOptions, context: TeacherContext
     sha = load_into(model, weights, f"python:{target}") if weights is not None else None
     defaults = {"input_size": (student.in_chans, student.img_size, student.img_size),
                 "mean": student.mean, "std": student.std}
-    return live(model, adapter="python", target=target, options=options, context=context,
-                defaults=defaults, weights_sha256=sha)
+    return live_teacher(model, adapter="python", target=target, options=options,
+                        context=context, defaults=defaults, weights_sha256=sha)

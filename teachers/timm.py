@@ -20,13 +20,11 @@ import re
 from pathlib import Path
 
 from distill.checkpoint import file_sha256
-from distill.errors import UsageError
+from distill.errors import UsageError, first_line
 from distill.registry import TEACHERS, suggest
+from distill.teacher import LiveTeacher, TeacherContext, TeacherOptions, live_teacher, load_into
 
-from ._live import live, load_into
-from .base import LiveTeacher, TeacherContext, TeacherOptions
-
-__all__ = ["check", "check_paths", "local_weights", "source_of", "timm_teacher"]
+__all__ = ["check", "check_paths", "local_weights", "source_of", "timm_teacher", "weights_file"]
 
 LOCAL, HUB = "local-dir", "hf-hub"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?")
@@ -100,12 +98,13 @@ def check_paths(target: str) -> None:
                          "pytorch_model.bin, …)")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def weights_file(target: str) -> Path | None:
+    """The weights file a `local-dir:` target loads (timm's own loading finds the others)."""
+    source, folder = source_of(target)
+    return local_weights(folder) if source == LOCAL else None
 
 
-@TEACHERS.register(name="timm", check=check, check_paths=check_paths)
+@TEACHERS.register(name="timm", check=check, check_paths=check_paths, weights_file=weights_file)
 def timm_teacher(target: str, options: TeacherOptions, context: TeacherContext) -> LiveTeacher:
     import timm
 
@@ -121,7 +120,7 @@ def timm_teacher(target: str, options: TeacherOptions, context: TeacherContext) 
         except Exception as exc:  # hub errors, a folder timm cannot read: one line
             where = ("it needs the network, or the model in the local Hugging Face cache"
                      if source == HUB else f"from '{rest}'")
-            raise UsageError(f"teacher.name: cannot load 'timm:{target}' ({_first_line(exc)}); "
+            raise UsageError(f"teacher.name: cannot load 'timm:{target}' ({first_line(exc)}); "
                              f"{where}") from None
         if source == LOCAL and weights is None:
             found = local_weights(rest)
@@ -131,10 +130,10 @@ def timm_teacher(target: str, options: TeacherOptions, context: TeacherContext) 
             model = timm.create_model(target, pretrained=pretrained and weights is None, **kwargs)
         except (RuntimeError, OSError) as exc:
             raise UsageError(f"teacher.pretrained: cannot load pretrained weights for "
-                             f"'timm:{target}' ({_first_line(exc)}); use teacher.weights with a "
+                             f"'timm:{target}' ({first_line(exc)}); use teacher.weights with a "
                              "local file") from None
     if weights is not None:
         sha = load_into(model, weights, f"timm:{target}")
     defaults = {"in_chans": kwargs["in_chans"]} if "in_chans" in kwargs else {}
-    return live(model, adapter="timm", target=target, options=options, context=context,
-                defaults=defaults, weights_sha256=sha)
+    return live_teacher(model, adapter="timm", target=target, options=options,
+                        context=context, defaults=defaults, weights_sha256=sha)

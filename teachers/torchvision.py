@@ -7,11 +7,9 @@ the crop size of the chosen weights (224 when unknown), unless the recipe says o
 
 from __future__ import annotations
 
-from distill.errors import UsageError
+from distill.errors import UsageError, first_line
 from distill.registry import TEACHERS, suggest
-
-from ._live import live, load_into
-from .base import LiveTeacher, TeacherContext, TeacherOptions
+from distill.teacher import LiveTeacher, TeacherContext, TeacherOptions, live_teacher, load_into
 
 
 def _classification_models() -> list[str]:
@@ -40,13 +38,13 @@ def torchvision_teacher(target: str, options: TeacherOptions,
         model = tvm.get_model(target, weights="DEFAULT" if use_default else None,
                               **dict(options.kwargs or {}))
     except (RuntimeError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"teacher: cannot build 'torchvision:{target}' ({first})") from None
+        raise UsageError(f"teacher: cannot build 'torchvision:{target}' ({first_line(exc)})"
+                         ) from None
     sha = load_into(model, weights, f"torchvision:{target}") if weights is not None else None
     crop = 224
     if use_default:
         tfm = tvm.get_model_weights(target).DEFAULT.transforms()
         crop = int(getattr(tfm, "crop_size", [224])[0])
     defaults = {"input_size": (3, crop, crop), "interpolation": "bilinear"}
-    return live(model, adapter="torchvision", target=target, options=options, context=context,
-                defaults=defaults, weights_sha256=sha)
+    return live_teacher(model, adapter="torchvision", target=target, options=options,
+                        context=context, defaults=defaults, weights_sha256=sha)

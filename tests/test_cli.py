@@ -73,7 +73,7 @@ def test_recipe_validate_many_and_schema(cli, smoke, tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, smoke, tmp_path, args, needle):
     from distill.checkpoint import save_weights
-    from students import build_student
+    from distill.student import build_student
 
     wrong = build_student("deit_tiny_distilled_patch16_224", img_size=32, patch_size=4,
                           embed_dim=48, depth=2, num_heads=2, num_classes=10)

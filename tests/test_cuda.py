@@ -48,7 +48,7 @@ def test_runtime_and_teacher_on_cuda():
 
 def test_fused_adamw_on_cuda():
     from distill.engine.optim import build_optimizer
-    from students import build_student
+    from distill.student import build_student
 
     r = load_recipe(SMOKE, FAST)
     model = build_student("deit_tiny_patch16_224", img_size=32, patch_size=8, embed_dim=32,

@@ -17,7 +17,7 @@ from distill.engine.cache_build import build_cache
 from distill.errors import UsageError
 from distill.recipe import load_recipe
 from distill.registry import TEACHERS
-from teachers import StudentInput, build_teacher
+from distill.teacher import StudentInput, build_teacher
 
 from .conftest import FAST, SMOKE
 
@@ -140,8 +140,8 @@ def test_timm_local_dir_teacher_runs_offline(distilled_run, tmp_path, monkeypatc
     t = build_teacher(f"timm:local-dir:{distilled_run}", student=RGB32)
     from distill.checkpoint import file_sha256
 
-    assert t.spec.weights_sha256 == file_sha256(distilled_run / "model.safetensors")
-    assert t.spec.mean == (0.5, 0.5, 0.5) and t.spec.input_size == (3, 32, 32)
+    assert t.identity.weights_sha256 == file_sha256(distilled_run / "model.safetensors")
+    assert t.identity.mean == (0.5, 0.5, 0.5) and t.identity.input_size == (3, 32, 32)
 
 
 def test_timm_source_targets_are_checked(tmp_path, monkeypatch):
@@ -195,17 +195,17 @@ def test_ensemble_output_is_the_members_combined_by_hand(mode, tmp_path):
     assert torch.allclose(out, expected, atol=1e-5)
     assert torch.equal(out.argmax(-1), expected.argmax(-1))  # the hard target
     # each member keeps its own normalisation and input size
-    assert [t.spec.input_size for t in ens.teachers] == [(3, 32, 32), (3, 48, 48)]
-    assert ens.teachers[1].spec.mean == (0.4, 0.4, 0.4)
+    assert [t.identity.input_size for t in ens.teachers] == [(3, 32, 32), (3, 48, 48)]
+    assert ens.teachers[1].identity.mean == (0.4, 0.4, 0.4)
     # its spec names every member: another weighting or mode is another teacher
     other = build_teacher("ensemble:timm:test_resnet+timm:test_resnet", student=RGB32,
                           kwargs={"num_classes": 10, "combine": mode, "members": own})
-    assert other.spec.weights_sha256 != ens.spec.weights_sha256
-    assert ens.spec.adapter == "ensemble" and ens.spec.num_classes == 10
+    assert other.identity.weights_sha256 != ens.identity.weights_sha256
+    assert ens.identity.adapter == "ensemble" and ens.identity.num_classes == 10
 
 
 def test_ensemble_spec_and_recipe_list_are_one_parser(tmp_path):
-    from teachers.ensemble import parse_members
+    from distill.teacher import parse_members
 
     assert parse_members("0.7*timm:a+0.3*checkpoint:runs/b") == [(0.7, "timm:a"),
                                                                   (0.3, "checkpoint:runs/b")]

@@ -297,7 +297,7 @@ def test_cache_build_refuses_nan_teacher_before_storing(tmp_path):
 def test_check_teacher_draws_nothing_and_skips_cached_rows():
     from distill.data import Batch
     from distill.engine.setup import check_teacher
-    from teachers import Teacher
+    from distill.teacher import Teacher
 
     class Noisy(Teacher):
         calls = 0
@@ -324,7 +324,7 @@ def test_nan_only_in_low_precision_says_so():
 
     from distill.data import Batch
     from distill.engine.setup import check_teacher
-    from teachers import Teacher
+    from distill.teacher import Teacher
 
     class Overflows(Teacher):
         def targets(self, batch):

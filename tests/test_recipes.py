@@ -212,7 +212,7 @@ def test_updated_returns_a_validated_copy():
 def test_the_deit_shape_check_agrees_with_building_it(kwargs):
     import torch
 
-    from students import build_student
+    from distill.student import build_student
     from students.deit import builder_args, shape_problem
 
     name = "deit_tiny_distilled_patch16_224"

@@ -10,7 +10,8 @@ import torch
 
 from distill.checkpoint import load_weights, read_metadata, save_weights
 from distill.registry import STUDENTS
-from students import DeiT, adapt_deit_state, build_student, student_facts
+from distill.student import build_student, student_facts
+from students import DeiT, adapt_deit_state
 
 TINY = {"deit": dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2),
         "convnet": dict(img_size=32)}

@@ -9,7 +9,7 @@ from torch import nn
 from distill.checkpoint import file_sha256, save_weights
 from distill.errors import UsageError
 from distill.registry import TEACHERS
-from teachers import LiveTeacher, StudentInput, Teacher, build_teacher
+from distill.teacher import LiveTeacher, StudentInput, Teacher, build_teacher
 
 RGB32 = StudentInput(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), in_chans=3, img_size=32,
                      num_classes=10)
@@ -77,8 +77,8 @@ def test_timm_teacher_with_local_weights(tmp_path):
     t = build_teacher("timm:test_resnet", student=GRAY28, weights=path,
                       kwargs={"num_classes": 10}, input_size=32)
     assert isinstance(t, Teacher)
-    assert t.spec.weights_sha256 == file_sha256(path)
-    assert t.spec.input_size == (3, 32, 32) and t.spec.mean == tuple(src.pretrained_cfg["mean"])
+    assert t.identity.weights_sha256 == file_sha256(path)
+    assert t.identity.input_size == (3, 32, 32) and t.identity.mean == tuple(src.pretrained_cfg["mean"])
     x = torch.randn(2, 1, 28, 28)
     src.eval()
     with torch.no_grad():
@@ -101,7 +101,7 @@ def test_unknown_timm_model_suggests():
 def test_torchvision_teacher():
     t = build_teacher("torchvision:resnet18", student=RGB32, kwargs={"num_classes": 10},
                       input_size=64)
-    assert t.spec.num_classes == 10 and t.spec.input_size == (3, 64, 64)
+    assert t.identity.num_classes == 10 and t.identity.input_size == (3, 64, 64)
     assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UsageError, match="did you mean"):
         TEACHERS.facts("torchvision").check("resnet_18")
@@ -109,7 +109,7 @@ def test_torchvision_teacher():
 
 def test_python_teacher_and_its_errors():
     t = build_teacher("python:tests.plugins.user_teacher:make", student=RGB32)
-    assert t.spec.input_size == (3, 32, 32) and t.spec.mean == RGB32.mean
+    assert t.identity.input_size == (3, 32, 32) and t.identity.mean == RGB32.mean
     assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(UsageError, match="not an nn.Module"):
         build_teacher("python:tests.plugins.user_teacher:not_a_model", student=RGB32)
@@ -122,7 +122,7 @@ def test_python_teacher_and_its_errors():
 def test_checkpoint_teacher_from_a_run(tmp_path):
     from distill.checkpoint import weights_metadata
     from distill.recipe import load_recipe
-    from students import build_student
+    from distill.student import build_student
 
     recipe = load_recipe(None, ["data.in_chans=1", "data.mean=[0.3]", "data.std=[0.4]",
                                 "data.img_size=28", "data.num_classes=10",
@@ -131,7 +131,7 @@ def test_checkpoint_teacher_from_a_run(tmp_path):
     save_weights(tmp_path / "model.safetensors", model.state_dict(),
                  weights_metadata(model, recipe, epoch=1))
     t = build_teacher(f"checkpoint:{tmp_path}", student=GRAY28)
-    assert t.spec.mean == (0.3,) and t.spec.input_size == (1, 28, 28)
+    assert t.identity.mean == (0.3,) and t.identity.input_size == (1, 28, 28)
     x = torch.randn(2, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(t(x), model(t.adapt(x)), atol=1e-5)
@@ -160,7 +160,7 @@ def test_spec_hash_is_stable_and_weight_sensitive():
     b = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
     torch.manual_seed(1)
     c = build_teacher("timm:test_resnet", student=RGB32, kwargs={"num_classes": 10})
-    assert a.spec == b.spec and a.spec.weights_sha256 != c.spec.weights_sha256
+    assert a.identity == b.identity and a.identity.weights_sha256 != c.identity.weights_sha256
 
 
 EXAMPLES = {
@@ -177,7 +177,7 @@ def write_run(folder) -> None:
     """A run directory as `distill train` leaves it (model.safetensors with metadata)."""
     from distill.checkpoint import weights_metadata
     from distill.recipe import load_recipe
-    from students import build_student
+    from distill.student import build_student
 
     recipe = load_recipe(None, ["data.img_size=32", "data.num_classes=10",
                                 "student.name=cifar_resnet8", "loss.name=none"])
@@ -195,19 +195,19 @@ def test_every_registered_teacher_adapter(adapter, tmp_path):
     spec, kwargs = EXAMPLES[adapter]
     write_run(tmp_path)
     t = build_teacher(spec.format(tmp=tmp_path), student=RGB32, kwargs=kwargs, input_size=32)
-    assert isinstance(t, Teacher) and t.spec.adapter == adapter
-    assert len(t.spec.weights_sha256) == 64 and t.spec.num_classes == 10
+    assert isinstance(t, Teacher) and t.identity.adapter == adapter
+    assert len(t.identity.weights_sha256) == 64 and t.identity.num_classes == 10
     assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_fixed_size_teacher_follows_its_model_or_refuses_in_one_line():
     """A timm ViT takes one size: the size it was built for (not its pretrained_cfg's), and
     a `teacher.input_size` it cannot take is refused at build time, named."""
-    from teachers.base import fixed_input_size
+    from distill.teacher import fixed_input_size
 
     t = build_teacher("timm:vit_tiny_patch16_224", student=RGB32,
                       kwargs={"num_classes": 10, "img_size": 32})
-    assert fixed_input_size(t.model) == (32, 32) and t.spec.input_size == (3, 32, 32)
+    assert fixed_input_size(t.model) == (32, 32) and t.identity.input_size == (3, 32, 32)
     assert t(torch.randn(2, 3, 32, 32)).shape == (2, 10)  # no resize to 224, no assert
     with pytest.raises(UsageError, match=r"^teacher.input_size: 48, but "
                        r"'timm:vit_tiny_patch16_224' takes 32×32 images only"):
@@ -216,7 +216,7 @@ def test_fixed_size_teacher_follows_its_model_or_refuses_in_one_line():
     flexible = build_teacher("timm:vit_tiny_patch16_224", student=RGB32, input_size=48,
                              kwargs={"num_classes": 10, "img_size": 32,
                                      "dynamic_img_size": True})
-    assert fixed_input_size(flexible.model) is None and flexible.spec.input_size == (3, 48, 48)
+    assert fixed_input_size(flexible.model) is None and flexible.identity.input_size == (3, 48, 48)
 
 
 def test_probe_of_a_model_names_the_size_it_refuses():

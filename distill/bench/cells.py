@@ -18,7 +18,9 @@ from typing import Any
 
 from distill.errors import OptionError, UsageError
 from distill.recipe import Recipe, load_recipe, parse_yaml
-from distill.registry import LOSSES
+from distill.registry import LOSSES, TEACHERS
+from distill.student import student_facts
+from distill.teacher import parse_members
 
 __all__ = ["Cell", "paper_settings", "plan_cells", "student_for", "teacher_slug"]
 
@@ -51,16 +53,18 @@ def _cell_name(loss: str, teacher: str | None, student: str, seed: int) -> str:
 
 
 def teacher_slug(spec: str) -> str:
-    """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`;
-    an ensemble's members joined by `+`, `ensemble:0.7*timm:a+0.3*checkpoint:runs/b` ->
-    `ensemble_0.7timm_a+0.3checkpoint_b`, cut to 80 characters with a hash of the spec)."""
+    """A file-name-safe short form of a teacher spec (`checkpoint:runs/a/b` -> `checkpoint_b`):
+    its adapter's own (`AdapterFacts.slug`); for a teacher of members, its members' joined
+    by `+` (`ensemble:0.7*timm:a+0.3*checkpoint:runs/b` -> `ensemble_0.7timm_a+0.3checkpoint_b`,
+    cut to 80 characters with a hash of the spec)."""
     adapter, _, target = spec.partition(":")
-    if adapter == "ensemble":
-        from teachers.ensemble import parse_members
-
-        pairs = parse_members(target)
+    facts = TEACHERS.facts(adapter) if adapter in TEACHERS else None
+    if facts is not None and facts.slug is not None:
+        return facts.slug(target)
+    if facts is not None and facts.members:
+        pairs = parse_members(target, adapter)
         weighted = len({w for w, _ in pairs}) > 1
-        slug = "ensemble_" + "+".join(f"{w:g}" * weighted + teacher_slug(s) for w, s in pairs)
+        slug = f"{adapter}_" + "+".join(f"{w:g}" * weighted + teacher_slug(s) for w, s in pairs)
         if len(slug) > 80:
             digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
             slug = f"{slug[:71].rstrip('+_.')}-{digest}"
@@ -80,8 +84,6 @@ def _counterpart(name: str, distilled: bool) -> str | None:
 def student_for(loss: str, student: str) -> str | None:
     """A student that fits `loss` (a distillation token for `token`, none for the others),
     built like `student`; None if there is no such counterpart."""
-    from students import student_facts
-
     wants_dist = LOSSES.facts(loss).heads == "dist"
     if student_facts(student).distilled == wants_dist:
         return student
@@ -95,8 +97,6 @@ def student_for(loss: str, student: str) -> str | None:
 
 
 def _fits(loss: str, student: str) -> bool:
-    from students import student_facts
-
     wants_dist = LOSSES.facts(loss).heads == "dist"
     return student_facts(student).distilled == wants_dist
 

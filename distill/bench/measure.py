@@ -12,6 +12,7 @@ import time
 import torch
 
 from distill.recipe import Recipe
+from distill.student import build_student
 
 __all__ = ["ModelMeter"]
 
@@ -27,8 +28,6 @@ class ModelMeter:
         """Multiply-adds (in billions) of one image through the student's eval forward, as
         counted by `torch.utils.flop_counter` (matmuls and convolutions)."""
         from torch.utils.flop_counter import FlopCounterMode
-
-        from students import build_student
 
         key = json.dumps([recipe.student.name, recipe.student_kwargs()], sort_keys=True,
                          default=str)

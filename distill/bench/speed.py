@@ -49,7 +49,8 @@ from distill.engine.train import train_step
 from distill.errors import OptionError, UsageError
 from distill.losses import build as build_loss
 from distill.recipe import Recipe
-from teachers import TeacherRef
+from distill.student import build_student
+from distill.teacher import TeacherRef
 
 from .cells import student_for
 
@@ -127,8 +128,6 @@ def timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
     from timm.optim import create_optimizer_v2
     from timm.task import TokenDistillationTask
 
-    from students import build_student
-
     ours = build_student(recipe.student.name, **recipe.student_kwargs())
     if not getattr(ours, "timm_model", ""):
         raise UsageError(f"'{recipe.student.name}' has no timm equivalent")
@@ -142,14 +141,14 @@ def timm_task(recipe: Recipe, rt: Runtime, lr: float) -> tuple[Any, Any, Any]:
     inner = getattr(teacher, "model", None)
     if not isinstance(inner, nn.Module):
         raise UsageError("the teacher exposes no module for timm's task")
-    spec = teacher.spec
+    identity = teacher.identity
     d = recipe.data
-    if tuple(spec.input_size) != (d.in_chans, d.img_size, d.img_size):
-        c, h, w = spec.input_size
+    if tuple(identity.input_size) != (d.in_chans, d.img_size, d.img_size):
+        c, h, w = identity.input_size
         raise UsageError(f"the teacher eats {c}×{h}×{w} images and the student "
                          f"{d.in_chans}×{d.img_size}×{d.img_size}; timm's task does not adapt")
     inner.pretrained_cfg = dict(getattr(inner, "pretrained_cfg", {}) or {},
-                                mean=tuple(spec.mean), std=tuple(spec.std))
+                                mean=tuple(identity.mean), std=tuple(identity.std))
     task = TokenDistillationTask(
         model, inner, criterion=nn.CrossEntropyLoss(label_smoothing=recipe.loss.smoothing),
         distill_type=recipe.loss.target, temperature=recipe.loss.tau,

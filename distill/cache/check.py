@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .manifest import Manifest, augment_facts, pipeline_of, teacher_facts, transform_facts
+from distill.teacher import parse_teacher
+
+from .manifest import (
+    Manifest,
+    augment_facts,
+    pipeline_of,
+    teacher_description,
+    teacher_facts,
+    transform_facts,
+)
 from .store import StoreFormat
 
 __all__ = ["draws_problem", "mismatches", "needs_soft_targets", "run_mixing"]
@@ -31,18 +40,6 @@ def needs_soft_targets(loss: Any) -> bool:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _member_mismatches(cached: list[dict[str, Any]] | None,
-                       run: list[dict[str, Any]] | None) -> list[str]:
-    """An ensemble's members whose weights file differs (specs and weights are in its name)."""
-    out = []
-    for k, (c, r) in enumerate(zip(cached or [], run or []), start=1):
-        if c.get("spec") == r.get("spec") and c.get("weights_sha256") != r.get("weights_sha256"):
-            a, b = (str(x.get("weights_sha256"))[:12] for x in (c, r))
-            out.append(f"teacher member {k} '{r.get('spec')}' weights (cache sha256 {a}…, "
-                       f"run {b}…)")
-    return out
 
 
 def draws_problem(manifest: Manifest) -> str | None:
@@ -73,11 +70,20 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
 
     # The teacher: only when the recipe names one and reads it from teacher.cache.
     if recipe.teacher.cache is not None and recipe.teacher.name is not None:
-        mine = teacher_facts(recipe.teacher)
+        ref = parse_teacher(recipe.teacher.name)
+        described = teacher_description(recipe.teacher)
+        mine = teacher_facts(recipe.teacher, described)
         theirs = dict(manifest.teacher_recipe)
         if mine.get("name") != theirs.get("name"):  # in full: it says which teacher
             out.append(f"teacher.name (cache {theirs.get('name')!r}, run {mine.get('name')!r})")
-        out += _member_mismatches(theirs.pop("members", None), mine.pop("members", None))
+        # The adapter's own description (an ensemble's members), compared by the adapter.
+        own = ref.compare({key: theirs.get(key) for key in described}, described)
+        if own is not None:
+            out += own
+            for key in described:
+                theirs.pop(key, None)
+                mine.pop(key, None)
+        theirs.pop("members", None)  # the list form of an ensemble: read into name and kwargs
         for key in sorted((set(mine) | set(theirs)) - {"name"}):
             differ(f"teacher.{key}", theirs.get(key), mine.get(key))
         sha = teacher_sha256

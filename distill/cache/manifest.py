@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from distill.checkpoint import atomic_write_text
 from distill.errors import UsageError
 from distill.readers import MAX_JSON_BYTES, read_text
+from distill.teacher import TeacherOptions, parse_teacher
 
 __all__ = [
     "FORMAT_VERSION",
@@ -33,6 +34,7 @@ __all__ = [
     "progress_files",
     "progress_name",
     "save_manifest",
+    "teacher_description",
     "teacher_facts",
     "transform_facts",
 ]
@@ -147,18 +149,24 @@ def augment_facts(augment: Any, *, with_mixing: bool) -> dict[str, Any]:
 CACHE_FIELDS = ("cache", "mix_targets", "cache_verify")
 
 
-def teacher_facts(teacher: Any) -> dict[str, Any]:
-    """The teacher section minus the cache fields: the teacher a cache was built from. For
-    an ensemble (`ensemble:SPEC+…`), `members` lists every member's spec, normalised
-    weight and the sha256 of the weights file it loads (None where it loads none)."""
+def teacher_description(teacher: Any) -> dict[str, Any]:
+    """What the manifest records of the teacher a recipe's teacher section names besides
+    the section itself: its adapter's description (`TeacherRef.describe`; for a teacher of
+    members such as `ensemble:SPEC+…`, `members`: every member's spec, normalised weight
+    and the sha256 of the weights file it loads, None where it loads none)."""
+    if teacher.name is None:
+        return {}
+    return parse_teacher(teacher.name).describe(TeacherOptions.of(teacher))
+
+
+def teacher_facts(teacher: Any, description: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The teacher section minus the cache fields: the teacher a cache was built from, with
+    its adapter's description (`teacher_description`, unless given)."""
     facts = teacher.model_dump(mode="json")
     for key in CACHE_FIELDS:
         facts.pop(key, None)
     facts.pop("members", None)  # the list form of an ensemble: read into `name` and `kwargs`
-    if teacher.name is not None and teacher.name.partition(":")[0] == "ensemble":
-        from teachers.ensemble import member_facts
-
-        facts["members"] = member_facts(teacher)
+    facts.update(teacher_description(teacher) if description is None else description)
     return facts
 
 

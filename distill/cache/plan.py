@@ -42,10 +42,10 @@ __all__ = ["identity_diff", "plan_manifest", "resume_manifest"]
 
 def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, batch_size: int,
                   world_size: int, dataset: ReplayDataset, sampler: ReplaySampler | None,
-                  teacher_spec: dict[str, Any], shard_rows: int | None) -> Manifest:
+                  teacher: dict[str, Any], shard_rows: int | None) -> Manifest:
     """The cache to build, no shard listed yet. `dataset`/`sampler`: the images it is
     computed over (`sampler` None: static, by index); `world_size`: the training processes
-    exact mixing is tied to; `teacher_spec`: the teacher's identity (`Teacher.spec`, dumped)."""
+    exact mixing is tied to; `teacher`: the teacher's identity (`Teacher.identity`, dumped)."""
     from distill.data import ReplaySampler, dataset_fingerprint
 
     mixing = run_mixing(recipe) if mode == "replay" else None
@@ -72,7 +72,7 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
     fp = dataset_fingerprint(dataset.base)
     n_cls = recipe.data.num_classes
     return Manifest(
-        teacher=teacher_spec,
+        teacher=teacher,
         teacher_recipe=teacher_facts(recipe.teacher),
         dataset=DatasetFingerprint(name=recipe.data.name, length=len(dataset.base), **fp),
         transform=transform_facts(recipe.data, mode),

@@ -67,7 +67,7 @@ from distill.data import (
 )
 from distill.errors import OptionError, UsageError
 from distill.recipe import Recipe, check_paths
-from teachers.spec import TeacherRef
+from distill.teacher import TeacherRef
 
 from . import dist, interrupt
 from .cache_dist import gather_ranks, merge_ranks, prepare_out
@@ -134,7 +134,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     dataset, sampler = cache_source(recipe, mode)
     planned = plan_manifest(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
                             world_size=world_size or rt.world_size, dataset=dataset,
-                            sampler=sampler, teacher_spec=teacher.spec.model_dump(mode="json"),
+                            sampler=sampler, teacher=teacher.identity.model_dump(mode="json"),
                             shard_rows=shard_rows)
     out = Path(out)
     if dry_run:

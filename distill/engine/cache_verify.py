@@ -49,7 +49,7 @@ def live_check(folder: Path, n: int, *, seed: int = 0) -> dict[str, Any]:
         recipe = recipe.updated({"data.batch_size": manifest.batch_size}, source)
     rt = resolve_runtime(recipe)
     teacher = build_teacher_for(recipe, rt, live=True)
-    if teacher.spec.model_dump(mode="json") != manifest.teacher:
+    if teacher.identity.model_dump(mode="json") != manifest.teacher:
         raise UsageError(f"cache '{folder}': the teacher its recipe builds now is not the one "
                          "it was built with (other weights?)")
     fmt = StoreFormat.parse(manifest.store)

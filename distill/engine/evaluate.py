@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from distill.data import Batch
-from teachers import Teacher
+from distill.teacher import Teacher
 
 from . import interrupt
 from .runtime import autocast

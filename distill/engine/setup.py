@@ -12,7 +12,18 @@ from distill.checkpoint import describe_misfit, load_weights
 from distill.data.replay import preserved_rngs
 from distill.errors import DistillError, UsageError
 from distill.recipe import Recipe
-from teachers.base import LiveTeacher, Teacher, expected_input, is_convnet
+from distill.student import build_student, student_facts
+from distill.teacher import (
+    LiveTeacher,
+    StudentInput,
+    Teacher,
+    TeacherContext,
+    TeacherOptions,
+    TeacherRef,
+    build_teacher,
+    expected_input,
+    is_convnet,
+)
 
 from .runtime import Runtime, autocast
 
@@ -20,17 +31,18 @@ __all__ = ["build_student_for", "build_teacher_for", "check_teacher"]
 
 
 def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:
-    """The recipe's student on the run's device, initialised from `student.init` if set."""
-    from students import DeiT, adapt_deit_state, build_student
-
+    """The recipe's student on the run's device, initialised from `student.init` if set
+    (a foreign state dict fitted by the student's `StudentFacts.adapt_state`, where it
+    declares one: a DeiT's position embedding resampled to its grid, …)."""
     s = recipe.student
     torch.manual_seed(recipe.run.seed)
     model = build_student(s.name, **recipe.student_kwargs())
     if s.init is not None:
         state = load_weights(s.init)
         notes: list[str] = []
-        if isinstance(model, DeiT):
-            state, notes = adapt_deit_state(state, model)
+        adapt = student_facts(s.name).adapt_state
+        if adapt is not None:
+            state, notes = adapt(state, model)
         misfit = describe_misfit(model, state, allow_missing=("head.", "head_dist."))
         if misfit:
             raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' ({misfit})")
@@ -52,8 +64,6 @@ def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False) -> Tea
     """The recipe's teacher, placed on the run's device (channels_last for convnets on CUDA
     unless `run.channels_last` says otherwise, compiled with `run.compile`); its logit cache
     when the recipe reads one (`teacher.cache`, or a `cache:` adapter), unless `live`."""
-    from teachers import StudentInput, TeacherContext, TeacherOptions, TeacherRef, build_teacher
-
     t, d = recipe.teacher, recipe.data
     ref = TeacherRef.of(t, live=live)
     if ref is None:
@@ -83,8 +93,8 @@ def check_teacher(teacher: Teacher | None, batch: Any, num_classes: int, *,
     input (a timm ViT asserting its image size, a shape clash) is named with
     `teacher.input_size` and what the model takes where it says. Each problem is one
     `UsageError` naming the teacher (`name`, e.g. the recipe's `teacher.name`; by default
-    its spec). A cached teacher (its rows come with the batch) is not run: its outputs were
-    checked when its cache was built."""
+    its identity's `adapter:name`). A cached teacher (its rows come with the batch) is not
+    run: its outputs were checked when its cache was built."""
     if teacher is None or teacher.checked or getattr(batch, "cached", None) is not None:
         return
     what = f"'{name or _spec_name(teacher)}'"
@@ -144,7 +154,7 @@ def _refusal(teacher: Teacher, what: str, shape: str, exc: BaseException) -> str
 
 def _spec_name(teacher: Teacher) -> str:
     try:
-        spec = teacher.spec
-    except Exception:  # a teacher without a spec yet is named by its type
+        identity = teacher.identity
+    except Exception:  # a teacher without an identity yet is named by its type
         return type(teacher).__name__
-    return f"{spec.adapter}:{spec.name}"
+    return f"{identity.adapter}:{identity.name}"

@@ -35,7 +35,7 @@ from distill.losses import build as build_loss
 from distill.readers import read_json
 from distill.recipe import Recipe, check_paths, dump_recipe
 from distill.registry import LOSSES
-from teachers import Teacher, TeacherRef
+from distill.teacher import Teacher, TeacherRef
 
 from . import dist, interrupt
 from .evaluate import evaluate_model, evaluate_teacher

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from distill.errors import UsageError, one_line, show
 from distill.readers import path_is
 from distill.registry import DATASETS, LOSSES, RegistryError
+from distill.teacher import NO_TEACHER, parse_teacher
 
 from .schema import FieldError, Recipe
 from .text import RecipeYAMLError, parse_yaml, read_yaml
@@ -167,8 +168,6 @@ def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
 
 def _teacher_name(data: Any) -> Any:
     """The teacher a recipe tree names, "no teacher" spelled None."""
-    from teachers.spec import NO_TEACHER
-
     section = data.get("teacher") if isinstance(data, dict) else None
     name = section.get("name") if isinstance(section, dict) else None
     if isinstance(name, str):
@@ -284,8 +283,6 @@ def check_paths(recipe: Recipe) -> None:
         problems.append(f"teacher.cache: no manifest.json in '{cache}' (build it "
                         "with `distill cache build`)")
     if recipe.teacher.name is not None and LOSSES.facts(recipe.loss.name).needs_teacher:
-        from teachers.spec import parse_teacher
-
         try:
             parse_teacher(recipe.teacher.name).check_paths()
         except UsageError as exc:

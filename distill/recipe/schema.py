@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from distill.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_BATCH, MAX_SIZE
+from distill.registry import TEACHERS
+from distill.teacher import ENSEMBLE, NO_TEACHER, MemberOptions, compose_members
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -110,20 +112,6 @@ class StudentConfig(_Section):
         return self
 
 
-class MemberOptions(_Section):
-    """One ensemble member's own options: each one it leaves unset (null) is the
-    ensemble's (`teacher.*`). `teacher.kwargs.members` holds one per member of the spec."""
-
-    pretrained: bool | None = Field(None, description="Load the source's own pretrained weights.")
-    weights: Path | None = Field(None, description="Load this member's weights from this file.")
-    kwargs: dict[str, Any] | None = Field(None, description="This member's builder arguments.")
-    mean: tuple[float, ...] | None = Field(None, description="This member's own mean.")
-    std: tuple[float, ...] | None = Field(None, description="This member's own std.")
-    input_size: int | None = Field(None, ge=8, le=MAX_SIZE,
-                                   description="This member's input resolution.")
-    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
-
-
 class TeacherMember(MemberOptions):
     """A member of `teacher.members`: its spec, its weight in the ensemble, its options."""
 
@@ -163,20 +151,17 @@ class TeacherConfig(_Section):
     @field_validator("name")
     @classmethod
     def _no_teacher(cls, v: str | None) -> str | None:
-        from teachers.spec import NO_TEACHER  # the spelling of "no teacher" (a constant only)
-
         return None if v is None or v.lower() in NO_TEACHER else v
 
     @model_validator(mode="before")
     @classmethod
     def _ensemble_list(cls, data: Any) -> Any:
         """`members: [...]` -> `name: ensemble:W*SPEC+…` and `kwargs.members` (the spec's
-        one parser, `teachers.ensemble`, reads those back)."""
+        one parser, `distill.teacher.members`, reads those back). A `name` that is a bare
+        adapter taking members (a plug-in's) is the adapter of the spec instead."""
         if not isinstance(data, dict) or not data.get("members"):
             return data
         from pydantic import ValidationError
-
-        from teachers.ensemble import compose
 
         raw = data["members"]
         if not isinstance(raw, list):
@@ -190,12 +175,13 @@ class TeacherConfig(_Section):
                 where = ".".join(str(p) for p in err["loc"])
                 raise FieldError(f"members.{i}{'.' + where if where else ''}",
                                   err["msg"], item) from None
+        given = data.get("name")
+        adapter = given if _takes_members(given) else ENSEMBLE
         try:
-            name = compose([(m.weight, m.name) for m in members])
+            name = compose_members([(m.weight, m.name) for m in members], adapter)
         except ValueError as exc:
             raise FieldError("members", str(exc), raw) from None
-        given = data.get("name")
-        if given not in (None, "", "ensemble", name):
+        if given not in (None, "", adapter, name):
             raise FieldError("members", f"lists an ensemble, and teacher.name names "
                               f"'{given}'; set one of them (teacher.name: null with "
                               "teacher.members)", raw)
@@ -205,6 +191,12 @@ class TeacherConfig(_Section):
         if any(options):
             kwargs["members"] = options
         return {**data, "name": name, "members": None, "kwargs": kwargs}
+
+
+def _takes_members(name: Any) -> bool:
+    """`name` is a bare adapter name (no target) registered with `members=True`."""
+    return (isinstance(name, str) and bool(name) and ":" not in name and name in TEACHERS
+            and TEACHERS.facts(name).members)
 
 
 class LossConfig(_Section):

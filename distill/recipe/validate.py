@@ -6,7 +6,8 @@ Each problem names its dotted field and the value the user wrote: `source: field
 message (got value)`. A check is skipped when a name it depends on is unknown (already
 reported) or when a section it reads failed the schema (`skip`), so one mistake makes one
 line. The student is built on the meta device only where no direct check knows its shape
-rules: `timm:` students and registered students other than this toolkit's DeiT variants.
+rules: a student whose registration declares none (`StudentFacts.shape_problem`), and
+`timm:` students.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from distill.errors import UsageError, one_line, show
-from distill.registry import DATASETS, LOSSES, LossFacts
+from distill.registry import DATASETS, LOSSES, LossFacts, StudentFacts
+from distill.student import build_student, check_kwargs, student_facts
+from distill.teacher import TeacherRef, parse_teacher
 
 if TYPE_CHECKING:
-    from distill.registry import StudentFacts
-    from teachers.spec import TeacherRef
-
     from .schema import Recipe
 
 __all__ = ["Problem", "one_line", "problems", "validate"]
@@ -81,7 +81,7 @@ def problems(recipe: Recipe, skip: Collection[str] = ()) -> list[Problem]:
         out.append(Problem("data.batch_size", "must be even with mixup/cutmix",
                            recipe.data.batch_size))
     if student is not None:
-        _student_builds(recipe, out)
+        _student_builds(recipe, student, out)
     return out
 
 
@@ -111,8 +111,6 @@ def _dataset(recipe: Recipe, out: list[Problem]) -> None:
 
 def _student(recipe: Recipe, out: list[Problem]) -> StudentFacts | None:
     """The student's facts if its name is known and its builder takes its kwargs."""
-    from students import check_kwargs, student_facts
-
     s = recipe.student
     try:
         info = student_facts(s.name)
@@ -130,8 +128,6 @@ def _student(recipe: Recipe, out: list[Problem]) -> StudentFacts | None:
 
 def _teacher(recipe: Recipe, out: list[Problem]) -> TeacherRef | None:
     """The parsed `teacher.name`; None without a teacher or with a bad spec (reported)."""
-    from teachers.spec import parse_teacher
-
     name = recipe.teacher.name
     if name is None:
         return None
@@ -193,14 +189,13 @@ def _heads(recipe: Recipe, loss: LossFacts, student: StudentFacts, out: list[Pro
                            "'distilled')", name))
 
 
-def _student_builds(recipe: Recipe, out: list[Problem]) -> None:
-    """The student's shape rules: checked directly for this toolkit's DeiT variants, by
-    building it on the meta device for every other student."""
-    from students.deit import builder_args, shape_problem
-
+def _student_builds(recipe: Recipe, student: StudentFacts, out: list[Problem]) -> None:
+    """The student's shape rules: checked directly where its registration declares them
+    (`StudentFacts.shape_problem`: this toolkit's DeiT variants), by building it on the
+    meta device for every other student."""
     name, kwargs = recipe.student.name, recipe.student_kwargs()
-    args = builder_args(name, kwargs)
-    problem = shape_problem(args) if args is not None else _meta_build(name, kwargs)
+    check = student.shape_problem
+    problem = check(kwargs) if check is not None else _meta_build(name, kwargs)
     if isinstance(problem, Problem):
         out.append(problem)
     elif problem is not None:
@@ -212,8 +207,6 @@ def _student_builds(recipe: Recipe, out: list[Problem]) -> None:
 
 def _meta_build(name: str, kwargs: dict[str, Any]) -> Problem | str | None:
     import torch
-
-    from students import build_student
 
     try:
         with torch.device("meta"):

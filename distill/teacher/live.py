@@ -1,129 +1,33 @@
-"""The teacher contract, and the live teacher every model-backed adapter returns.
+"""Live teachers: a model run in eval mode under `torch.inference_mode()`, and the steps
+every model-backed adapter shares to make one (`live_teacher`).
 
-`Teacher` is the whole contract the engine reads; its defaults are no-ops:
-- `spec`: what it is (adapter, name, sha256 of its weights, classes, mean/std, input size);
-  the logit cache keys on it;
-- `prepare(dataset)`: the dataset to train on (identity for a live teacher; a cached
-  teacher checks itself against the data and attaches its rows);
-- `targets(batch)`: teacher logits for a `distill.data.Batch` of *student-normalised*
-  images (a cached teacher decodes the rows that came with the batch);
-- `notes`: what the teacher wants the user to know before the run (shown once);
-- `val_top1`: its top-1 on the validation split where already measured (a cache's build),
-  else None and the engine measures it;
-- `place(device, channels_last=…, compile=…)`: put it on the run's device;
-- `checked`: set by the engine once `distill.engine.setup.check_teacher` has seen the
-  teacher's outputs on a first batch (shape B × classes, finite). A cached teacher is not
-  run through it: its rows were checked when its cache was built, and come with the batch.
-
-An adapter is a function registered in `TEACHERS` with its `AdapterFacts`, called as
-`fn(target, options, context)`: `options` are the recipe's `teacher.*` facts
-(`TeacherOptions`), `context` what the run is (`TeacherContext`: the student's input, the
-recipe, the world size).
-
-`LiveTeacher` runs its model in eval mode under `torch.inference_mode()`. It maps the
-student's input to its own in one fused affine op (undo the student's mean/std, apply its
-own), repeats a grayscale channel to RGB where needed, and resizes to its input size.
+`LiveTeacher` maps the student's input to its model's own in one fused affine op (undo
+the student's mean/std, apply its own), repeats a grayscale channel to RGB where needed,
+and resizes to its input size. `live_teacher(model, …)` settles those input facts from the
+recipe's options, what the adapter knows, the model's own config and defaults, in that
+order; `load_into` loads a weights file into a model strictly; `probe_classes` finds a
+model's class count by one forward pass. What a model says it takes: `model_io`,
+`fixed_input_size`, `expected_input`; `is_convnet` decides channels_last.
 """
 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from distill.checkpoint import state_dict_sha256
-from distill.errors import UsageError
+from distill.checkpoint import describe_misfit, file_sha256, load_weights, state_dict_sha256
+from distill.constants import IMAGENET_MEAN, IMAGENET_STD
+from distill.errors import UsageError, first_line
 
-if TYPE_CHECKING:
-    from distill.data import Batch
+from .contract import StudentInput, Teacher, TeacherContext, TeacherIdentity, TeacherOptions
 
-__all__ = ["LiveTeacher", "StudentInput", "Teacher", "TeacherContext", "TeacherOptions",
-           "TeacherSpec", "expected_input", "fixed_input_size", "is_convnet", "model_io"]
-
-
-class TeacherSpec(BaseModel):
-    """Identity of a teacher: two teachers with equal specs produce equal targets."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    adapter: str
-    name: str
-    weights_sha256: str
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: tuple[int, int, int]
-    interpolation: str = "bicubic"
-
-
-@dataclass(frozen=True)
-class StudentInput:
-    """What the student's batches look like: the teacher adapts from these."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    in_chans: int
-    img_size: int
-    num_classes: int
-
-
-@dataclass(frozen=True)
-class TeacherOptions:
-    """The recipe's facts about a teacher (`teacher.*`): None means "the model's own"."""
-
-    pretrained: bool = False
-    weights: Path | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    input_size: int | None = None
-    interpolation: str | None = None
-
-    @classmethod
-    def of(cls, config: Any) -> TeacherOptions:
-        """From a recipe's `teacher` section."""
-        return cls(pretrained=config.pretrained, weights=config.weights,
-                   kwargs=dict(config.kwargs), mean=config.mean, std=config.std,
-                   input_size=config.input_size, interpolation=config.interpolation)
-
-
-@dataclass(frozen=True)
-class TeacherContext:
-    """What the run is: the student's input, and (for a cached teacher, which checks itself
-    against it) the recipe and the number of training processes."""
-
-    student: StudentInput
-    recipe: Any = None
-    world_size: int = 1
-
-
-class Teacher:
-    """The contract every teacher keeps (see the module docstring). Defaults are no-ops."""
-
-    notes: tuple[str, ...] = ()
-    val_top1: float | None = None
-    checked: bool = False  # its outputs on a first batch passed the engine's check
-
-    @property
-    def spec(self) -> TeacherSpec:
-        raise NotImplementedError(f"{type(self).__name__} must define spec")
-
-    def prepare(self, dataset: Any) -> Any:
-        return dataset
-
-    def targets(self, batch: Batch) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must define targets")
-
-    def place(self, device: torch.device, *, channels_last: bool | None = None,
-              compile: bool = False) -> Teacher:
-        """Put the teacher on `device`; `channels_last` None: the teacher's own choice."""
-        return self
+__all__ = ["LiveTeacher", "expected_input", "fixed_input_size", "infer_classes", "is_convnet",
+           "live_teacher", "load_into", "model_io", "probe_classes"]
 
 
 def is_convnet(model: nn.Module) -> bool:
@@ -181,7 +85,7 @@ class LiveTeacher(nn.Module, Teacher):
                  weights_sha256: str | None = None):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
-        n_cls = num_classes if num_classes is not None else _infer_classes(model)
+        n_cls = num_classes if num_classes is not None else infer_classes(model)
         if n_cls is not None and n_cls != student.num_classes:
             raise UsageError(
                 f"teacher.name: '{adapter}:{name}' predicts {n_cls} classes but data.num_classes "
@@ -208,19 +112,19 @@ class LiveTeacher(nn.Module, Teacher):
         self.resize = self.size != (student.img_size, student.img_size)
         self.interpolation = interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"
         self.channels_last = False
-        self._spec_args = dict(adapter=adapter, name=name, num_classes=n_cls or student.num_classes,
+        self._identity_args = dict(adapter=adapter, name=name, num_classes=n_cls or student.num_classes,
                                mean=tuple(mean), std=tuple(std), input_size=tuple(input_size),
                                interpolation=interpolation)
         self._sha = weights_sha256
-        self._spec: TeacherSpec | None = None
+        self._identity: TeacherIdentity | None = None
         self._run: Any = None  # a compiled forward, when asked for
 
     @property
-    def spec(self) -> TeacherSpec:
-        if self._spec is None:
+    def identity(self) -> TeacherIdentity:
+        if self._identity is None:
             sha = self._sha or state_dict_sha256(self.model.state_dict())
-            self._spec = TeacherSpec(weights_sha256=sha, **self._spec_args)
-        return self._spec
+            self._identity = TeacherIdentity(weights_sha256=sha, **self._identity_args)
+        return self._identity
 
     def train(self, mode: bool = True) -> LiveTeacher:
         return super().train(False)  # a teacher is always in eval mode
@@ -228,7 +132,7 @@ class LiveTeacher(nn.Module, Teacher):
     def place(self, device: torch.device, *, channels_last: bool | None = None,
               compile: bool = False) -> LiveTeacher:
         """On `device`; channels_last when asked, or (None) for a convnet on CUDA; the
-        forward pass compiled with `compile` (`spec` keeps hashing the uncompiled weights)."""
+        forward pass compiled with `compile` (`identity` keeps hashing the uncompiled weights)."""
         self.to(device)
         if channels_last or (channels_last is None and device.type == "cuda"
                              and is_convnet(self.model)):
@@ -252,7 +156,7 @@ class LiveTeacher(nn.Module, Teacher):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def targets(self, batch: Batch) -> torch.Tensor:
+    def targets(self, batch: Any) -> torch.Tensor:
         """Logits for a batch: the teacher sees `batch.images`, after whatever mixing the
         student's batch went through."""
         return self(batch.images)
@@ -267,7 +171,7 @@ class LiveTeacher(nn.Module, Teacher):
         return out.float()
 
 
-def _infer_classes(model: nn.Module) -> int | None:
+def infer_classes(model: nn.Module) -> int | None:
     """The model's `num_classes` where it is a positive integer (not a bool), else None."""
     n = getattr(model, "num_classes", None)
     if isinstance(n, bool):
@@ -277,3 +181,76 @@ def _infer_classes(model: nn.Module) -> int | None:
     except TypeError:
         return None
     return n if n > 0 else None
+
+
+def load_into(model: nn.Module, path: Path, what: str) -> str:
+    """Load a weights file into `model` with strict key and shape matching; return its sha256."""
+    state = load_weights(path)
+    misfit = describe_misfit(model, state)
+    if misfit:
+        raise UsageError(f"teacher.weights: '{path}' does not fit {what} ({misfit})")
+    model.load_state_dict(state, strict=True)
+    return file_sha256(path)
+
+
+def probe_classes(model: nn.Module, input_size: tuple[int, int, int], what: str = "the model"
+                  ) -> int:
+    """Number of outputs of `model`, from one forward pass on a zero image; a model that
+    refuses the image, or answers with other than (1, classes), is a one-line `UsageError`."""
+    shape = "×".join(map(str, input_size))
+    try:
+        with torch.inference_mode():
+            out = model.eval()(torch.zeros(1, *input_size))
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as exc:  # the model's own check or a shape clash, from any model
+        raise UsageError(f"teacher.input_size: {what} refuses a {shape} image "
+                         f"({type(exc).__name__}: {first_line(exc)}); set teacher.input_size "
+                         "to the size it takes") from None
+    if isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UsageError(f"teacher.name: {what} returns {got} for one {shape} image, expected "
+                         "(1, classes): a teacher maps images to logits")
+    return int(out.shape[-1])
+
+
+def live_teacher(model: nn.Module, *, adapter: str, target: str, options: TeacherOptions,
+                 context: TeacherContext, defaults: dict[str, Any] | None = None,
+                 facts: dict[str, Any] | None = None,
+                 weights_sha256: str | None = None) -> LiveTeacher:
+    """Wrap `model` as a live teacher. Precedence: the recipe's `options`, then `facts` the
+    adapter knows for sure (a run's metadata), then the size a fixed-size model takes
+    (`fixed_input_size`: a timm ViT's `patch_embed.img_size`, which follows
+    `teacher.kwargs.img_size` where its `pretrained_cfg` does not), then the model's own
+    config (`model_io`), then the adapter's `defaults`. A `teacher.input_size` a fixed-size
+    model cannot take is refused here, in one line."""
+    student = context.student
+    mean, std, input_size = options.mean, options.std, options.input_size
+    interpolation = options.interpolation
+    what = f"'{adapter}:{target}'"
+    io = {**(defaults or {}), **model_io(model), **(facts or {})}
+    chans, *hw = tuple(io.get("input_size", (student.in_chans, student.img_size,
+                                             student.img_size)))
+    chans = int(io.get("in_chans", chans))
+    fixed = fixed_input_size(model)
+    if fixed is not None and "input_size" not in (facts or {}):
+        hw = list(fixed)
+    if input_size and fixed is not None and (input_size, input_size) != fixed:
+        raise UsageError(
+            f"teacher.input_size: {input_size}, but {what} takes {fixed[0]}×{fixed[1]} images "
+            f"only (its patch_embed.img_size); leave teacher.input_size unset (or set it to "
+            f"{fixed[0]}), or build the model for {input_size} (timm: teacher.kwargs.img_size)")
+    size = (chans, input_size, input_size) if input_size else (chans, *hw)
+    t_mean = tuple(mean) if mean is not None else tuple(io.get("mean", IMAGENET_MEAN))
+    t_std = tuple(std) if std is not None else tuple(io.get("std", IMAGENET_STD))
+    if len(t_mean) != chans and len(t_mean) == 1:
+        t_mean, t_std = t_mean * chans, t_std * chans
+    n_cls = infer_classes(model)
+    if n_cls is None:
+        n_cls = probe_classes(model, size, what)
+    return LiveTeacher(model, adapter=adapter, name=target, student=student, mean=t_mean,
+                       std=t_std, input_size=size,
+                       interpolation=interpolation or io.get("interpolation", "bicubic"),
+                       num_classes=n_cls, weights_sha256=weights_sha256)
