@@ -69,7 +69,7 @@ class DatasetFingerprint(_Model):
 
 class Manifest(_Model):
     format_version: int = FORMAT_VERSION
-    teacher: dict[str, Any] = Field(description="TeacherSpec: adapter, name, weights sha256…")
+    teacher: dict[str, Any] = Field(description="TeacherIdentity: adapter, name, weights sha256…")
     teacher_recipe: dict[str, Any] = Field(description="The recipe's teacher section.")
     teacher_top1: float | None = None
     dataset: DatasetFingerprint
