@@ -25,9 +25,10 @@ from torch.utils.data import Dataset
 from distill.errors import UsageError
 from distill.registry import DATASETS
 
+from .decode import load_image
 from .errors import DataError
 from .folder import ImageFolder, class_names
-from .images import convert_image, load_image
+from .images import convert_image
 
 __all__ = ["ArrayImageDataset", "convert_image", "fashion_mnist", "imagefolder", "load_image",
            "read_idx", "synthetic"]

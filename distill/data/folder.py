@@ -2,7 +2,7 @@
 ImageFolder lists it (the same samples in the same order), with every problem of the tree
 named before any image is read: an empty class folder, a folder without class folders, an
 unreadable folder, a symbolic-link loop (refused, not followed), a broken link. Images are
-read one by one, when a sample is asked for (`distill.data.images.load_image`).
+read one by one, when a sample is asked for (`distill.data.decode`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .decode import load_image
 from .errors import DataError
-from .images import load_image
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "class_names"]
 

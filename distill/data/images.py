@@ -1,24 +1,18 @@
-"""Reading one image: decoded in full and converted to the recipe's mode ("L" or "RGB"),
-every problem one `DataError` naming the file.
+"""An image's mode converted to the recipe's ("L" or "RGB").
 
 `convert_image` turns any PIL mode into "L" or "RGB" the way PIL's `convert` and
 torchvision's ImageFolder do, except where they would lose or invent data (16-bit and
-float grayscale are scaled, not clipped); `load_image` opens, decodes and converts a file.
+float grayscale are scaled, not clipped). Opening and decoding a file is `decode`'s.
 """
 
 from __future__ import annotations
 
-import os
-import struct
-
 import numpy as np
 from PIL import Image
 
-from distill.errors import first_line
-
 from .errors import DataError
 
-__all__ = ["convert_image", "load_image"]
+__all__ = ["convert_image"]
 
 _GRAY16 = ("I;16", "I;16L", "I;16B", "I;16N")
 
@@ -70,41 +64,3 @@ def _to_8bit(img: Image.Image, where: object) -> Image.Image:
         raise DataError(f"{where}: 32-bit integer pixels outside 0..65535 (found {a.min()}.."
                         f"{a.max()}); save it as 8- or 16-bit")
     return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), "L")
-
-
-def load_image(path: str, mode: str) -> Image.Image:
-    """The image file `path`, fully decoded and converted to `mode` ("L" or "RGB"); any
-    problem is one `DataError` naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            img = Image.open(fh)
-            img.load()  # decode it all here: a truncated file fails now, named
-        return convert_image(img, mode, path)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: the file is gone (it was there when the dataset was listed)"
-                        ) from None
-    except PermissionError:
-        raise DataError(f"{path}: cannot read the file (permission denied)") from None
-    except Image.UnidentifiedImageError:
-        what = ("an empty file (0 bytes)" if _size(path) == 0 else
-                "not an image (PIL cannot identify its format)")
-        raise DataError(f"{path}: {what}; replace or remove it") from None
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: {first_line(exc)}") from None
-    except OSError as exc:
-        if exc.errno is not None:  # the system could not read it
-            raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-        raise DataError(f"{path}: cannot decode the image ({first_line(exc)}): the file is "
-                        "damaged or truncated; replace or remove it") from None
-    except (SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as exc:
-        raise DataError(f"{path}: cannot decode the image ({first_line(exc)}): the file is "
-                        "damaged; replace or remove it") from None
-
-
-def _size(path: str) -> int | None:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
