@@ -1,0 +1,138 @@
+"""The parity study's table (issue 26): the official DeiT code and ours on the quickstart's
+setting, arm by arm and seed by seed, with each condition's distillation gain.
+
+    python benchmarks/parity_report.py benchmarks/results/parity-official-deit > table.md
+
+FOLDER holds one sub-folder per condition: `official/` (DeiT's main.py: `none-s<seed>/`
+and `token-s<seed>/`, each with the `log.txt` DeiT writes: the last line's `test_acc1`
+after the last epoch) and `ours-*/` (a `distill bench --losses none,token` output: its
+cells' `summary.json`). Figures are top-1 (%) on the 10,000 test images, both heads
+averaged for DeiT⚗. `gain` is token − none of the same seed; mean ± standard error over
+seeds. Between conditions: the difference of the means, ± the square root of the summed
+squared standard errors (independent arms), or paired by seed where both conditions ran
+the same seeds and the label says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+ARMS = ("none", "token")
+
+
+def _official(folder: Path) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
+    for cell in sorted(folder.glob("*-s*")):
+        arm, seed = cell.name.rsplit("-s", 1)
+        log = cell / "log.txt"
+        if arm not in out or not (cell / "DONE").exists() or not log.is_file():
+            continue
+        last = json.loads(log.read_text().strip().splitlines()[-1])
+        out[arm][int(seed)] = float(last["test_acc1"])
+    return out
+
+
+def _ours(folder: Path) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {arm: {} for arm in ARMS}
+    for summary in sorted(folder.glob("cells/*/summary.json")):
+        s = json.loads(summary.read_text())
+        arm = summary.parent.name.split("-", 1)[0]
+        seed = int(summary.parent.name.rsplit("-s", 1)[1])
+        if arm in out:
+            out[arm][seed] = float(s["top1"])
+    return out
+
+
+def mean_sd(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
+    return m, sd
+
+
+def mean_se(xs: list[float]) -> tuple[float, float]:
+    m, sd = mean_sd(xs)
+    return m, sd / math.sqrt(len(xs))
+
+
+def fmt(m: float, e: float, sign: bool = False) -> str:
+    return f"{m:+.2f} ± {e:.2f}" if sign else f"{m:.2f} ± {e:.2f}"
+
+
+def conditions(root: Path) -> dict[str, dict[str, dict[int, float]]]:
+    found = {}
+    if (root / "official").is_dir():
+        found["official"] = _official(root / "official")
+    for folder in sorted(root.glob("ours-*")):
+        found[folder.name] = _ours(folder)
+    return found
+
+
+def gains(cells: dict[str, dict[int, float]]) -> dict[int, float]:
+    return {s: cells["token"][s] - cells["none"][s] for s in cells["none"] if s in cells["token"]}
+
+
+def report(root: Path) -> str:
+    conds = conditions(root)
+    lines = ["| condition | seeds | no teacher | DeiT⚗ (token) | gain token − none |",
+             "|---|---|---|---|---|"]
+    summary: dict[str, tuple[float, float]] = {}
+    for name, cells in conds.items():
+        g = gains(cells)
+        if not g:
+            continue
+        none_m = mean_sd([cells["none"][s] for s in g])
+        tok_m = mean_sd([cells["token"][s] for s in g])
+        summary[name] = mean_se(list(g.values())) if len(g) > 1 else (next(iter(g.values())), math.nan)
+        lines.append(f"| {name} | {','.join(map(str, sorted(g)))} | {fmt(*none_m)} | {fmt(*tok_m)} "
+                     f"| **{fmt(*summary[name], sign=True)}** |")
+    lines += ["", "Per seed (top-1 %, none / token / gain):", "",
+              "| condition | " + " | ".join(f"seed {s}" for s in _all_seeds(conds)) + " |",
+              "|---|" + "---|" * len(_all_seeds(conds))]
+    for name, cells in conds.items():
+        row = []
+        for s in _all_seeds(conds):
+            a, b = cells["none"].get(s), cells["token"].get(s)
+            row.append(f"{_f(a)} / {_f(b)}" + (f" / {b - a:+.2f}" if a is not None and b is not None else ""))
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    if "official" in summary:
+        lines += ["", "Gain against the official code's (independent seeds: ± √(se₁² + se₂²)):", ""]
+        om, oe = summary["official"]
+        for name, (m, e) in summary.items():
+            if name != "official":
+                d, de = m - om, math.hypot(e, oe)
+                lines.append(f"- {name} − official: {fmt(d, de, sign=True)} ({abs(d) / de:.1f} s.e.)")
+    pairs = [(a, b) for a in conds for b in conds if a < b and a.startswith("ours") and b.startswith("ours")]
+    if pairs:
+        lines += ["", "Between our conditions, paired by seed (same seeds, same initialisation and data "
+                  "order):", ""]
+    for a, b in pairs:
+        for arm in ARMS:
+            common = sorted(set(conds[a][arm]) & set(conds[b][arm]))
+            if len(common) > 1:
+                d = [conds[b][arm][s] - conds[a][arm][s] for s in common]
+                lines.append(f"- {arm}: {b} − {a}: {fmt(*mean_se(d), sign=True)} (seeds "
+                             f"{','.join(map(str, common))})")
+        ga, gb = gains(conds[a]), gains(conds[b])
+        common = sorted(set(ga) & set(gb))
+        if len(common) > 1:
+            d = [gb[s] - ga[s] for s in common]
+            lines.append(f"- gain: {b} − {a}: {fmt(*mean_se(d), sign=True)}")
+    return "\n".join(lines) + "\n"
+
+
+def _all_seeds(conds: dict[str, dict[str, dict[int, float]]]) -> list[int]:
+    return sorted({s for cells in conds.values() for arm in cells.values() for s in arm})
+
+
+def _f(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
+        print("usage: parity_report.py FOLDER", file=sys.stderr)
+        raise SystemExit(2)
+    sys.stdout.write(report(Path(sys.argv[1])))
