@@ -5,12 +5,13 @@ bounded in size, strict UTF-8 text, and every problem one `UsageError` line nami
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from distill.errors import UsageError
+from distill.errors import UsageError, show
 
-__all__ = ["MAX_JSON_BYTES", "path_is", "read_json", "read_text", "size_text"]
+__all__ = ["MAX_JSON_BYTES", "inside", "path_is", "read_json", "read_text", "size_text"]
 
 MAX_JSON_BYTES = 64 << 20  # a manifest of thousands of shards is a few MB
 
@@ -72,3 +73,31 @@ def read_json(path: str | Path, what: str = "JSON file",
     except (ValueError, RecursionError) as exc:  # nested too deeply, an int of 5000 digits
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:80]
         raise UsageError(f"{path}: not a {what} ({reason})") from None
+
+
+def inside(folder: str | Path, entry: Any, source: str | Path, field: str) -> Path:
+    """`folder / entry`, for a path `entry` read from the file `source` (field `field`), a file
+    the toolkit did not just write: a cache manifest's shard name, a shard set's
+    `_info.json`, a run's `run.json`. Refused in one line naming `source`, `field` and the
+    entry, before anything is read, unless it stays inside `folder`: a non-empty relative
+    path, no `..` part, no symbolic link (of the folder's own, or of a part of the entry)
+    that leads out of it."""
+    def refuse(why: str) -> UsageError:
+        named = f"'{entry}'" if isinstance(entry, str) else show(entry)
+        return UsageError(f"{source}: {field} {named} {why}; refused (a path a file names "
+                          f"must stay inside '{folder}')")
+
+    if not isinstance(entry, str) or not entry or "\0" in entry:
+        raise refuse("is not a file name")
+    posix, windows = PurePosixPath(entry), PureWindowsPath(entry)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise refuse("is an absolute path")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise refuse("climbs out with '..'")
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(root, entry))
+    if target == root:
+        raise refuse("is the folder itself, not a file in it")
+    if os.path.commonpath([root, target]) != root:
+        raise refuse(f"leads to '{target}' through a symbolic link")
+    return Path(folder) / entry

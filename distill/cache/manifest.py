@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill.checkpoint import atomic_write_text
 from distill.errors import UsageError
-from distill.readers import MAX_JSON_BYTES, read_text
+from distill.readers import MAX_JSON_BYTES, inside, read_text
 from distill.teacher import TeacherOptions, parse_teacher
 
 __all__ = [
@@ -197,4 +197,6 @@ def load_manifest(folder: Path, name: str = MANIFEST) -> Manifest:
     if manifest.format_version != FORMAT_VERSION:
         raise UsageError(f"cache: '{path}' has format version {manifest.format_version}; this "
                          f"toolkit reads version {FORMAT_VERSION}")
+    for i, shard in enumerate(manifest.shards):  # every shard inside the cache, before any read
+        inside(folder, shard.file, path, f"shards[{i}].file")
     return manifest

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import UsageError, few
+from distill.readers import inside
 
 from .weights import atomic_write_bytes, atomic_write_text, file_sha256, temporary_target
 
@@ -76,11 +77,15 @@ class RunFiles:
             digest = doc.pop("sha256", None)
             if digest != _digest(doc):
                 raise ValueError("its sha256 does not match its content")
-            return cls(out, "run", files=dict(doc["files"]), pending=dict(doc["pending"]),
-                       epoch=doc["epoch"], epochs=doc["epochs"], finished=bool(doc["finished"]))
+            run = cls(out, "run", files=dict(doc["files"]), pending=dict(doc["pending"]),
+                      epoch=doc["epoch"], epochs=doc["epochs"], finished=bool(doc["finished"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"'{path}' is corrupt ({exc}); the run directory was left as "
                              "it is") from None
+        for kind in ("files", "pending"):  # every listed file inside the run, before any read
+            for name in getattr(run, kind):
+                inside(out, name, path, kind)
+        return run
 
     def verify(self, *, optional: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
         """Check the directory against the manifest: every listed file there (but those in
