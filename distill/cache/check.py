@@ -14,6 +14,7 @@ from distill.teacher import parse_teacher
 from .manifest import (
     Manifest,
     augment_facts,
+    decode_of,
     pipeline_of,
     teacher_description,
     teacher_facts,
@@ -102,13 +103,15 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                 out.append("training images (their sha256 differs)")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
-        if key not in ("pipeline", "draws"):
+        if key not in ("pipeline", "draws", "decode"):
             differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
     if manifest.mode == "replay":  # the augmented pixels come from one pipeline or the other
         differ("data.pipeline", pipeline_of(manifest.transform), pipeline_of(mine_t))
         if pipeline_of(manifest.transform) == pipeline_of(mine_t):
             problem = draws_problem(manifest)
             out += [problem] if problem else []
+        # reduced or device decoding gives other pixels than full decoding
+        differ("data.decode", decode_of(manifest.transform), decode_of(mine_t))
 
     if manifest.mode == "replay":
         mixing = run_mixing(recipe)

@@ -118,7 +118,8 @@ def transform_facts(data: Any, mode: str) -> dict[str, Any]:
     shapes only the evaluation transform of a static cache; `pipeline` only the training
     transform of a replay cache, recorded when it is `tensor`, with the version of that
     pipeline's parameter draws, `draws`: a manifest without it was built on the PIL
-    pipeline, see `pipeline_of`)."""
+    pipeline, see `pipeline_of`; and `decode`, how that pipeline decoded image files,
+    recorded when it is not `full`, see `decode_of`)."""
     facts = {"img_size": data.img_size, "in_chans": data.in_chans, "mean": list(data.mean),
              "std": list(data.std), "interpolation": data.interpolation}
     if mode == "static":
@@ -128,12 +129,19 @@ def transform_facts(data: Any, mode: str) -> dict[str, Any]:
 
         facts["pipeline"] = data.pipeline
         facts["draws"] = DRAWS  # the tensor pipeline's parameter draws (absent: an older one)
+        if getattr(data, "decode", "full") != "full":  # absent: full (as before it existed)
+            facts["decode"] = data.decode
     return facts
 
 
 def pipeline_of(transform: dict[str, Any]) -> str:
     """The `data.pipeline` a replay cache's images came from (`transform_facts`)."""
     return str(transform.get("pipeline", "pil"))
+
+
+def decode_of(transform: dict[str, Any]) -> str:
+    """The `data.decode` a replay cache's image files were decoded with (`transform_facts`)."""
+    return str(transform.get("decode", "full"))
 
 
 def augment_facts(augment: Any, *, with_mixing: bool) -> dict[str, Any]:

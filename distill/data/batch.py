@@ -55,7 +55,8 @@ def collate(items: list[tuple]) -> Batch:
     """`ReplayDataset` items `(image, label, index, row)` stacked into a `Batch`; items of
     the tensor pipeline, `(uint8 image, label, index, row, params)`, with `Batch.aug`
     (images of different sizes zero-padded to the largest: each sample's crop box lies
-    within its own image)."""
+    within its own image; JPEG files for the device to decode, `data.decode: device`, in
+    `aug` as `jpeg` and `jpeg_bytes`, see `_encoded`)."""
     params = getattr(items, "params", None)  # a `TensorItems`: the batch's, drawn at once
     if params is not None:
         (xs, ys, idx, cached), aug = zip(*items), params
@@ -72,6 +73,8 @@ def collate(items: list[tuple]) -> Batch:
     stacked = getattr(items, "images", None)
     if stacked is not None:
         images = stacked
+    elif aug is not None and any(x.ndim == 1 for x in xs):  # data.decode: device
+        images, aug = _encoded(xs, aug)
     elif aug is not None and len({x.shape for x in xs}) > 1:
         from .tensor_pipeline import pad_images
 
@@ -79,3 +82,17 @@ def collate(items: list[tuple]) -> Batch:
     else:
         images = torch.stack(xs)
     return Batch(images, torch.tensor(ys), torch.tensor(idx), rows, aug=aug)
+
+
+def _encoded(xs: tuple[torch.Tensor, ...], aug: dict[str, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A tensor-pipeline batch where some samples are encoded JPEG files (1-D uint8, to be
+    decoded on the device) and the others decoded images: the decoded ones stacked in
+    sample order (0×0×0×0 where none), and `aug` with `jpeg` (every file's bytes,
+    concatenated in sample order) and `jpeg_bytes` (int64 per sample: its file's length,
+    0 where its image is among the decoded ones)."""
+    decoded = [x for x in xs if x.ndim == 3]
+    images = torch.stack(decoded) if decoded else torch.zeros((0, 0, 0, 0), dtype=torch.uint8)
+    files = [x for x in xs if x.ndim == 1]
+    lengths = torch.tensor([len(x) if x.ndim == 1 else 0 for x in xs], dtype=torch.long)
+    return images, {**aug, "jpeg": torch.cat(files), "jpeg_bytes": lengths}

@@ -50,7 +50,7 @@ from .images import convert_image
 
 __all__ = ["DECODE_MODES", "Header", "Source", "as_tensor", "crop_resize", "decode_on_device",
            "device_decodable", "load_image", "read_bytes", "read_header", "reduced_scale",
-           "source_name"]
+           "resize", "source_name"]
 
 # `data.decode`: "full" decodes every image whole in the loader worker; "reduced" decodes a
 # JPEG at the smallest DCT scale that holds the crop; "device" decodes JPEGs on the device.
@@ -155,12 +155,22 @@ def crop_resize(source: Source, box: Sequence[int], size: Sequence[int], interp:
             scale = round(full[0] / drafted[1][2]) if drafted is not None else 1
         img.load()
         img = convert_image(img, mode, where)
-        if scale == 1:  # torchvision's resized_crop: crop, then resize the crop
-            out = img.crop((left, top, left + w, top + h)).resize((out_w, out_h), resample)
-        else:  # the crop mapped into the reduced image
-            out = img.resize((out_w, out_h), resample,
-                             box=(left / scale, top / scale, (left + w) / scale,
-                                  (top + h) / scale))
+        if scale == 1:
+            return resize(img, box, size, interp)
+        # the crop mapped into the reduced image
+        out = img.resize((out_w, out_h), resample, box=(left / scale, top / scale,
+                                                       (left + w) / scale, (top + h) / scale))
+    return _chw(out)
+
+
+def resize(img: Image.Image, box: Sequence[int], size: Sequence[int], interp: int
+           ) -> torch.Tensor:
+    """The crop `box` (top, left, h, w) of a decoded image resized to `size` (h, w) with
+    `interp` (tensor_ops' code): torchvision's `resized_crop` on a PIL image (`crop`, then
+    `resize` of the crop; the pixels of `tensor_resample.resized_crop`), uint8 C×h×w."""
+    top, left, h, w = (int(v) for v in box)
+    out = img.crop((left, top, left + w, top + h)).resize(
+        (int(size[1]), int(size[0])), _PIL_FILTERS[int(interp)])
     return _chw(out)
 
 

@@ -141,6 +141,11 @@ class ImageFolder(Dataset):
         path, label = self.samples[index]
         return load_image(path, self.mode), label
 
+    def image_file(self, index: int) -> tuple[str, int]:
+        """Sample `index`'s file and label, nothing read (the tensor pipeline decodes it
+        itself, see `distill.data.decode`)."""
+        return self.samples[index]
+
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the labels and of the file list (relative paths and sizes)."""
         labels, files = hashlib.sha256(), hashlib.sha256()

@@ -59,7 +59,13 @@ class _Limited(Subset):
         if name == "chw_batch":  # the base's in-memory reader, if it has one, through the subset
             self.dataset.chw_batch  # noqa: B018 - AttributeError where the base has none
             return self._chw_batch_at
+        if name == "image_file":  # the base's file of a sample, through the subset
+            self.dataset.image_file  # noqa: B018 - AttributeError where the base has none
+            return self._image_file_at
         return getattr(self.dataset, name)
+
+    def _image_file_at(self, index: int) -> tuple[str, int]:
+        return self.dataset.image_file(self.indices[index])
 
     def _chw_batch_at(self, indices: Sequence[int]) -> tuple[torch.Tensor, list[int]]:
         return self.dataset.chw_batch([self.indices[i] for i in indices])

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from distill.errors import UsageError
 
+from .decode import as_tensor, crop_resize, device_decodable, read_bytes, read_header, resize
 from .errors import DataError
 from .images import convert_image
 
@@ -97,7 +99,11 @@ class ReplayDataset(Dataset):
     items are `(uint8 image C×H×W, label, index, row, params)`, `params` the sample's random
     parameters (`augment.params` for its key, one row of each tensor, drawn here on the host,
     once per batch in `__getitems__`); the collate function stacks them into `Batch.aug` and
-    `augment_batch` applies them on the device.
+    `augment_batch` applies them on the device. In-memory data (a base with `chw_batch`)
+    ships its images whole, in one gather. Images that differ in size (a base with
+    `image_file(index) -> (path, label)`, such as `imagefolder`, or any base of PIL images)
+    are cropped and resized to the output size here, in the worker, where the size is
+    known (see `_sized_items`): the device then only flips them, and goes on.
     """
 
     def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
@@ -123,12 +129,68 @@ class ReplayDataset(Dataset):
         img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
-        if self.augment is None:
-            reseed(derive_seed(self.seed, epoch, index, repeat))
+        reseed(derive_seed(self.seed, epoch, index, repeat))
         row = self._row(epoch, position, index)
-        if self.augment is not None:  # the pixels wait for the device (`augment_batch`)
-            return _uint8_chw(img), label, index, row
         return self.transform(img), label, index, row
+
+    def _sized_items(self, keys: list[Key | int]) -> TensorItems:
+        """The tensor pipeline's batch of images of their own sizes, cut and resized here.
+
+        Each image's size comes first (an image file's header: nothing decoded yet), then the
+        batch's parameters (`augment.params`: the crop box drawn from the size), then each
+        image is decoded (`data.decode`: in full, or a JPEG at a reduced scale), converted to
+        `mode` and its crop resized to the output size with the sample's filter
+        (`decode.crop_resize`: the pixels the device's `resized_crop` gives on the whole
+        image). Its `params["crop"]` becomes the whole output, so the device only flips it.
+        With `data.decode: device`, a JPEG that the device decodes as Pillow does is shipped
+        as its file's bytes (a 1-D uint8 tensor) with its crop box, for `TensorAugment`."""
+        augment = self.augment
+        size = augment.settings.size
+        parts = [_key(key) for key in keys]
+        file_of = getattr(self.base, "image_file", None)
+        loaded: list[Any] = []
+        if file_of is None:  # a dataset of PIL images (or arrays): read whole
+            loaded = [self._loaded(index) for _, index, _, _ in parts]
+            labels = [label for _, label in loaded]
+            sizes = [(img.height, img.width) for img, _ in loaded]
+        else:
+            files = [file_of(index) for _, index, _, _ in parts]
+            labels = [label for _, label in files]
+            sources: list[Any] = [path for path, _ in files]
+            if augment.decode == "device":  # read once: the bytes, the header from them
+                sources = [read_bytes(path) for path in sources]
+            headers = [read_header(src, name=str(path))
+                       for src, (path, _) in zip(sources, files, strict=True)]
+            sizes = [h.hw for h in headers]
+        params = augment.params(keys, sizes)
+        whole = torch.tensor([0, 0, *size], dtype=params["crop"].dtype)
+        items = []
+        for i, (epoch, index, _, position) in enumerate(parts):
+            box, interp = params["crop"][i].tolist(), int(params["interp"][i])
+            if file_of is None:
+                image = resize(loaded[i][0], box, size, interp)
+            elif augment.decode == "device" and device_decodable(headers[i]):
+                image = as_tensor(sources[i])  # decoded on the device, then cut there
+            else:
+                image = crop_resize(sources[i], box, size, interp, self.mode or "RGB",
+                                    decode="reduced" if augment.decode == "reduced" else "full",
+                                    name=headers[i].name, header=headers[i])
+            if image.ndim == 3:
+                params["crop"][i] = whole
+            items.append((image, labels[i], index, self._row(epoch, position, index)))
+        return TensorItems(items, params)
+
+    def _loaded(self, index: int) -> tuple[Image.Image, int]:
+        """Sample `index` of the base as a PIL image in `mode` (an array: its uint8 pixels)."""
+        img, label = _read(self.base, index)
+        if not isinstance(img, Image.Image):
+            a = np.asarray(img)
+            if a.dtype != np.uint8:
+                raise DataError(f"data.pipeline: tensor needs 8-bit images, got {a.dtype}")
+            img = Image.fromarray(a)
+        if self.mode is not None and img.mode != self.mode:
+            img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
+        return img, label
 
     def _row(self, epoch: int, position: int, index: int) -> Any:
         try:
@@ -165,10 +227,7 @@ class ReplayDataset(Dataset):
             params = self.augment.params(keys, tuple(images.shape[-2:]))
             return TensorItems(items, params, images)
         if self.augment is not None:
-            items = [self._item(key) for key in keys]
-            sizes = [tuple(it[0].shape[-2:]) for it in items]
-            params = self.augment.params(keys, sizes[0] if len(set(sizes)) == 1 else sizes)
-            return TensorItems([_cropped(it, params, i) for i, it in enumerate(items)], params)
+            return self._sized_items(keys)
         with preserved_rngs():
             return [self._item(key) for key in keys]
 
@@ -188,35 +247,6 @@ class TensorItems(list):
         super().__init__(items)
         self.params = params
         self.images = images  # the items' images stacked already (in-memory data), or None
-
-
-_CROP_PIXELS = 64 * 64  # smaller images (Fashion-MNIST's) travel whole: cutting costs more
-
-
-def _cropped(item: Item, params: dict[str, torch.Tensor], i: int) -> Item:
-    """`item` (row `i` of `params`) with its image cut to the sample's random-resized-crop
-    box, and the box moved to the origin, where that saves a quarter of the pixels or more:
-    the resampling reads nothing outside the box (torchvision crops, then resizes), so the
-    result is the same, and a batch of image-folder photos of any sizes travels to the
-    device as the crops."""
-    image = item[0]
-    height, width = image.shape[-2:]
-    if height * width < _CROP_PIXELS:
-        return item
-    top, left, h, w = params["crop"][i].tolist()
-    if 4 * h * w > 3 * height * width:
-        return item
-    params["crop"][i] = params["crop"].new_tensor([0, 0, h, w])
-    return (image[:, top:top + h, left:left + w].clone(), *item[1:])
-
-
-def _uint8_chw(img: Any) -> torch.Tensor:
-    """A PIL image (or H×W[×C] uint8 array) as a uint8 C×H×W tensor."""
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        raise DataError(f"data.pipeline: tensor needs 8-bit images, got {a.dtype}")
-    t = torch.from_numpy(np.array(a, copy=True))
-    return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
 def _read(base: Dataset, index: int) -> tuple[Any, int]:

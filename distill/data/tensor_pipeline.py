@@ -78,6 +78,7 @@ class TensorAugment:
     def __init__(self, data: DataConfig, augment: AugmentConfig, seed: int = 0):
         self.settings = AugmentSettings.from_config(data, augment)
         self.seed = seed
+        self.decode = data.decode  # how image files are decoded (`ReplayDataset._sized_items`)
 
     def params(self, keys: Sequence[Any], sizes: Any) -> dict[str, torch.Tensor]:
         """Each key's random parameters (host tensors, one row per sample; `sizes`: the
@@ -89,7 +90,11 @@ class TensorAugment:
                  ) -> torch.Tensor:
         """The augmented, normalised float32 batch B×in_chans×size×size on `device`
         (default: the images'). `images`: uint8 B×C×H×W, or a list of C×h×w (padded here);
-        C = 1 or 3 (converted to in_chans as PIL's "L"/"RGB" modes are).
+        C = 1 or 3 (converted to in_chans as PIL's "L"/"RGB" modes are). Images cut and
+        resized in the loader worker (size×size, `crop` the whole image) are only flipped:
+        what the resampling gives them. With `params["jpeg"]` (`data.decode: device`, see
+        `batch.collate`), `images` holds only the samples decoded in the worker, and the
+        others are decoded here, on `device`, then cut and resized (`_decode_jpegs`).
 
         Which samples each op touches is planned on the host from `params`, and everything
         goes to the device in one pinned transfer per tensor, so no op waits for the device."""
@@ -98,6 +103,8 @@ class TensorAugment:
         if x.dtype != torch.uint8:
             raise ValueError(f"TensorAugment: expected uint8 images, got {x.dtype}")
         device = torch.device(device) if device is not None else x.device
+        params = dict(params)
+        jpeg, jpeg_bytes = params.pop("jpeg", None), params.pop("jpeg_bytes", None)
         host = {k: v.cpu() for k, v in params.items()}
         plan, groups = self._plan(host)
         order = torch.cat([idx for *_, idx in plan]) if plan else torch.zeros(0, dtype=torch.long)
@@ -110,11 +117,17 @@ class TensorAugment:
         dev = {k: send(v) for k, v in host.items()}
         order = send(order)
         x = send(x)
+        if jpeg_bytes is not None:
+            x, host["crop"] = self._decode_jpegs(x, jpeg, jpeg_bytes.cpu(), host, dev, device,
+                                                 send)
         if x.shape[1] != settings.in_chans:
             x = ops.to_gray(x) if settings.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
         crop = host["crop"]
-        max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
-        x = resized_crop(x, dev["crop"], settings.size, dev["interp"], dev["flip"], max_crop)
+        if _resized(x, crop, settings.size):  # cut and resized before (the loader worker)
+            x = _flip(x, host["flip"], dev["flip"])
+        else:
+            max_crop = (int(crop[:, 2].max()), int(crop[:, 3].max())) if len(crop) else None
+            x = resized_crop(x, dev["crop"], settings.size, dev["interp"], dev["flip"], max_crop)
         for (stage, op, col, modes, axis, _), (start, stop) in zip(plan, groups, strict=True):
             idx = order[start:stop]
             if stage == "ra":  # RandAugment layer `col`, op `op`
@@ -134,6 +147,40 @@ class TensorAugment:
                               settings.erasing.mode)
                 x = x.index_copy(0, idx, y)
         return x
+
+    def _decode_jpegs(self, x: torch.Tensor, jpeg: torch.Tensor, lengths: torch.Tensor,
+                      host: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
+                      device: torch.device, send: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """`data.decode: device`: the batch's JPEG files (`jpeg`, `lengths` bytes each; 0:
+        the sample is in `x`, decoded in the worker) decoded on `device` in one batched call,
+        each cut to its crop box and all resized at once by `resized_crop` (no flip: that
+        comes after, for the whole batch), then put in place among the worker's images.
+        Returns the B×C×size×size batch and the crops that now describe it (the whole
+        image). Every size and box is read on the host: nothing waits for the device."""
+        from .decode import decode_on_device
+
+        settings = self.settings
+        sizes = lengths.tolist()
+        on_device = [i for i, n in enumerate(sizes) if n]
+        in_worker = [i for i, n in enumerate(sizes) if not n]
+        ends = torch.tensor(sizes).cumsum(0).tolist()
+        files = [jpeg[ends[i] - sizes[i]:ends[i]] for i in on_device]
+        decoded = decode_on_device(files, device, settings.in_chans)
+        boxes = host["crop"][on_device]
+        crops = [im[:, t:t + h, left:left + w]
+                 for im, (t, left, h, w) in zip(decoded, boxes.tolist(), strict=True)]
+        at_origin = boxes.clone()
+        at_origin[:, :2] = 0
+        idx = send(torch.tensor(on_device))
+        resized = resized_crop(pad_images(crops), send(at_origin), settings.size,
+                               dev["interp"].index_select(0, idx), None,
+                               (int(boxes[:, 2].max()), int(boxes[:, 3].max())))
+        out = resized.new_empty((len(sizes), *resized.shape[1:]))
+        out.index_copy_(0, idx, resized)
+        if in_worker:
+            out.index_copy_(0, send(torch.tensor(in_worker)), x)
+        whole = torch.tensor([0, 0, *settings.size], dtype=host["crop"].dtype)
+        return out, whole.expand(len(sizes), 4)
 
     @staticmethod
     def _plan(host: dict[str, torch.Tensor]) -> tuple[list, list[tuple[int, int]]]:
@@ -168,6 +215,22 @@ class TensorAugment:
             bounds.append((start, start + len(idx)))
             start += len(idx)
         return plan, bounds
+
+
+def _resized(x: torch.Tensor, crop: torch.Tensor, size: tuple[int, int]) -> bool:
+    """Whether every image of `x` is already its crop at the output `size` (the crop
+    (0, 0, size) of a size×size image: `resized_crop` would copy it, then flip it)."""
+    whole = torch.tensor([0, 0, *size], dtype=crop.dtype)
+    return tuple(x.shape[-2:]) == tuple(size) and bool((crop == whole).all())
+
+
+def _flip(x: torch.Tensor, host: torch.Tensor, dev: torch.Tensor) -> torch.Tensor:
+    """Each image flipped where `flip[b] = (horizontal, vertical)` (host and device copies;
+    the host's says whether any is): what `resized_crop` does after its resampling."""
+    for axis, dim in ((0, 3), (1, 2)):
+        if bool(host[:, axis].any()):
+            x = torch.where(dev[:, axis, None, None, None], x.flip(dim), x)
+    return x
 
 
 _JITTER = {0: ops.brightness, 1: ops.contrast, 2: ops.color}

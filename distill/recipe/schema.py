@@ -67,6 +67,13 @@ class DataConfig(_Section):
         "the loader; `tensor` keeps images uint8 until the device and applies the same "
         "augmentation there in batches (timm's ops to the pixel, with its own batched "
         "draws of timm's random parameters; RandAugment 'rand-*' only).")
+    decode: Literal["full", "reduced", "device"] = Field(
+        "full", description="How `data.pipeline: tensor` decodes training image files: "
+        "`full` decodes each whole in the loader worker, which crops and resizes it; "
+        "`reduced` decodes a JPEG at the smallest scale (1/2, 1/4, 1/8) that still holds its "
+        "crop at `img_size` (slightly other pixels); `device` decodes JPEGs on the training "
+        "device in batches (nvjpeg on CUDA), other files as `full`. Evaluation always decodes "
+        "in full. A logit cache records it.")
     batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="Training batch per process.")
     eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH,
                                         description="Evaluation batch (default 2×).")
@@ -82,6 +89,14 @@ class DataConfig(_Section):
         if any(s <= 0 for s in v):
             raise ValueError("every std must be > 0")
         return v
+
+    @model_validator(mode="after")
+    def _decode(self) -> DataConfig:
+        if self.decode != "full" and self.pipeline != "tensor":
+            raise FieldError("decode", f"'{self.decode}' needs data.pipeline: tensor (the pil "
+                             "pipeline decodes every image in full); set data.decode: full",
+                             self.decode)
+        return self
 
     @model_validator(mode="after")
     def _channels(self) -> DataConfig:
