@@ -92,9 +92,12 @@ class StudentFacts:
 
 @dataclass(frozen=True)
 class DatasetFacts:
-    """Where a dataset lives when the recipe says nothing (`data.root`)."""
+    """Where a dataset lives when the recipe says nothing (`data.root`), and how a root
+    the recipe names is checked before any work: `root_check(root)` returns the problem
+    (one line, naming `data.root`) or None; without one, the root must exist."""
 
     default_root: str | None = None
+    root_check: Callable[[Path], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -308,4 +311,5 @@ STUDENTS: Registry[StudentFacts] = Registry("student", "students", StudentFacts,
                                             builtins=("students",))
 LOSSES: Registry[LossFacts] = Registry("loss", "losses", LossFacts, builtins=("distill.losses",))
 DATASETS: Registry[DatasetFacts] = Registry("dataset", "datasets", DatasetFacts,
-                                            builtins=("distill.data.datasets",))
+                                            builtins=("distill.data.datasets",
+                                                      "distill.data.webdataset"))

@@ -280,10 +280,19 @@ def _tiny_imagefolder(tmp_path):
     return {"root": tmp_path}
 
 
+def _tiny_webdataset(tmp_path):
+    from distill.data.pack import pack_folder
+
+    _tiny_imagefolder(tmp_path / "folder")
+    pack_folder(tmp_path / "folder", tmp_path / "shards")
+    return {"root": tmp_path / "shards", "num_classes": 1}
+
+
 DATASET_FIXTURES = {
     "synthetic": lambda tmp: {"train_size": 4, "val_size": 2},
     "fashion_mnist": _tiny_fashion_mnist,
     "imagefolder": _tiny_imagefolder,
+    "webdataset": _tiny_webdataset,
 }
 
 

@@ -20,7 +20,7 @@ from rich.markup import escape
 from distill.engine import dist, interrupt
 from distill.errors import DistillError, OptionError
 
-from . import bench, cache, ls, recipe, report, speed, train
+from . import bench, cache, data, ls, recipe, report, speed, train
 from . import eval as eval_cmd
 from ._common import err_console
 
@@ -64,6 +64,7 @@ app.command("bench")(bench.bench)
 app.command("speed")(speed.speed)
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(cache.app, name="cache")
+app.add_typer(data.app, name="data")
 
 
 # Recipe fields the commands set with a flag of their own (an `OptionError` names the field).
@@ -116,7 +117,7 @@ def _interrupted(args: list[str], exc: KeyboardInterrupt | None) -> str:
     """The one line Ctrl-C prints: what stopped, what is kept, how to continue."""
     again = "distill " + shlex.join(args)
     stopped = getattr(exc, "distill_stopped", None)
-    command = args[:2] if args[:1] == ["cache"] else args[:1]
+    command = args[:2] if args[:1] in (["cache"], ["data"]) else args[:1]
     if command == ["train"]:
         resume = again if "--resume" in args else again + " --resume"
         if stopped is None:
@@ -125,6 +126,9 @@ def _interrupted(args: list[str], exc: KeyboardInterrupt | None) -> str:
     if command == ["cache", "build"]:
         return ("interrupted: the cache build stopped; the shards it wrote are kept; continue "
                 f"with the same command: {again}")
+    if command == ["data", "pack"]:
+        return ("interrupted: the pack stopped; the shards it wrote are kept; continue with "
+                f"the same command: {again}")
     if command == ["bench"]:
         return ("interrupted: the benchmark stopped; finished cells are kept and the cell that "
                 f"was training resumes from its last checkpoint; continue with the same "

@@ -267,7 +267,12 @@ def check_paths(recipe: Recipe) -> None:
         elif not found:
             problems.append(f"{field}: {missing} (got '{path}')")
 
-    need("data.root", recipe.data.root, "any", "folder not found")
+    root_check = DATASETS.facts(recipe.data.name).root_check
+    if root_check is not None and recipe.data.root is not None:  # the dataset's own check
+        problem = root_check(recipe.data.root)
+        problems += [problem] if problem else []
+    else:
+        need("data.root", recipe.data.root, "any", "folder not found")
     if recipe.data.root is None:
         default = DATASETS.facts(recipe.data.name).default_root
         if default is not None and not Path(default).exists():

@@ -1,0 +1,187 @@
+"""Every sample once per epoch, read front to back: the order of a stream (tar shards, a
+Hugging Face dataset read in blocks), split over ranks and loader workers.
+
+A stream is a dataset in shards: `shard_lengths`, the samples of each shard, and samples
+numbered shard after shard (its own order, the order of `_info.json`). Epoch e of a run of
+W processes with batch B and V read streams per process (V = the loader's workers, 1
+without any) is planned in the main process, from (seed, e) alone:
+
+1. the shards are put in the order of a permutation drawn from (seed, e), and their
+   samples laid out in that order: a sequence S of the N samples, each once;
+2. S is padded to W·T·B samples, T = ceil(N / (W·B)) steps, by repeating its first
+   W·T·B − N samples (fewer than W·B: the padding DDP needs so that every process runs T
+   full steps; nothing is dropped);
+3. process r takes the contiguous range r·T·B … (r+1)·T·B − 1 of it, and cuts that into V
+   contiguous stretches of whole batches, stretch v holding the batches v, v+V, v+2V, …
+   of the process's T steps;
+4. each stretch is shuffled within windows of `window` consecutive samples (a permutation
+   of each window drawn from (seed, e, r, v)) and cut into batches.
+
+The data loader hands batch t to worker t mod V, so worker v reads stretch v alone, front
+to back within each window: sequential reads. The keys carry the epoch, so persistent
+workers need no shared state; what each worker reads is decided here, so workers can
+neither miss nor repeat a sample. Proof of exactly-once: S holds each sample once (a
+permutation of shards, each shard's samples once); the ranges of the processes, and the
+stretches of a process, are disjoint and cover the padded sequence; a window shuffle is a
+permutation; step t takes the next batch of stretch t mod V, and stretch v has exactly
+the batches of the steps t ≡ v (mod V). So over the W processes an epoch yields S and its
+padding, nothing else.
+
+A sample's augmentation does not depend on any of this: it is drawn from (seed, epoch,
+sample key, repeat) (`ReplayDataset`), so shard order, workers and ranks change where a
+sample falls, never how it looks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from distill.errors import UsageError
+
+from .replay import derive_seed
+
+__all__ = ["DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler", "is_stream", "padding",
+           "stream_lengths"]
+
+Key = tuple[int, int, int, int]  # (epoch, index, repeat, position), as ReplaySampler's
+DEFAULT_WINDOW = 1024  # samples shuffled together (what a worker reads ahead, at most)
+
+
+def is_stream(ds: Any) -> bool:
+    """Whether a dataset is read as a stream (it has `shard_lengths`)."""
+    return getattr(ds, "shard_lengths", None) is not None
+
+
+def stream_lengths(ds: Any) -> list[int]:
+    """The samples of each shard of a stream dataset, cut to `len(ds)` (a `train_limit`
+    keeps the first N samples: the shards that hold them)."""
+    out, left = [], len(ds)
+    for n in ds.shard_lengths:
+        if left <= 0:
+            break
+        out.append(min(int(n), left))
+        left -= out[-1]
+    return out
+
+
+def padding(samples: int, batch: int, world: int = 1) -> int:
+    """Samples repeated at the end of an epoch so that `world` processes run the same
+    number of full batches: W·ceil(N / (W·B))·B − N, fewer than W·B."""
+    per_step = batch * world
+    return math.ceil(samples / per_step) * per_step - samples
+
+
+def _rng(*parts: int | str) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(*parts))
+
+
+def _layout(lengths: Sequence[int], order: np.ndarray) -> np.ndarray:
+    """The sample numbers of the shards in `order`, shard after shard."""
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return np.concatenate([np.arange(starts[k], starts[k + 1], dtype=np.int64) for k in order]
+                          or [np.zeros(0, dtype=np.int64)])
+
+
+class StreamSampler(Sampler[list[Key]]):
+    """The batches of keys `(epoch, index, repeat 0, position)` of one process (see the
+    module); a batch sampler for `DataLoader(batch_sampler=...)`."""
+
+    def __init__(self, lengths: Sequence[int], seed: int, *, batch_size: int,
+                 num_replicas: int = 1, rank: int = 0, streams: int = 1,
+                 window: int = DEFAULT_WINDOW, epoch: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        self.lengths = [int(n) for n in lengths]
+        self.size = sum(self.lengths)
+        if self.size == 0:
+            raise UsageError("data: the stream holds no samples")
+        self.seed, self.batch, self.window = seed, batch_size, max(1, int(window))
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, epoch
+        self.steps = math.ceil(self.size / (batch_size * num_replicas))
+        self.streams = max(1, min(int(streams), self.steps))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    @property
+    def padding(self) -> int:
+        return padding(self.size, self.batch, self.num_replicas)
+
+    def sequence(self, epoch: int | None = None) -> np.ndarray:
+        """The epoch's samples in shard order, padded (steps 1 and 2 of the module)."""
+        epoch = self.epoch if epoch is None else epoch
+        order = _rng(self.seed, "stream-shards", epoch).permutation(len(self.lengths))
+        seq = _layout(self.lengths, order)
+        return np.resize(seq, self.num_replicas * self.steps * self.batch)  # cyclic padding
+
+    def stretches(self, epoch: int | None = None, rank: int | None = None) -> list[np.ndarray]:
+        """Process `rank`'s V stretches, each shuffled within its windows (steps 3, 4)."""
+        epoch = self.epoch if epoch is None else epoch
+        rank = self.rank if rank is None else rank
+        per_rank = self.steps * self.batch
+        mine = self.sequence(epoch)[rank * per_rank:(rank + 1) * per_rank]
+        out, at = [], 0
+        for v in range(self.streams):
+            n = len(range(v, self.steps, self.streams)) * self.batch
+            part = mine[at:at + n].copy()
+            at += n
+            rng = _rng(self.seed, "stream-window", epoch, rank, v)
+            for w in range(0, n, self.window):
+                part[w:w + self.window] = rng.permutation(part[w:w + self.window])
+            out.append(part)
+        return out
+
+    def batches(self, epoch: int | None = None, rank: int | None = None) -> list[list[Key]]:
+        """Process `rank`'s batches of `epoch`, in the order it trains on them."""
+        epoch = self.epoch if epoch is None else epoch
+        rank = self.rank if rank is None else rank
+        parts = self.stretches(epoch, rank)
+        first = rank * self.steps * self.batch
+        out = []
+        for t in range(self.steps):
+            v, j = t % self.streams, t // self.streams
+            chunk = parts[v][j * self.batch:(j + 1) * self.batch].tolist()
+            out.append([(epoch, index, 0, first + t * self.batch + i)
+                        for i, index in enumerate(chunk)])
+        return out
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        return iter(self.batches())
+
+
+class StreamEvalBatches(Sampler[list[int]]):
+    """Evaluation batches of one process, in the stream's own order: process r takes the
+    contiguous r-th of W near-equal parts (every sample once over the processes, no
+    padding), cut into V contiguous stretches read by one worker each."""
+
+    def __init__(self, size: int, batch_size: int, *, num_replicas: int = 1, rank: int = 0,
+                 streams: int = 1):
+        edges = [size * r // num_replicas for r in range(num_replicas + 1)]
+        self.first, self.last = edges[rank], edges[rank + 1]
+        n = self.last - self.first
+        self.batch = batch_size
+        self.streams = max(1, min(int(streams), math.ceil(n / batch_size) or 1))
+
+    def _parts(self) -> list[list[list[int]]]:
+        n = self.last - self.first
+        cuts = [self.first + n * v // self.streams for v in range(self.streams + 1)]
+        return [[list(range(b, min(b + self.batch, cuts[v + 1])))
+                 for b in range(cuts[v], cuts[v + 1], self.batch)] for v in range(self.streams)]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._parts())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        parts = self._parts()
+        for j in range(max((len(p) for p in parts), default=0)):
+            for p in parts:
+                if j < len(p):
+                    yield p[j]
