@@ -139,7 +139,7 @@ def test_every_mode_pillow_reads_converts_as_before(kind):
         got = crop_resize(data, box, (24, 24), 2, mode)
         assert torch.equal(got, resized_crop(ref, torch.tensor([box]), (24, 24),
                                              torch.tensor([2]))[0])
-    assert device_decodable(read_header(data)) is False  # only RGB and gray JPEGs
+    assert device_decodable(read_header(data), data) is False  # only RGB and gray JPEGs
 
 
 def test_device_decode_on_cpu_gives_pillows_pixels():
@@ -147,7 +147,7 @@ def test_device_decode_on_cpu_gives_pillows_pixels():
     Pillow's pixels for RGB and grayscale JPEGs, in either channel count."""
     rgb = encoded(photo(33, 47, 7), quality=90)
     gray = encoded(photo(20, 18, 8, "L"), quality=90)
-    assert device_decodable(read_header(rgb)) and device_decodable(read_header(gray))
+    assert device_decodable(read_header(rgb), rgb) and device_decodable(read_header(gray), gray)
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in (rgb, gray)]
     for channels, mode in ((3, "RGB"), (1, "L")):
         out = decode_on_device(tensors, "cpu", channels)
@@ -186,3 +186,17 @@ def test_truncated_and_gone_files_are_named(tmp_path):
     changed.write_bytes(encoded(photo(30, 30)))
     with pytest.raises(DataError, match="changed while it was read"):
         crop_resize(changed, (0, 0, 10, 10), (8, 8), 1, "RGB", header=header)
+
+
+def test_device_decode_names_the_file_it_cannot_decode():
+    """A truncated JPEG is left to the worker (which names it); a file the device decoder
+    refuses anyway is named, found among the batch's files."""
+    good = encoded(photo(300, 400, 9), quality=90)
+    cut = good[: len(good) // 2]
+    assert read_header(cut).is_jpeg and not device_decodable(read_header(cut), cut)
+    assert device_decodable(read_header(good), good + b"\0\0")  # padded after its end: whole
+    broken = good[:200] + b"\xff\xd9"  # a header, then the end marker: no image data
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in (good, broken)]
+    with pytest.raises(DataError, match=r"^b\.jpg: the cpu JPEG decoder cannot decode it") as err:
+        decode_on_device(tensors, "cpu", 3, names=["a.jpg", "b.jpg"])
+    assert "\n" not in str(err.value) and "decode_jpeg.cpp" not in str(err.value)

@@ -126,6 +126,51 @@ def test_empty_class_folder_is_named(cli, tmp_path):
     assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
+def _damaged(path: Path, damage: str) -> Path:
+    """A file of `damage` kind at `path` (with its extension)."""
+    if damage == "truncated":  # the header whole, the image data cut
+        path = path.with_suffix(".jpg")
+        rng = np.random.default_rng(1)
+        Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "not-an-image":
+        path = path.with_suffix(".jpg")
+        path.write_bytes(b"this is not an image\n")
+    else:  # 32-bit float pixels outside 0..1: an odd mode with no 8-bit form
+        path = path.with_suffix(".tif")
+        Image.fromarray(np.full((30, 30), 7.5, dtype=np.float32)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("damage, says", [("truncated", "truncated"),
+                                          ("not-an-image", "not an image"),
+                                          ("odd-mode", "outside 0..1")])
+@pytest.mark.parametrize("decode, workers", [("full", 2), ("reduced", 0), ("device", 2)])
+def test_bad_files_are_named_on_the_tensor_pipeline(cli, tmp_path, damage, says, decode,
+                                                    workers):
+    """data.pipeline: tensor reads the header in the worker, then decodes there or (device)
+    on the device: each damaged file is one line naming it, from any worker."""
+    root = make_folder(tmp_path / "data", per_class=6)
+    original = root / "train" / "b" / "2.jpg"
+    bad = _damaged(original, damage)
+    if bad != original:
+        original.unlink()
+    args = folder_args(root, workers, "data.pipeline=tensor", f"data.decode={decode}")
+    res = cli("train", SMOKE, "--out", tmp_path / "run", *args)
+    assert res.code == 2, res.err
+    line = one_error_line(res.err)
+    assert line.startswith(f"error: {bad}: ") and says in line, line
+
+
+def test_empty_class_folder_is_named_on_the_tensor_pipeline(cli, tmp_path):
+    root = make_folder(tmp_path / "data")
+    (root / "train" / "c").mkdir()
+    res = cli("train", SMOKE, "--out", tmp_path / "run",
+              *folder_args(root, 2, "data.pipeline=tensor", "data.decode=device"))
+    assert res.code == 2 and "holds no images" in one_error_line(res.err)
+    assert str(root / "train" / "c") in res.err and not (tmp_path / "run").exists()
+
+
 def test_folder_without_classes_and_missing_root(tmp_path):
     (tmp_path / "flat" / "train").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(tmp_path / "flat" / "train" / "0.png")

@@ -74,7 +74,7 @@ def collate(items: list[tuple]) -> Batch:
     if stacked is not None:
         images = stacked
     elif aug is not None and any(x.ndim == 1 for x in xs):  # data.decode: device
-        images, aug = _encoded(xs, aug)
+        images, aug = _encoded(xs, aug, getattr(items, "names", None))
     elif aug is not None and len({x.shape for x in xs}) > 1:
         from .tensor_pipeline import pad_images
 
@@ -84,15 +84,19 @@ def collate(items: list[tuple]) -> Batch:
     return Batch(images, torch.tensor(ys), torch.tensor(idx), rows, aug=aug)
 
 
-def _encoded(xs: tuple[torch.Tensor, ...], aug: dict[str, torch.Tensor]
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _encoded(xs: tuple[torch.Tensor, ...], aug: dict[str, Any], names: list | None
+             ) -> tuple[torch.Tensor, dict[str, Any]]:
     """A tensor-pipeline batch where some samples are encoded JPEG files (1-D uint8, to be
     decoded on the device) and the others decoded images: the decoded ones stacked in
     sample order (0×0×0×0 where none), and `aug` with `jpeg` (every file's bytes,
-    concatenated in sample order) and `jpeg_bytes` (int64 per sample: its file's length,
-    0 where its image is among the decoded ones)."""
+    concatenated in sample order), `jpeg_bytes` (int64 per sample: its file's length, 0
+    where its image is among the decoded ones) and `jpeg_names` (each file's name, for
+    errors; `names`: one per sample, else the files are named by their place)."""
     decoded = [x for x in xs if x.ndim == 3]
     images = torch.stack(decoded) if decoded else torch.zeros((0, 0, 0, 0), dtype=torch.uint8)
-    files = [x for x in xs if x.ndim == 1]
+    files = [i for i, x in enumerate(xs) if x.ndim == 1]
     lengths = torch.tensor([len(x) if x.ndim == 1 else 0 for x in xs], dtype=torch.long)
-    return images, {**aug, "jpeg": torch.cat(files), "jpeg_bytes": lengths}
+    named = [names[i] if names is not None and names[i] else f"sample {i} of the batch"
+             for i in files]
+    return images, {**aug, "jpeg": torch.cat([xs[i] for i in files]), "jpeg_bytes": lengths,
+                    "jpeg_names": named}

@@ -174,29 +174,42 @@ def resize(img: Image.Image, box: Sequence[int], size: Sequence[int], interp: in
     return _chw(out)
 
 
-def device_decodable(header: Header) -> bool:
-    """Whether `decode_on_device` reads this file as Pillow would: a JPEG of PIL mode
-    "RGB" or "L" (nvjpeg does not convert CMYK/YCCK JPEGs as Pillow does: those decode in
-    the loader worker)."""
-    return header.is_jpeg and header.mode in _DEVICE_MODES
+def device_decodable(header: Header, data: bytes) -> bool:
+    """Whether `decode_on_device` reads this file (`data`, its `header`) as Pillow would: a
+    whole JPEG (ending with its end-of-image marker: a truncated file decodes in the worker,
+    which names it) of PIL mode "RGB" or "L" (nvjpeg does not convert CMYK/YCCK JPEGs as
+    Pillow does: those decode in the loader worker too)."""
+    return (header.is_jpeg and header.mode in _DEVICE_MODES
+            and data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"))
 
 
 def decode_on_device(encoded: Sequence[torch.Tensor], device: torch.device | str,
-                     channels: int) -> list[torch.Tensor]:
+                     channels: int, names: Sequence[str] | None = None) -> list[torch.Tensor]:
     """JPEG files (1-D uint8 CPU tensors, `device_decodable`) decoded on `device` in one
     batched call: uint8 C×H×W each, C = `channels` (1: PIL's "L" of the RGB image; 3:
     grayscale files repeated, as PIL's "RGB" of an "L" image). On CUDA, nvjpeg; on the CPU,
-    torchvision's libjpeg-turbo (the same pixels as Pillow's for RGB and grayscale JPEGs)."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    torchvision's libjpeg-turbo (the same pixels as Pillow's for RGB and grayscale JPEGs).
 
-    from .tensor_ops import to_gray
-
+    A file the decoder refuses is a `DataError` naming it (`names`: each file's, else its
+    place in the batch), found by decoding the batch's files one by one."""
     if not encoded:
         return []
-    with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for torchcodec
-        warnings.simplefilter("ignore", DeprecationWarning)
-        images = decode_jpeg(list(encoded), mode=ImageReadMode.UNCHANGED,
-                             device=torch.device(device))
+    device = torch.device(device)
+    try:
+        images = _decode_jpegs(list(encoded), device)
+    except RuntimeError as exc:
+        for i, data in enumerate(encoded):
+            try:
+                _decode_jpegs([data], device)
+            except RuntimeError as one:
+                where = names[i] if names is not None else f"JPEG {i} of the batch"
+                raise DataError(f"{where}: the {device.type} JPEG decoder cannot decode it "
+                                f"({_reason(one)}): replace or remove it, or set data.decode: "
+                                "full") from None
+        raise DataError(f"data.decode: device: the {device.type} JPEG decoder failed on a "
+                        f"batch ({_reason(exc)}); set data.decode: full") from None
+    from .tensor_ops import to_gray
+
     out = []
     for im in images:
         if im.shape[0] == channels:
@@ -206,6 +219,20 @@ def decode_on_device(encoded: Sequence[torch.Tensor], device: torch.device | str
         else:
             out.append(im[:1].expand(channels, -1, -1))
     return out
+
+
+def _decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return decode_jpeg(encoded, mode=ImageReadMode.UNCHANGED, device=device)
+
+
+def _reason(exc: BaseException) -> str:
+    """A torchvision error's message without its source location prefix."""
+    text = first_line(exc)
+    return text.rsplit(", ", 1)[-1] if text.startswith("decode_jpeg") else text
 
 
 def as_tensor(data: bytes) -> torch.Tensor:

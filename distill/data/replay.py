@@ -164,13 +164,14 @@ class ReplayDataset(Dataset):
             sizes = [h.hw for h in headers]
         params = augment.params(keys, sizes)
         whole = torch.tensor([0, 0, *size], dtype=params["crop"].dtype)
-        items = []
+        items, names = [], [None] * len(parts)
         for i, (epoch, index, _, position) in enumerate(parts):
             box, interp = params["crop"][i].tolist(), int(params["interp"][i])
             if file_of is None:
                 image = resize(loaded[i][0], box, size, interp)
-            elif augment.decode == "device" and device_decodable(headers[i]):
+            elif augment.decode == "device" and device_decodable(headers[i], sources[i]):
                 image = as_tensor(sources[i])  # decoded on the device, then cut there
+                names[i] = headers[i].name
             else:
                 image = crop_resize(sources[i], box, size, interp, self.mode or "RGB",
                                     decode="reduced" if augment.decode == "reduced" else "full",
@@ -178,7 +179,7 @@ class ReplayDataset(Dataset):
             if image.ndim == 3:
                 params["crop"][i] = whole
             items.append((image, labels[i], index, self._row(epoch, position, index)))
-        return TensorItems(items, params)
+        return TensorItems(items, params, names=names)
 
     def _loaded(self, index: int) -> tuple[Image.Image, int]:
         """Sample `index` of the base as a PIL image in `mode` (an array: its uint8 pixels)."""
@@ -243,10 +244,11 @@ class TensorItems(list):
     the batch's augmentation parameters (one row per item), for `collate`."""
 
     def __init__(self, items: list[Item], params: dict[str, torch.Tensor],
-                 images: torch.Tensor | None = None):
+                 images: torch.Tensor | None = None, names: list[str | None] | None = None):
         super().__init__(items)
         self.params = params
         self.images = images  # the items' images stacked already (in-memory data), or None
+        self.names = names  # each JPEG file's name, where it is shipped encoded (else None)
 
 
 def _read(base: Dataset, index: int) -> tuple[Any, int]:

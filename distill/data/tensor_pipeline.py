@@ -105,6 +105,7 @@ class TensorAugment:
         device = torch.device(device) if device is not None else x.device
         params = dict(params)
         jpeg, jpeg_bytes = params.pop("jpeg", None), params.pop("jpeg_bytes", None)
+        jpeg_names = params.pop("jpeg_names", None)
         host = {k: v.cpu() for k, v in params.items()}
         plan, groups = self._plan(host)
         order = torch.cat([idx for *_, idx in plan]) if plan else torch.zeros(0, dtype=torch.long)
@@ -118,8 +119,8 @@ class TensorAugment:
         order = send(order)
         x = send(x)
         if jpeg_bytes is not None:
-            x, host["crop"] = self._decode_jpegs(x, jpeg, jpeg_bytes.cpu(), host, dev, device,
-                                                 send)
+            x, host["crop"] = self._decode_jpegs(x, jpeg, jpeg_bytes.cpu(), jpeg_names, host,
+                                                 dev, device, send)
         if x.shape[1] != settings.in_chans:
             x = ops.to_gray(x) if settings.in_chans == 1 else x.expand(-1, 3, -1, -1).contiguous()
         crop = host["crop"]
@@ -149,8 +150,9 @@ class TensorAugment:
         return x
 
     def _decode_jpegs(self, x: torch.Tensor, jpeg: torch.Tensor, lengths: torch.Tensor,
-                      host: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
-                      device: torch.device, send: Any) -> tuple[torch.Tensor, torch.Tensor]:
+                      names: list[str] | None, host: dict[str, torch.Tensor],
+                      dev: dict[str, torch.Tensor], device: torch.device, send: Any
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         """`data.decode: device`: the batch's JPEG files (`jpeg`, `lengths` bytes each; 0:
         the sample is in `x`, decoded in the worker) decoded on `device` in one batched call,
         each cut to its crop box and all resized at once by `resized_crop` (no flip: that
@@ -165,7 +167,7 @@ class TensorAugment:
         in_worker = [i for i, n in enumerate(sizes) if not n]
         ends = torch.tensor(sizes).cumsum(0).tolist()
         files = [jpeg[ends[i] - sizes[i]:ends[i]] for i in on_device]
-        decoded = decode_on_device(files, device, settings.in_chans)
+        decoded = decode_on_device(files, device, settings.in_chans, names)
         boxes = host["crop"][on_device]
         crops = [im[:, t:t + h, left:left + w]
                  for im, (t, left, h, w) in zip(decoded, boxes.tolist(), strict=True)]
