@@ -316,3 +316,37 @@ def test_device_decode_on_cuda_replays_and_is_close_to_the_cpu_decode(photos):
     assert torch.equal(whole[order], halves)
     cpu = augment_batch(collate(train_set.__getitems__(keys)), train_set.augment, CPU).images
     assert float((whole.cpu() - cpu).abs().mean()) < 0.05
+
+
+class _InMemoryFiles(torch.utils.data.Dataset):
+    """A dataset whose samples come as encoded bytes with a name (as tar shards give them)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __len__(self):
+        return len(self.folder)
+
+    def __getitem__(self, index):  # not read by the tensor pipeline
+        raise AssertionError("the tensor pipeline reads image_file")
+
+    def image_file(self, index):
+        path, label = self.folder.samples[index]
+        return Path(path).read_bytes(), label, f"shard-0.tar:{Path(path).name}"
+
+
+@pytest.mark.parametrize("decode", ["full", "reduced", "device"])
+def test_samples_given_as_bytes_decode_as_their_files(photos, decode):
+    from distill.data import ReplayDataset
+
+    r = recipe(photos, f"data.decode={decode}", "data.num_workers=0")
+    files = build_train_dataset(r.data, r.augment, r.run.seed)
+    as_bytes = ReplayDataset(_InMemoryFiles(files.base), files.transform, files.seed, files.mode,
+                             augment=files.augment)
+    keys = [(2, i, 0, i) for i in range(len(files))]
+    a = augment_batch(collate(files.__getitems__(keys)), files.augment, CPU)
+    b = augment_batch(collate(as_bytes.__getitems__(keys)), files.augment, CPU)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    if decode == "device":
+        names = collate(as_bytes.__getitems__(keys)).aug["jpeg_names"]
+        assert names and all(n.startswith("shard-0.tar:") for n in names)

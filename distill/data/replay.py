@@ -28,7 +28,15 @@ from torch.utils.data import Dataset, Sampler
 
 from distill.errors import UsageError
 
-from .decode import as_tensor, crop_resize, device_decodable, read_bytes, read_header, resize
+from .decode import (
+    as_tensor,
+    crop_resize,
+    device_decodable,
+    read_bytes,
+    read_header,
+    resize,
+    source_name,
+)
 from .errors import DataError
 from .images import convert_image
 
@@ -101,9 +109,11 @@ class ReplayDataset(Dataset):
     once per batch in `__getitems__`); the collate function stacks them into `Batch.aug` and
     `augment_batch` applies them on the device. In-memory data (a base with `chw_batch`)
     ships its images whole, in one gather. Images that differ in size (a base with
-    `image_file(index) -> (path, label)`, such as `imagefolder`, or any base of PIL images)
-    are cropped and resized to the output size here, in the worker, where the size is
-    known (see `_sized_items`): the device then only flips them, and goes on.
+    `image_file(index) -> (source, label[, name])`, a source being a file's path or its
+    encoded bytes (`decode.Source`) and `name` what names it in errors (default: the path),
+    such as `imagefolder`; or any base of PIL images) are cropped and resized to the output
+    size here, in the worker, where the size is known (see `_sized_items`): the device then
+    only flips them, and goes on.
     """
 
     def __init__(self, base: Dataset, transform: Callable[[Any], torch.Tensor], seed: int,
@@ -155,12 +165,12 @@ class ReplayDataset(Dataset):
             sizes = [(img.height, img.width) for img, _ in loaded]
         else:
             files = [file_of(index) for _, index, _, _ in parts]
-            labels = [label for _, label in files]
-            sources: list[Any] = [path for path, _ in files]
+            labels = [f[1] for f in files]
+            sources: list[Any] = [f[0] for f in files]
+            where = [f[2] if len(f) > 2 else source_name(f[0]) for f in files]
             if augment.decode == "device":  # read once: the bytes, the header from them
-                sources = [read_bytes(path) for path in sources]
-            headers = [read_header(src, name=str(path))
-                       for src, (path, _) in zip(sources, files, strict=True)]
+                sources = [read_bytes(src, name) for src, name in zip(sources, where, strict=True)]
+            headers = [read_header(src, name) for src, name in zip(sources, where, strict=True)]
             sizes = [h.hw for h in headers]
         params = augment.params(keys, sizes)
         whole = torch.tensor([0, 0, *size], dtype=params["crop"].dtype)
