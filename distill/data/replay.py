@@ -173,10 +173,10 @@ class ReplayDataset(Dataset):
             headers = [read_header(src, name) for src, name in zip(sources, where, strict=True)]
             sizes = [h.hw for h in headers]
         params = augment.params(keys, sizes)
-        whole = torch.tensor([0, 0, *size], dtype=params["crop"].dtype)
+        boxes, interps = params["crop"].tolist(), params["interp"].tolist()
         items, names = [], [None] * len(parts)
         for i, (epoch, index, _, position) in enumerate(parts):
-            box, interp = params["crop"][i].tolist(), int(params["interp"][i])
+            box, interp = boxes[i], interps[i]
             if file_of is None:
                 image = resize(loaded[i][0], box, size, interp)
             elif augment.decode == "device" and device_decodable(headers[i], sources[i]):
@@ -186,9 +186,9 @@ class ReplayDataset(Dataset):
                 image = crop_resize(sources[i], box, size, interp, self.mode or "RGB",
                                     decode="reduced" if augment.decode == "reduced" else "full",
                                     name=headers[i].name, header=headers[i])
-            if image.ndim == 3:
-                params["crop"][i] = whole
             items.append((image, labels[i], index, self._row(epoch, position, index)))
+        cut = torch.tensor([item[0].ndim == 3 for item in items])  # the others: the device's
+        params["crop"][cut] = torch.tensor([0, 0, *size], dtype=params["crop"].dtype)
         return TensorItems(items, params, names=names)
 
     def _loaded(self, index: int) -> tuple[Image.Image, int]:
