@@ -291,7 +291,10 @@ def test_cache_verify_live_recomputes_with_the_caches_decode(caches):
         (cache / "manifest.json").write_text(json.dumps(doc))
 
 
-def test_decode_is_a_tensor_pipeline_field(photos):
+def test_decode_is_a_tensor_pipeline_field(photos, cli):
+    res = cli("recipe", "schema")
+    field = json.loads(res.out)["$defs"]["DataConfig"]["properties"]["decode"]
+    assert field["enum"] == ["full", "reduced", "device"] and field["default"] == "full"
     with pytest.raises(UsageError, match=r"data\.decode: 'reduced' needs data\.pipeline: "
                                          r"tensor") as err:
         recipe(photos, "data.pipeline=pil", "data.decode=reduced")
