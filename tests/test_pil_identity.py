@@ -176,3 +176,44 @@ def test_fashion_mnist_images_are_replays_definition():
     r = fmnist_recipe()
     items, val = check_dataset(r)
     check_recorded("fmnist", items, val, sha(finished_batches(r)))
+
+
+
+@pytest.mark.parametrize("size", [2, 6, 18, 22])
+def test_batch_mixing_equals_timm_for_several_blocks_of_pairs(size):
+    """Batch-mode mixup and cutmix (blended a few pairs at a time, the box alone flipped)
+    give timm's `Mixup` bit for bit, for batches of one block of pairs and of several."""
+    from timm.data import Mixup
+
+    from distill.data import seeded
+
+    r = load_recipe(ROOT / "recipes/smoke.yaml", ["augment.mixup=0.8", "augment.cutmix=1.0",
+                                                   "augment.mixup_mode=batch"])
+    theirs = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, mode="batch",
+                   label_smoothing=0.1, num_classes=10)
+    g = torch.Generator().manual_seed(size)
+    mixed = 0
+    for step in range(8):
+        x = torch.randn(size, 3, 9, 11, generator=g)
+        y = torch.randint(0, 10, (size,), generator=g)
+        ours, y_ours, lam = Mixer(r.augment, 10, smoothing=0.1, seed=0)(x.clone(), y, 0, step)
+        with seeded(0, "mix", 0, step, 0):
+            want, y_want = theirs(x.clone(), y)
+        assert torch.equal(ours, want) and torch.equal(y_ours, y_want)
+        mixed += lam != 1.0
+    assert mixed >= 4
+
+
+@pytest.mark.parametrize("size", [1, 5, 17, 21])
+def test_blending_an_odd_batch_equals_the_whole_flip(size):
+    """timm's Mixup takes even batches only; ours, any: the middle sample is its own partner,
+    the same floats as `x.mul_(lam).add_(x.flip(0).mul_(1 - lam))`."""
+    from distill.data.mixing import _blend_flipped
+
+    x = torch.randn(size, 3, 5, 7, generator=torch.Generator().manual_seed(size))
+    for lam in (0.3, 0.771234, 0.5):
+        want = x.clone()
+        want.mul_(lam).add_(x.flip(0).mul_(1.0 - lam))
+        got = x.clone()
+        _blend_flipped(got, lam)
+        assert torch.equal(got, want)

@@ -9,6 +9,8 @@ relies on this to show a student the very image its teacher saw.
 The sampler yields keys `(epoch, index, repeat, position)`, so the epoch reaches persistent
 workers without any shared state; `repeat` tells apart the copies of repeated augmentation,
 and `position` is the key's place in the epoch's global order (the row of a logit cache).
+A stream's sample (tar shards: `base.sample_id(index)`, its key) draws from its key in place
+of its index, so its augmentation follows the sample, not the shard order of the epoch.
 Mixup/cutmix draw in the main process; `seeded(...)` gives them the same treatment per step.
 """
 
@@ -139,7 +141,7 @@ class ReplayDataset(Dataset):
         img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
-        reseed(derive_seed(self.seed, epoch, index, repeat))
+        reseed(derive_seed(self.seed, epoch, self._sample_id(index), repeat))
         row = self._row(epoch, position, index)
         return self.transform(img), label, index, row
 
@@ -172,7 +174,7 @@ class ReplayDataset(Dataset):
                 sources = [read_bytes(src, name) for src, name in zip(sources, where, strict=True)]
             headers = [read_header(src, name) for src, name in zip(sources, where, strict=True)]
             sizes = [h.hw for h in headers]
-        params = augment.params(keys, sizes)
+        params = augment.params(self._draw_keys(keys), sizes)
         boxes, interps = params["crop"].tolist(), params["interp"].tolist()
         items, names = [], [None] * len(parts)
         for i, (epoch, index, _, position) in enumerate(parts):
@@ -202,6 +204,28 @@ class ReplayDataset(Dataset):
         if self.mode is not None and img.mode != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
         return img, label
+
+    def _sample_id(self, index: int) -> int | str:
+        """What sample `index`'s augmentation is drawn from: its index, or the key of a
+        stream's sample (`base.sample_id`, tar shards), so that the augmentation follows the
+        sample, not where it falls in the stream's shard order."""
+        sample_id = getattr(self.base, "sample_id", None)
+        return index if sample_id is None else sample_id(index)
+
+    def _draw_keys(self, keys: list[Key | int]) -> list[Key | int]:
+        """`keys` for the tensor pipeline's draws (`augment.params`), a stream's sample key
+        in place of the index (as a stable 63-bit integer, `shards.sample_id64`)."""
+        if getattr(self.base, "sample_id", None) is None:
+            return keys
+        from .shards import sample_id64
+
+        out: list[Key | int] = []
+        for key in keys:
+            epoch, index, repeat, position = _key(key)
+            ident = self._sample_id(index)
+            out.append((epoch, sample_id64(ident) if isinstance(ident, str) else ident, repeat,
+                        position))
+        return out
 
     def _row(self, epoch: int, position: int, index: int) -> Any:
         try:
