@@ -41,6 +41,7 @@ from .decode import (
 )
 from .errors import DataError
 from .images import convert_image
+from .pil_batch import pil_items
 
 __all__ = ["ReplayDataset", "ReplaySampler", "RowReader", "derive_seed", "preserved_rngs", "reseed",
            "seeded"]
@@ -136,14 +137,15 @@ class ReplayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def _item(self, key: Key | int) -> Item:
+    def _item(self, key: Key | int, transform: Callable[[Any], Any] | None = None) -> Item:
+        """Sample `key` through `transform` (default: the dataset's), its seeds set first."""
         epoch, index, repeat, position = _key(key)
         img, label = _read(self.base, index)
         if self.mode is not None and getattr(img, "mode", self.mode) != self.mode:
             img = convert_image(img, self.mode, f"sample {index} of {type(self.base).__name__}")
         reseed(derive_seed(self.seed, epoch, self._sample_id(index), repeat))
         row = self._row(epoch, position, index)
-        return self.transform(img), label, index, row
+        return (transform or self.transform)(img), label, index, row
 
     def _sized_items(self, keys: list[Key | int]) -> TensorItems:
         """The tensor pipeline's batch of images of their own sizes, cut and resized here.
@@ -263,8 +265,8 @@ class ReplayDataset(Dataset):
             return TensorItems(items, params, images)
         if self.augment is not None:
             return self._sized_items(keys)
-        with preserved_rngs():
-            return [self._item(key) for key in keys]
+        with preserved_rngs():  # the batch made in one buffer (see `pil_batch`)
+            return pil_items(self._item, keys, self.transform)
 
 
 def _key(key: Key | int) -> Key:
