@@ -312,4 +312,5 @@ STUDENTS: Registry[StudentFacts] = Registry("student", "students", StudentFacts,
 LOSSES: Registry[LossFacts] = Registry("loss", "losses", LossFacts, builtins=("distill.losses",))
 DATASETS: Registry[DatasetFacts] = Registry("dataset", "datasets", DatasetFacts,
                                             builtins=("distill.data.datasets",
-                                                      "distill.data.webdataset"))
+                                                      "distill.data.webdataset",
+                                                      "distill.data.hf"))

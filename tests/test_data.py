@@ -288,11 +288,28 @@ def _tiny_webdataset(tmp_path):
     return {"root": tmp_path / "shards", "num_classes": 1}
 
 
+def _tiny_hf(tmp_path):
+    import io
+
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=["a"])})
+    table = datasets.Dataset.from_dict({"image": [{"bytes": buf.getvalue(), "path": None}],
+                                        "label": [0]}, features=features)
+    datasets.DatasetDict({"train": table, "validation": table}).save_to_disk(str(tmp_path / "hf"))
+    return {"root": tmp_path / "hf"}
+
+
 DATASET_FIXTURES = {
     "synthetic": lambda tmp: {"train_size": 4, "val_size": 2},
     "fashion_mnist": _tiny_fashion_mnist,
     "imagefolder": _tiny_imagefolder,
     "webdataset": _tiny_webdataset,
+    "hf": _tiny_hf,
 }
 
 

@@ -96,11 +96,17 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
     differ("data.name", manifest.dataset.name, d.name)
     if dataset is not None:
         differ("training images", manifest.dataset.length, dataset["length"])
+        keys = manifest.dataset.keys_sha256, dataset.get("keys_sha256")
+        # a stream (tar shards): name the shard set the cache was built over
+        built = (manifest.recipe.get("data") or {}).get("root") if any(keys) else None
+        over = f"; the cache was built over the shard set '{built}'" if built else ""
+        if any(keys) and keys[0] != keys[1]:
+            out.append(f"sample keys (this run's samples have other keys{over})")
         if manifest.dataset.length == dataset["length"]:
             if manifest.dataset.labels_sha256 != dataset["labels_sha256"]:
-                out.append("training labels (their sha256 differs)")
+                out.append(f"training labels (their sha256 differs{over})")
             if manifest.dataset.content_sha256 != dataset["content_sha256"]:
-                out.append("training images (their sha256 differs)")
+                out.append(f"training images (their sha256 differs{over})")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
         if key not in ("pipeline", "draws", "decode"):

@@ -52,8 +52,10 @@ class RowLayout:
     batches of consecutive rows. Exact mixing for W training processes: row r + W·j is slot j
     of rank r's keys, and the batches are the run's own, rank r's keys j·B … (j+1)·B − 1."""
 
-    def __init__(self, sampler: ReplaySampler | None, batch: int, world: int | None):
+    def __init__(self, sampler: ReplaySampler | None, batch: int, world: int | None,
+                 streams: int = 1):
         self.sampler, self.batch, self.world = sampler, batch, world
+        self.streams = max(1, streams)  # per-sample batches of a shard, dealt to readers
         self._epoch: int | None = None
         self._keys: list[list[Any]] = []
 
@@ -80,7 +82,7 @@ class RowLayout:
         b = self.batch
         if epoch is None or self.world is None:
             order = self.rank_keys(epoch)[0] if keys and epoch is not None else None
-            for o in range(0, rows, b):
+            for o in self._offsets(rows):
                 n = min(b, rows - o)
                 part = ([] if not keys else list(range(start + o, start + o + n))
                         if order is None else order[start + o:start + o + n])
@@ -93,6 +95,19 @@ class RowLayout:
                 first = r + w * step * b - start
                 part = per_rank[r][step * b:(step + 1) * b] if per_rank is not None else []
                 yield TeacherBatch(part, slice(first, first + w * b, w), step, r)
+
+    def _offsets(self, rows: int) -> list[int]:
+        """The first rows of the batches of a shard, in the order they are computed: in
+        turn, or (`streams` V > 1) the shard's batches cut into V contiguous stretches and
+        dealt in turn, so that loader worker v (which the loader hands every V-th batch)
+        reads stretch v front to back."""
+        starts = list(range(0, rows, self.batch))
+        v = min(self.streams, len(starts))
+        if v <= 1:
+            return starts
+        cuts = [len(starts) * i // v for i in range(v + 1)]
+        parts = [starts[cuts[i]:cuts[i + 1]] for i in range(v)]
+        return [p[j] for j in range(max(map(len, parts))) for p in parts if j < len(p)]
 
     def locate(self, epoch: int | None, row: int) -> tuple[TeacherBatch, int]:
         """The batch that computes `row`, and the row's slot in it (for live checks)."""

@@ -65,6 +65,7 @@ class DatasetFingerprint(_Model):
     length: int
     labels_sha256: str
     content_sha256: str = Field(description="Pixels of in-memory data, or the file list.")
+    keys_sha256: str | None = Field(None, description="A stream's sample keys (tar shards).")
 
 
 class Manifest(_Model):
@@ -86,6 +87,10 @@ class Manifest(_Model):
     batch_size: int | None = Field(description="Per-process batch of exact mixing.")
     world_size: int | None = Field(description="Processes of exact mixing.")
     rows_per_epoch: int
+    rows_by: Literal["position", "sample"] = Field(
+        "position", description="Which row holds a sample of a replay epoch: `position`, its "
+        "place in the epoch's shuffled global order; `sample`, its own place in the data (a "
+        "stream, read in an order of its shards, finds its rows by sample).")
     shard_rows: int = Field(description="Rows per shard (the last of an epoch may hold fewer).")
     recipe: dict[str, Any] = Field(description="The resolved recipe the cache was built from.")
     shards: list[ShardInfo] = Field(default_factory=list)

@@ -47,9 +47,17 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
     computed over (`sampler` None: static, by index); `world_size`: the training processes
     exact mixing is tied to; `teacher`: the teacher's identity (`Teacher.identity`, dumped)."""
     from distill.data import ReplaySampler, dataset_fingerprint
+    from distill.data.stream import is_stream
 
     mixing = run_mixing(recipe) if mode == "replay" else None
     exact = mixing == "exact"
+    stream = is_stream(dataset.base)
+    if exact and stream:
+        raise UsageError(f"teacher.mix_targets: exact stores the outputs on a run's own mixed "
+                         f"batches; '{recipe.data.name}' is read as a stream, whose batches "
+                         "depend on the shard order, the processes and the loader workers: set "
+                         "teacher.mix_targets: interpolate (per-sample outputs, mixed as the "
+                         "run mixes its images)")
     if sampler is not None:
         rows = len(sampler)
         if exact:  # training drops each rank's last partial batch; so does the cache
@@ -87,6 +95,7 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
         batch_size=batch_size if exact else None,
         world_size=world_size if exact else None,
         rows_per_epoch=rows,
+        rows_by="sample" if stream and mode == "replay" else "position",
         shard_rows=shard_plan_rows(rows, store.bytes_per_row(n_cls), batch_size, exact,
                                    shard_rows, world_size),
         recipe=recipe.model_dump(mode="json"),

@@ -16,11 +16,13 @@ __all__ = ["CacheReader", "cache_summary"]
 
 class CacheReader:
     """Maps a sample's key to its row: replay caches by (epoch, position in the epoch's
-    global order), static caches by dataset index. Pickles without its memory maps, so each
-    worker maps the shards it touches itself."""
+    global order), or, built over a stream (`rows_by: sample`), by (epoch, the sample's own
+    index); static caches by dataset index. Pickles without its memory maps, so each worker
+    maps the shards it touches itself."""
 
     def __init__(self, folder: Path, manifest: Manifest):
         self.static = manifest.mode == "static"
+        self.by_sample = manifest.rows_by == "sample"
         by_epoch: dict[int | None, list[ShardReader]] = {}
         for info in sorted(manifest.shards, key=lambda s: (s.epoch or 0, s.start)):
             by_epoch.setdefault(info.epoch, []).append(ShardReader(Path(folder) / info.file, info))
@@ -28,7 +30,8 @@ class CacheReader:
         self.starts = {e: [r.info.start for r in rs] for e, rs in by_epoch.items()}
 
     def __call__(self, epoch: int, position: int, index: int) -> dict[str, torch.Tensor]:
-        key, row = (None, index) if self.static else (epoch, position)
+        key, row = (None, index) if self.static else (epoch, index if self.by_sample
+                                                      else position)
         readers = self.readers.get(key)
         if not readers:
             raise RuntimeError(f"the logit cache holds no shard for epoch {epoch}")
@@ -53,6 +56,7 @@ def cache_summary(folder: Path, manifest: Manifest) -> dict[str, Any]:
         "world_size": manifest.world_size,
         "seed": manifest.seed,
         "rows_per_epoch": manifest.rows_per_epoch,
+        "rows_by": manifest.rows_by if manifest.mode == "replay" else None,
         "shards": f"{len(manifest.shards)} of {len(planned)}",
         "complete": manifest.complete,
         "bytes": manifest.size_bytes(),

@@ -22,6 +22,14 @@ from distill.registry import DATASETS
 from .batch import collate
 from .fingerprint import subset_fingerprint
 from .replay import ReplayDataset, ReplaySampler
+from .stream import (
+    DEFAULT_WINDOW,
+    StreamEvalBatches,
+    StreamSampler,
+    check_stream,
+    is_stream,
+    stream_lengths,
+)
 from .transforms import eval_transform, pil_mode, train_transform
 
 if TYPE_CHECKING:
@@ -81,7 +89,7 @@ class Data:
 
     train: ReplayDataset
     val: ReplayDataset
-    sampler: ReplaySampler
+    sampler: ReplaySampler | StreamSampler  # a stream's: batches, read front to back
     train_loader: DataLoader
     val_loader: DataLoader
 
@@ -130,9 +138,13 @@ def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False,
     if len(val) < num_replicas:
         raise UsageError(f"data: {len(val)} validation images cannot be shared by "
                          f"{num_replicas} processes")
+    batch = data.eval_batch_size or 2 * data.batch_size
+    if is_stream(val.base):  # each rank a contiguous part, each worker a stretch of it
+        return DataLoader(val, batch_sampler=StreamEvalBatches(
+            len(val), batch, num_replicas=num_replicas, rank=rank, streams=data.num_workers),
+            **loader_args(data, pin_memory, persistent=False))
     shard = range(rank, len(val), num_replicas) if num_replicas > 1 else None
-    return DataLoader(val, batch_size=data.eval_batch_size or 2 * data.batch_size,
-                      sampler=shard, shuffle=False, drop_last=False,
+    return DataLoader(val, batch_size=batch, sampler=shard, shuffle=False, drop_last=False,
                       **loader_args(data, pin_memory, persistent=False))
 
 
@@ -167,10 +179,19 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
     if len(train) < data.batch_size * num_replicas:
         raise UsageError(f"data.batch_size: {data.batch_size} exceeds the {len(train)} training "
                          f"images of '{data.name}'")
-    sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
-                            num_replicas=num_replicas, rank=rank)
-    train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler, drop_last=True,
-                              **loader_args(data, pin_memory, persistent=True))
+    if is_stream(train.base):  # every sample once per epoch, each worker reading its stretch
+        check_stream(augment, data.name)
+        sampler: Any = StreamSampler(
+            stream_lengths(train.base), seed, batch_size=data.batch_size,
+            num_replicas=num_replicas, rank=rank, streams=data.num_workers,
+            window=getattr(train.base, "shuffle_buffer", DEFAULT_WINDOW))
+        train_loader = DataLoader(train, batch_sampler=sampler,
+                                  **loader_args(data, pin_memory, persistent=True))
+    else:
+        sampler = ReplaySampler(len(train), seed, shuffle=True, repeats=augment.repeated_aug,
+                                num_replicas=num_replicas, rank=rank)
+        train_loader = DataLoader(train, batch_size=data.batch_size, sampler=sampler,
+                                  drop_last=True, **loader_args(data, pin_memory, persistent=True))
     val_loader = build_val_loader(data, seed, pin_memory=pin_memory,
                                   num_replicas=num_replicas, rank=rank)
     return Data(train, val_loader.dataset, sampler, train_loader, val_loader)

@@ -39,9 +39,10 @@ from distill.readers import inside, read_json
 
 from .errors import DataError
 
-__all__ = ["IMAGE_EXTS", "INFO", "LABEL_EXT", "Shard", "ShardDigest", "ShardFile", "ShardSplit",
-           "SplitReader", "expand_braces", "key_of", "load_info", "open_split", "parse_label",
-           "sample_id64", "scan_samples", "shard_digest", "split_of_name"]
+__all__ = ["IMAGE_EXTS", "INFO", "LABEL_EXT", "Shard", "ShardDigest",
+           "ShardFile", "ShardSplit", "SplitReader", "expand_braces", "key_of", "load_info",
+           "open_split", "parse_label", "sample_id64", "scan_samples", "shard_digest",
+           "split_of_name"]
 
 INFO = "_info.json"
 LABEL_EXT = "cls"

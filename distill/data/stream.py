@@ -45,8 +45,8 @@ from distill.errors import UsageError
 
 from .replay import derive_seed
 
-__all__ = ["DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler", "is_stream", "padding",
-           "stream_lengths"]
+__all__ = ["DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler", "check_stream", "is_stream",
+           "padding", "stream_lengths"]
 
 Key = tuple[int, int, int, int]  # (epoch, index, repeat, position), as ReplaySampler's
 DEFAULT_WINDOW = 1024  # samples shuffled together (what a worker reads ahead, at most)
@@ -67,6 +67,17 @@ def stream_lengths(ds: Any) -> list[int]:
         out.append(min(int(n), left))
         left -= out[-1]
     return out
+
+
+def check_stream(augment: Any, name: str) -> None:
+    """Refuse what a stream cannot do: repeated augmentation (DeiT's RASampler repeats
+    each image of a shuffled list of indices and cuts the epoch to N samples, so an epoch
+    sees a third of the images three times; a stream reads every sample once)."""
+    if augment.repeated_aug > 1:
+        raise UsageError(f"augment.repeated_aug: {augment.repeated_aug} repeats images of a "
+                         f"shuffled list of indices and sees a part of them per epoch; "
+                         f"'{name}' is read as a stream, every sample once per epoch: set "
+                         "augment.repeated_aug: 1")
 
 
 def padding(samples: int, batch: int, world: int = 1) -> int:

@@ -30,7 +30,14 @@ from distill.registry import DATASETS
 
 from .decode import load_image
 from .errors import DataError
-from .shards import ShardSplit, SplitReader, expand_braces, open_split, parse_label, shard_digest
+from .shards import (
+    ShardSplit,
+    SplitReader,
+    expand_braces,
+    open_split,
+    parse_label,
+    shard_digest,
+)
 from .stream import DEFAULT_WINDOW
 
 __all__ = ["ShardDataset", "check_root", "webdataset"]
@@ -66,15 +73,17 @@ class ShardDataset(Dataset):
             self._pid = os.getpid()
         return self._reader
 
-    def raw(self, index: int) -> tuple[bytes, str, int]:
-        """Sample `index`'s encoded image, the name that names it in errors, and its label."""
+    def image_file(self, index: int) -> tuple[bytes, int, str]:
+        """Sample `index`'s encoded image, its label, and the name errors give it
+        (`<shard>: sample '<key>'`): what the tensor pipeline decodes, crops and resizes in
+        the worker, as it does an image file."""
         reader = self.reader()
         key, image, _, label = reader.raw(index)
         path = reader.split.shards[reader.locate(index)[0]].path
-        return image, f"{path}: sample '{key}'", parse_label(label, key, path, self.label_limit)
+        return image, parse_label(label, key, path, self.label_limit), f"{path}: sample '{key}'"
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        image, name, label = self.raw(index)
+        image, label, name = self.image_file(index)
         return load_image(image, self.mode, name=name), label
 
     def sample_id(self, index: int) -> str:

@@ -65,6 +65,7 @@ from distill.data import (
     loader_args,
     pil_mode,
 )
+from distill.data.stream import check_stream, is_stream
 from distill.errors import OptionError, UsageError
 from distill.recipe import Recipe, check_paths
 from distill.teacher import TeacherRef
@@ -103,6 +104,9 @@ def cache_source(recipe: Recipe, mode: str) -> tuple[ReplayDataset, ReplaySample
         return ReplayDataset(build_dataset(recipe.data, "train"), eval_transform(recipe.data),
                              recipe.run.seed, pil_mode(recipe.data)), None
     dataset = build_train_dataset(recipe.data, recipe.augment, recipe.run.seed)
+    if is_stream(dataset.base):  # rows by sample: the data's own order, read front to back
+        check_stream(recipe.augment, recipe.data.name)
+        return dataset, ReplaySampler(len(dataset), recipe.run.seed, shuffle=False)
     return dataset, ReplaySampler(len(dataset), recipe.run.seed,
                                   repeats=recipe.augment.repeated_aug)
 
@@ -158,7 +162,9 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     mine = pending[rt.rank::rt.world_size]  # shard k to rank k mod N
     if rt.world_size > 1:
         reporter.note(f"{rt.world_size} processes share {len(pending)} shards")
-    layout = RowLayout(sampler, batch, manifest.world_size if exact else None)
+    # a stream's batches dealt so that each loader worker reads a stretch of its shards
+    streams = recipe.data.num_workers if manifest.rows_by == "sample" else 1
+    layout = RowLayout(sampler, batch, manifest.world_size if exact else None, streams)
     loader = DataLoader(dataset, batch_sampler=KeyBatches(mine, layout),
                         **loader_args(recipe.data, rt.device.type == "cuda", persistent=False))
     mixer = Mixer.from_recipe(recipe) if exact else None

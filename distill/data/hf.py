@@ -1,0 +1,178 @@
+"""`data.name: hf`: a Hugging Face dataset from disk, read as a stream.
+
+    data:
+      name: hf
+      root: data/flowers-hf        # a DatasetDict saved with save_to_disk, or a local
+                                   # folder that `datasets.load_dataset` reads
+      options: {image: image, label: label, train: train, val: validation}
+
+Nothing is fetched: `root` must be a folder here (never a Hub name). A `DatasetDict` saved
+with `save_to_disk` (splits `train` and `validation`, as on the Hub) is memory-mapped as
+it is; any other folder goes through `datasets.load_dataset(root)` (image folders,
+parquet, …: the `datasets` builders that read local files; its Arrow cache is written where
+`datasets` keeps it, `HF_DATASETS_CACHE`). The image and label columns are `image` and
+`label` unless the options name others; images are read as their encoded bytes and
+decoded in the loader workers (`distill.data.decode`), as files are.
+
+The rows are read as a stream (`distill.data.stream`) in blocks of `block` rows, the
+block order drawn per epoch: every row once per epoch over processes and workers, each
+worker reading its own stretch of blocks. A row's index is its key: its augmentation is
+drawn from (seed, epoch, row), and a logit cache built over the dataset finds its rows by
+row. Needs the `datasets` package (`pip install 'deit-distill[hf]'`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from distill.errors import UsageError, few
+from distill.registry import DATASETS
+
+from .decode import load_image
+from .errors import DataError
+from .stream import DEFAULT_WINDOW
+
+__all__ = ["HFDataset", "hf"]
+
+DICT_FILE = "dataset_dict.json"
+
+
+def _datasets() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise UsageError("data.name: 'hf' reads Hugging Face datasets with the `datasets` "
+                         "package, which is not installed: pip install 'deit-distill[hf]'"
+                         ) from None
+    return datasets
+
+
+def _load(root: Path) -> Any:
+    """The DatasetDict at `root` (saved with save_to_disk, or read by load_dataset)."""
+    datasets = _datasets()
+    if not root.is_dir():
+        raise DataError(f"data.root: '{root}' is not a folder (data.name: hf reads a dataset "
+                        "from disk: a DatasetDict saved with save_to_disk, or a folder that "
+                        "datasets.load_dataset reads; nothing is downloaded)")
+    try:
+        if (root / DICT_FILE).is_file():
+            return datasets.load_from_disk(str(root))
+        if (root / "state.json").is_file():
+            raise DataError(f"{root}: a single Dataset saved with save_to_disk; data.name: hf "
+                            "reads a DatasetDict (splits train and validation): save one")
+        return datasets.load_dataset(str(root))
+    except DataError:
+        raise
+    except (OSError, ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError
+            ) as exc:
+        raise DataError(f"{root}: cannot read it as a Hugging Face dataset "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                        ) from None
+
+
+class HFDataset(Dataset):
+    """One split of a Hugging Face dataset: `(PIL image in mode, label)` by row, its rows
+    in blocks (`shard_lengths`) for the stream sampler, `image_file(row)` (the encoded
+    bytes and the label) for the tensor pipeline."""
+
+    def __init__(self, table: Any, where: str, image: str, label: str, mode: str,
+                 num_classes: int | None, block: int, shuffle_buffer: int):
+        datasets = _datasets()
+        self.where, self.image_column, self.label_column, self.mode = where, image, label, mode
+        self.fingerprint_base = getattr(table, "_fingerprint", None)
+        self.cache_files = [f["filename"] for f in getattr(table, "cache_files", [])]
+        feature = table.features[label]
+        names = getattr(feature, "names", None)
+        self.classes = tuple(names) if names else None
+        self.num_classes = len(names) if names else num_classes
+        self.label_limit = num_classes
+        if isinstance(table.features[image], datasets.Image):
+            table = table.cast_column(image, datasets.Image(decode=False))
+        self.table = table.select_columns([image, label])
+        self.in_chans = 1 if mode == "L" else 3
+        n = len(self.table)
+        self.shard_lengths = [min(block, n - s) for s in range(0, n, block)]
+        self.shuffle_buffer = shuffle_buffer
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _name(self, index: int) -> str:
+        return f"{self.where}: row {index}"
+
+    def image_file(self, index: int) -> tuple[Any, int, str]:
+        """Row `index`'s encoded image (its bytes, or an image file's path), its label, and
+        the name errors give it: what the tensor pipeline decodes, as it does files."""
+        row = self.table[index]
+        value, label = row[self.image_column], row[self.label_column]
+        name = self._name(index)
+        if isinstance(value, dict) and value.get("bytes") is not None:
+            source: Any = value["bytes"]
+        elif isinstance(value, dict) and value.get("path"):
+            source = name = value["path"]
+        elif isinstance(value, (bytes, bytearray)):
+            source = bytes(value)
+        else:
+            raise DataError(f"{name}: column '{self.image_column}' holds no image "
+                            f"({type(value).__name__})")
+        if not isinstance(label, (int, np.integer)) or isinstance(label, bool):
+            raise DataError(f"{name}: column '{self.label_column}' holds {label!r}, not a class "
+                            "number")
+        n = self.label_limit
+        if label < 0 or (n is not None and label >= n):
+            raise DataError(f"{name}: label {label} is outside 0..{n - 1} (data.num_classes: {n})"
+                            if n else f"{name}: label {label} is negative")
+        return source, int(label), name
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        source, label, name = self.image_file(index)
+        return load_image(source, self.mode, name=name), label
+
+    def fingerprint(self) -> dict[str, str]:
+        """Hashes of the label column and of the data: `datasets`' own fingerprint of the
+        split, its Arrow files' names and sizes (the rows' order and content)."""
+        labels = np.asarray(self.table.data.column(self.label_column).to_numpy(), np.int64)
+        content = hashlib.sha256(f"{self.fingerprint_base}|{len(self)}\n".encode())
+        for file in self.cache_files:
+            path = Path(file)
+            size = path.stat().st_size if path.exists() else -1
+            content.update(f"{path.name}|{size}\n".encode())
+        return {"labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+                "content_sha256": content.hexdigest()}
+
+
+@DATASETS.register(default_root=None)
+def hf(split: Literal["train", "val"], root: Path | None = None, num_classes: int | None = None,
+       in_chans: int = 3, train: str = "train", val: str = "validation", image: str = "image",
+       label: str = "label", block: int = 1024,
+       shuffle_buffer: int = DEFAULT_WINDOW) -> HFDataset:
+    """A Hugging Face DatasetDict from disk (`save_to_disk`, or a local folder
+    `load_dataset` reads). `train`, `val`: its split names; `image`, `label`: its columns;
+    `block`: rows read together (the stream's shards); `shuffle_buffer`: rows shuffled
+    together in a worker's stretch."""
+    if root is None:
+        raise DataError("data.root: dataset 'hf' needs the folder of a dataset on disk")
+    for key, value in (("block", block), ("shuffle_buffer", shuffle_buffer)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DataError(f"data.options.{key}: expected a count of rows ≥ 1, got {value!r}")
+    root = Path(root)
+    dd = _load(root)
+    name = train if split == "train" else val
+    if name not in dd:
+        raise DataError(f"{root}: no split '{name}' (it has {few(sorted(dd))}); name one with "
+                        f"data.options.{'train' if split == 'train' else 'val'}")
+    table = dd[name]
+    for key, column in (("image", image), ("label", label)):
+        if column not in table.column_names:
+            raise DataError(f"data.options.{key}: no column '{column}' in {root} ({name}: "
+                            f"{few(table.column_names, 6)})")
+    if len(table) == 0:
+        raise DataError(f"{root}: split '{name}' has no rows")
+    return HFDataset(table, f"{root} ({name})", image, label, "L" if in_chans == 1 else "RGB",
+                     num_classes, block, shuffle_buffer)

@@ -1,0 +1,268 @@
+"""Streams (issue 25): tar shards and Hugging Face datasets read front to back, every sample
+once per epoch over ranks and workers; augmentation by sample key; caches found by sample,
+refused over another shard set; training and caches from shards and from an HF dataset on
+both pipelines. (Two processes × two workers on gloo: tests/test_stream_dist.py.)"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from distill.cache import load_manifest
+from distill.data import build_data
+from distill.data.pack import pack_folder
+from distill.data.stream import StreamSampler, padding
+from distill.engine import Reporter, train
+from distill.engine.cache_build import build_cache
+from distill.engine.cache_verify import live_check
+from distill.errors import UsageError
+from distill.recipe import load_recipe
+from tests.conftest import SMOKE
+from tests.test_shards import make_folder
+
+pytestmark = pytest.mark.integration
+
+
+def stream_sets(root: Path | str, name: str = "webdataset", workers: int = 0,
+                *extra: str) -> list[str]:
+    return [f"data.name={name}", f"data.root={root}", "data.options={}", "data.num_classes=3",
+            "teacher.kwargs.num_classes=3", "data.batch_size=4", "data.eval_batch_size=4",
+            f"data.num_workers={workers}", "schedule.epochs=2", "run.log_every=2", *extra]
+
+
+def recipe(root: Path | str, *extra: str, name: str = "webdataset", workers: int = 0,
+           **shortcuts):
+    return load_recipe(SMOKE, stream_sets(root, name, workers, *extra), **shortcuts)
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory) -> dict[str, Path]:
+    """One image folder packed twice (shards of 4 and of 6: the same samples and keys in
+    another shard layout), and the same folder as a Hugging Face DatasetDict on disk."""
+    root = tmp_path_factory.mktemp("streams")
+    folder = make_folder(root / "photos")
+    pack_folder(folder, root / "shards", shard_size=4)
+    pack_folder(folder, root / "shards6", shard_size=6, seed=3)
+    return {"folder": folder, "shards": root / "shards", "shards6": root / "shards6",
+            "root": root}
+
+
+def hf_dataset(folder: Path, out: Path) -> Path:
+    """`folder` (imagefolder) saved as a DatasetDict with `save_to_disk` (the images' bytes)."""
+    datasets = pytest.importorskip("datasets")
+    from distill.data.datasets import imagefolder
+
+    splits = {}
+    for split, name in (("train", "train"), ("val", "validation")):
+        ds = imagefolder(split, folder)
+        features = datasets.Features({"img": datasets.Image(),
+                                      "y": datasets.ClassLabel(names=list(ds.classes))})
+        splits[name] = datasets.Dataset.from_dict(
+            {"img": [{"bytes": Path(p).read_bytes(), "path": None} for p, _ in ds.samples],
+             "y": [label for _, label in ds.samples]}, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(out))
+    return out
+
+
+# -- every sample once per epoch -----------------------------------------------------------
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_the_plan_deals_every_sample_once_per_epoch(world):
+    lengths = [7, 5, 9, 3, 11]
+    n = sum(lengths)
+    for streams in (1, 2, 3):
+        for batch in (1, 4, 5):
+            orders = []
+            for epoch in (0, 1):
+                counts, order = Counter(), []
+                for rank in range(world):
+                    s = StreamSampler(lengths, 0, batch_size=batch, num_replicas=world,
+                                      rank=rank, streams=streams, window=4, epoch=epoch)
+                    batches = list(s)
+                    assert len(batches) == len(s) and all(len(b) == batch for b in batches)
+                    assert all(k[0] == epoch for b in batches for k in b)
+                    counts.update(k[1] for b in batches for k in b)
+                    order += [k[1] for b in batches for k in b]
+                assert set(counts) == set(range(n))  # none missed
+                extra = sum(counts.values()) - n  # duplicates: the padding only
+                assert extra == padding(n, batch, world) < world * batch
+                assert sorted(counts.values())[-1] <= 2
+                orders.append(order)
+            assert orders[0] != orders[1]  # shard and sample order change with the epoch
+
+
+def test_each_worker_reads_one_stretch_front_to_back():
+    s = StreamSampler([10] * 6, 0, batch_size=2, streams=2, window=4)
+    batches, sequence = list(s), s.sequence().tolist()
+    stretches = []
+    for v in (0, 1):  # the loader hands worker v the batches v, v + 2, …
+        read = [k[1] for b in batches[v::2] for k in b]
+        start = sequence.index(min(read, key=sequence.index))
+        stretch = sequence[start:start + len(read)]  # a contiguous run of the shard order
+        for w in range(0, len(read), 4):  # shuffled within windows of 4 consecutive samples
+            assert sorted(read[w:w + 4]) == sorted(stretch[w:w + 4])
+        assert read != stretch
+        stretches.append(stretch)
+    assert stretches[0] + stretches[1] == sequence  # two stretches cover the epoch
+
+
+def test_the_loader_reads_every_shard_sample_once_per_epoch(sets):
+    r = recipe(sets["shards"], workers=2)
+    data = build_data(r.data, r.augment, r.run.seed)
+    assert isinstance(data.sampler, StreamSampler)
+    assert len(data.train_loader) == 5  # 17 samples, batch 4: 5 steps, 3 repeated
+    seen = []
+    for epoch in (0, 1):
+        idx = [int(i) for b in data.epoch(epoch) for i in b.index]
+        assert len(idx) == 20 and set(idx) == set(range(17))
+        seen.append(idx)
+    assert seen[0] != seen[1]
+    val = [int(i) for b in data.val_loader for i in b.index]
+    assert sorted(val) == list(range(7))  # every validation image once, no padding
+
+
+def test_repeated_augmentation_and_exact_mixing_are_refused_on_a_stream(sets):
+    r = recipe(sets["shards"], "augment.repeated_aug=3")
+    with pytest.raises(UsageError, match=r"augment.repeated_aug: 3 .* every sample once per "):
+        build_data(r.data, r.augment, r.run.seed)
+    r = recipe(sets["shards"], "augment.mixup=0.8", "teacher.mix_targets=exact")
+    with pytest.raises(UsageError, match="teacher.mix_targets: exact .* interpolate"):
+        build_cache(r, sets["root"] / "never", store="hard", reporter=Reporter())
+    assert not (sets["root"] / "never").exists()
+
+
+# -- replay by key -------------------------------------------------------------------------
+@pytest.mark.parametrize("pipeline", ["pil", "tensor"])
+def test_a_samples_augmentation_follows_its_key_not_its_shard_layout(sets, pipeline):
+    from distill.data import augment_batch
+    from distill.data.batch import collate
+
+    def images(root: Path, epoch: int) -> dict[str, torch.Tensor]:
+        r = recipe(root, f"data.pipeline={pipeline}")
+        data = build_data(r.data, r.augment, r.run.seed)
+        ds = data.train
+        keys = [(epoch, i, 0, 100 + i) for i in range(len(ds))]  # any position
+        batch = augment_batch(collate(ds.__getitems__(keys)), ds.augment, "cpu")
+        return {ds.base.sample_id(i): batch.images[i] for i in range(len(ds))}
+
+    a, b = images(sets["shards"], 1), images(sets["shards6"], 1)
+    assert a.keys() == b.keys() and len(a) == 17
+    assert all(torch.equal(a[k], b[k]) for k in a)  # another shard layout, the same images
+    c = images(sets["shards"], 2)
+    assert sum(not torch.equal(a[k], c[k]) for k in a) >= 15  # another epoch, other draws
+
+
+# -- training and caches -------------------------------------------------------------------
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model.safetensors")
+
+
+@pytest.mark.parametrize("pipeline,workers", [("pil", 2), ("tensor", 0)])
+def test_a_hard_cache_over_shards_trains_exactly_like_the_live_teacher(sets, tmp_path,
+                                                                       pipeline, workers):
+    r = [f"data.pipeline={pipeline}"]
+    cache = tmp_path / "cache"
+    built = build_cache(recipe(sets["shards"], *r, workers=workers), cache, store="hard",
+                        reporter=Reporter())
+    m = load_manifest(cache)
+    assert m.rows_by == "sample" and m.rows_per_epoch == 17 and m.complete
+    assert m.dataset.keys_sha256 and built.images == 34
+    live = train(recipe(sets["shards"], *r, f"run.out={tmp_path / 'live'}", workers=workers))
+    cached = train(recipe(sets["shards"], *r, f"run.out={tmp_path / 'cached'}",
+                          workers=workers, teacher=f"cache:{cache}"))
+    a, b = weights(live.out), weights(cached.out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert live.summary["train_size"] == 17
+    check = live_check(cache, 6)
+    assert check["argmax_mismatch"] == 0.0
+
+
+def test_a_cache_of_another_shard_set_is_refused_naming_it(sets, tmp_path):
+    cache = tmp_path / "cache"
+    build_cache(recipe(sets["shards"], "schedule.epochs=1"), cache, store="hard",
+                evaluate=False, reporter=Reporter())
+    # the same samples in another shard layout: the rows are found by sample, but the
+    # shard set is another (contents hashed shard by shard): refused, naming it
+    other = recipe(sets["shards6"], "schedule.epochs=1", f"run.out={tmp_path / 'r1'}",
+                   teacher=f"cache:{cache}")
+    with pytest.raises(UsageError, match="does not fit") as err:
+        train(other)
+    assert f"the cache was built over the shard set '{sets['shards']}'" in str(err.value)
+    # other keys: a folder with one file renamed, packed alike
+    folder = tmp_path / "photos"
+    shutil.copytree(sets["folder"], folder)
+    (folder / "train" / "a" / "0.jpg").rename(folder / "train" / "a" / "zz.jpg")
+    pack_folder(folder, tmp_path / "renamed", shard_size=4)
+    with pytest.raises(UsageError, match="sample keys") as err:
+        train(recipe(tmp_path / "renamed", "schedule.epochs=1", f"run.out={tmp_path / 'r2'}",
+                     teacher=f"cache:{cache}"))
+    assert str(sets["shards"]) in str(err.value)
+    # other contents under the same keys: one image changed
+    shutil.rmtree(folder)
+    shutil.copytree(sets["folder"], folder)
+    Image.new("RGB", (20, 20), "red").save(folder / "train" / "a" / "0.jpg")
+    pack_folder(folder, tmp_path / "altered", shard_size=4)
+    with pytest.raises(UsageError, match=r"training images \(their sha256 differs"):
+        train(recipe(tmp_path / "altered", "schedule.epochs=1", f"run.out={tmp_path / 'r3'}",
+                     teacher=f"cache:{cache}"))
+
+
+def test_a_brace_pattern_trains_and_bad_shards_stop_the_run_in_one_line(sets, tmp_path, cli):
+    pattern = f"{sets['shards']}/train-{{000000..000003}}.tar"
+    run = train(recipe(pattern, "schedule.epochs=1", f"run.out={tmp_path / 'run'}"))
+    assert run.summary["train_size"] == 16  # the four full shards
+    bad = tmp_path / "bad"
+    shutil.copytree(sets["shards"], bad)
+    shard = bad / "train-000003.tar"
+    shard.write_bytes(shard.read_bytes()[:3000])
+    args = [a for s in stream_sets(bad, workers=2) for a in ("--set", s)]
+    res = cli("train", SMOKE, "--out", tmp_path / "r2", *args)
+    errors = [line for line in res.err.splitlines() if line.startswith("error:")]
+    assert res.code == 2 and len(errors) == 1 and "Traceback" not in res.err
+    assert str(shard) in errors[0] and "truncated" in errors[0] and "sample '" in errors[0]
+    res = cli("train", SMOKE, "--out", tmp_path / "r3",
+              *[a for s in stream_sets(f"{bad}/train-{{000007..000009}}.tar")
+                for a in ("--set", s)])
+    assert res.code == 2 and "matches no file" in res.err and res.err.count("error:") == 1
+
+
+@pytest.mark.parametrize("pipeline", ["pil", "tensor"])
+def test_a_hugging_face_dataset_trains_and_caches(sets, tmp_path, pipeline):
+    hf = hf_dataset(sets["folder"], tmp_path / "hf")
+    r = ["data.options={image: img, label: y, block: 4}", f"data.pipeline={pipeline}"]
+    data_r = recipe(hf, *r, name="hf")
+    data = build_data(data_r.data, data_r.augment, data_r.run.seed)
+    assert isinstance(data.sampler, StreamSampler) and data.train.base.shard_lengths == [4] * 4 + [1]
+    cache = tmp_path / "cache"
+    build_cache(recipe(hf, *r, name="hf"), cache, store="hard", reporter=Reporter())
+    assert load_manifest(cache).rows_by == "sample"
+    live = train(recipe(hf, *r, f"run.out={tmp_path / 'live'}", name="hf"))
+    cached = train(recipe(hf, *r, f"run.out={tmp_path / 'cached'}", name="hf",
+                          teacher=f"cache:{cache}"))
+    a, b = weights(live.out), weights(cached.out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(UsageError, match="no column 'image'"):
+        build_data(recipe(hf, name="hf").data, data_r.augment, 0)
+
+
+def test_hf_labels_out_of_range_are_named(sets, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "PNG")
+    rows = {"image": [{"bytes": buf.getvalue(), "path": None}] * 3, "label": [0, 5, 1]}
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    table = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": table, "validation": table}).save_to_disk(
+        str(tmp_path / "hf"))
+    from distill.data.hf import hf
+
+    ds = hf("train", tmp_path / "hf", num_classes=3)
+    with pytest.raises(UsageError, match=r"hf \(train\): row 1: label 5 is outside 0..2"):
+        ds[1]
