@@ -125,6 +125,20 @@ def test_pack_writes_timms_layout_with_the_original_bytes(packed):
     assert all("." not in k.rsplit("/", 1)[-1] for k in keys)
 
 
+def test_timms_webdataset_reader_reads_our_info(packed):
+    """timm's own parser of `_info.json` (its `wds/` datasets) reads what the pack wrote."""
+    from timm.data.readers.reader_wds import _parse_split_info
+
+    info = json.loads((packed[1] / "_info.json").read_text())
+    for name in ("train", "validation"):
+        split = _parse_split_info(name, info)
+        entry = info["splits"][name]
+        assert split.name == name and split.num_samples == entry["num_samples"]
+        assert split.filenames == tuple(entry["filenames"])
+        assert split.shard_lengths == tuple(entry["shard_lengths"])
+        assert all((packed[1] / f).is_file() for f in split.filenames)
+
+
 def test_the_shard_dataset_reads_every_sample_in_any_order(packed):
     shards = packed[1]
     ds = webdataset("train", shards, num_classes=3)
@@ -233,6 +247,14 @@ def test_write_info_counts_shards_made_elsewhere(packed, tmp_path, cli):
     assert cli("data", "check", folder, "--quiet").code == 0
     res = cli("data", "check", folder, "--write-info")
     assert res.code == 2 and "exists already" in res.err
+    # a read-only set: the counts kept elsewhere, named by data.options.info
+    elsewhere = tmp_path / "kept" / "counts.json"
+    elsewhere.parent.mkdir()
+    (folder / "_info.json").unlink()
+    res = cli("data", "check", folder, "--write-info", "--info", elsewhere, "--quiet")
+    assert res.code == 0 and elsewhere.is_file() and not (folder / "_info.json").exists()
+    ds = webdataset("train", folder, num_classes=3, info=str(elsewhere))
+    assert len(ds) == 17 and ds[16][1] in (0, 1, 2)
 
 
 # -- paths inside the shard set, bad shards ------------------------------------------------
