@@ -20,10 +20,12 @@ damaged or truncated, a decompression bomb, or of a mode that has no 8-bit "L"/"
   that still holds the crop at the output size (`reduced_scale`), and the crop, mapped into
   the reduced image, is resized from it (`resize(box=...)` with the float box: the same
   geometry); other formats, and crops too small to reduce, decode in full.
-- `read_bytes(source)` and `device_decodable(header)`: what `data.decode: device` ships to
-  the main process instead (the encoded file), for the JPEGs the device decoder reads;
-  `decode_on_device(encoded, device, channels)` decodes a batch of them there
-  (`torchvision.io.decode_jpeg`: nvjpeg on CUDA, libjpeg-turbo on the CPU).
+- `resize(img, box, size, interp)`: the same crop and resize of an image decoded already.
+- `read_bytes(source)` and `device_decodable(header, data)`: what `data.decode: device`
+  ships to the main process instead (the encoded file, `as_tensor`), for the whole JPEGs
+  the device decoder reads as Pillow does; `decode_on_device(encoded, device, channels,
+  names)` decodes a batch of them there (`torchvision.io.decode_jpeg`: nvjpeg on CUDA,
+  libjpeg-turbo on the CPU), naming a file it cannot decode.
 
 Mode conversion (`convert_image`) happens on the decoded image, before the crop, as the
 `pil` pipeline converts before its transform.
@@ -48,13 +50,9 @@ from distill.errors import first_line
 from .errors import DataError
 from .images import convert_image
 
-__all__ = ["DECODE_MODES", "Header", "Source", "as_tensor", "crop_resize", "decode_on_device",
+__all__ = ["Header", "Source", "as_tensor", "crop_resize", "decode_on_device",
            "device_decodable", "load_image", "read_bytes", "read_header", "reduced_scale",
            "resize", "source_name"]
-
-# `data.decode`: "full" decodes every image whole in the loader worker; "reduced" decodes a
-# JPEG at the smallest DCT scale that holds the crop; "device" decodes JPEGs on the device.
-DECODE_MODES = ("full", "reduced", "device")
 
 Source = str | os.PathLike | bytes | bytearray | memoryview  # a file's path, or its bytes
 
@@ -140,6 +138,8 @@ def crop_resize(source: Source, box: Sequence[int], size: Sequence[int], interp:
     whole image) or "reduced" (a JPEG decoded at `reduced_scale`; see the module).
     `header`: the file's, where read already (checked against the decoded image: a file
     that changed since is named)."""
+    if decode not in ("full", "reduced"):
+        raise ValueError(f"crop_resize: decode must be 'full' or 'reduced', not {decode!r}")
     where = source_name(source, name)
     top, left, h, w = (int(v) for v in box)
     out_h, out_w = int(size[0]), int(size[1])
