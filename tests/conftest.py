@@ -59,6 +59,17 @@ def smoke() -> Path:
     return SMOKE
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A run in this process with `run.threads` set sets torch's thread count: put it back,
+    so that tests which train in-process (rather than pay a fresh interpreter) leave the
+    next test the threads it would have had."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
