@@ -3,9 +3,14 @@ computed from the bench folders (here small made-up ones), nothing hard-coded.""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
+import io
 import json
 import subprocess
 import sys
+from types import ModuleType
 
 from distill.bench.results import write_results
 
@@ -39,11 +44,35 @@ def _bench(out, size, tops):
                                       "commit": "c", "device": "cpu"}, plot=False)
 
 
+@functools.cache
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fmnist_study_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(out) -> tuple[int, str]:
+    """`python SCRIPT --out OUT`, run in this process (a fresh interpreter would spend seconds
+    importing torch for each report): its exit code and stderr. The script run as a program
+    from outside: test_report_refuses_missing_or_empty_folders_in_one_line."""
+    main, argv, err = _script().main, sys.argv, io.StringIO()
+    sys.argv = [str(SCRIPT), "--out", str(out)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+    return code, err.getvalue()
+
+
 def _report(out) -> str:
     """Run the report on the folders under `out`; its summary.md."""
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
+    code, err = _run(out)
+    assert code == 0, err
     return (out / "summary.md").read_text()
 
 
@@ -130,16 +159,22 @@ def test_report_says_cannot_tell_rather_than_no(tmp_path):
     assert "`token` − `none` ≥ +1.0: reached (+2.00 (seeds 0))" in md
 
 
-def _report_fails(out) -> str:
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2, (res.returncode, res.stderr)
-    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
-    return res.stderr
+def _report_fails(out, program: bool = False) -> str:
+    """The one line the report refuses `out` with (exit 2); as a program run from outside,
+    in a fresh interpreter, when `program`."""
+    if program:
+        res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+        code, err = res.returncode, res.stderr
+    else:
+        code, err = _run(out)
+    assert code == 2, (code, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    return err
 
 
 def test_report_refuses_missing_or_empty_folders_in_one_line(tmp_path):
-    assert "size-*/results.json" in _report_fails(tmp_path)  # nothing run yet
+    assert "size-*/results.json" in _report_fails(tmp_path, program=True)  # nothing run yet
     _bench(tmp_path, 6000, {"none": [80.0, 81.0, 82.0]})
     write_results(tmp_path / "table3-strong", [], meta={"command": "bench strong"}, plot=False)
     err = _report_fails(tmp_path)
