@@ -78,13 +78,16 @@ def fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def load_sources() -> list[Image.Image]:
-    missing = [(pkg, path) for pkg, path in SOURCES if not os.path.isfile(path)]
+def load_sources(root: Path = Path("/")) -> list[Image.Image]:
+    """The photographs, read from their packages' paths under `root` (a copy of them
+    elsewhere keeps the same paths under its own root: benchmarks/gpu_check.sh --prepare)."""
+    paths = [(pkg, root / path.lstrip("/")) for pkg, path in SOURCES]
+    missing = [(pkg, path) for pkg, path in paths if not path.is_file()]
     if missing:
         pkgs = " ".join(sorted({pkg for pkg, _ in missing}))
         fail(f"{missing[0][1]}: not found; install the photos with `apt-get install {pkgs}` "
              f"(or `make photos`)")
-    return [Image.open(path).convert("RGB") for _, path in SOURCES]
+    return [Image.open(path).convert("RGB") for _, path in paths]
 
 
 def random_crop(rng: np.random.Generator, img: Image.Image, w: int, h: int,
@@ -164,10 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--imagenet", type=int, default=2000, help="training images of the ImageNet-shaped set")
     p.add_argument("--phone", type=int, default=200, help="training images of the phone-shaped set")
+    p.add_argument("--sources-root", type=Path, default=Path("/"),
+                   help="where the packages' files are (default /: installed)")
     args = p.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         fail(f"--out: '{args.out}' is a file, not a folder")
-    sources = load_sources()
+    sources = load_sources(args.sources_root)
     facts = {"seed": args.seed, "quality": QUALITY, "sources": [path for _, path in SOURCES],
              "packages": PACKAGES}
     for kind, count in (("imagenet", args.imagenet), ("phone", args.phone)):
