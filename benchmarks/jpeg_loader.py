@@ -142,7 +142,7 @@ def timed(step: Callable[[], int], count: int, warmup: int) -> dict[str, float]:
     images = sum(step() for _ in range(count))
     wall, cpu = time.perf_counter() - t0, tree_cpu() - cpu0
     return {"images": images, "wall_s": wall, "cpu_s": cpu, "images_per_s": images / wall,
-            "images_per_cpu_s": images / cpu if cpu > 0 else float("nan")}
+            "images_per_cpu_s": images / cpu if cpu > 0 else None}  # None: under a clock tick
 
 
 # -- the arms ------------------------------------------------------------------------------
@@ -320,15 +320,20 @@ def loader_part(bench: Bench, save: Callable[[str, dict], None]) -> dict:
                     gc.collect()  # the arm's workers go before the next arm starts
                 runs[photo_set][name].append(got)
                 print(f"loader round {r} {photo_set} {name}: {got['images_per_s']:.1f} img/s, "
-                      f"{got['images_per_cpu_s']:.1f} img/CPU-s", flush=True)
+                      f"{fmt(got['images_per_cpu_s'])} img/CPU-s", flush=True)
     figures: dict[str, Any] = {"runs": runs, "skipped": skipped, "median": {}}
     for photo_set, arms in runs.items():
         figures["median"][photo_set] = {
-            name: {k: statistics.median(g[k] for g in got)
-                   for k in ("images_per_s", "images_per_cpu_s")}
+            name: {k: median([g[k] for g in got]) for k in ("images_per_s", "images_per_cpu_s")}
             for name, got in arms.items() if got}
     save("loader", figures)
     return figures
+
+
+def median(values: list[float | None]) -> float | None:
+    """The median of the values measured (None where none was)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def loop_part(bench: Bench, work: Path, save: Callable[[str, dict], None]) -> dict:
@@ -427,7 +432,8 @@ def ratios(res: dict) -> dict[str, float]:
     """The figures the targets name (per-core rates, from the medians)."""
     out: dict[str, float] = {}
     for photo_set, arms in res.get("loader", {}).get("median", {}).items():
-        per_core = {k: v["images_per_cpu_s"] for k, v in arms.items()}
+        per_core = {k: v["images_per_cpu_s"] for k, v in arms.items()
+                    if v["images_per_cpu_s"] is not None}
         floor = max((per_core[k] for k in DECODE_ARMS if k in per_core), default=None)
         for name, rate in per_core.items():
             if floor:
@@ -456,6 +462,10 @@ def targets_table(res: dict) -> list[str]:
     return lines
 
 
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
 def loader_table(res: dict) -> list[str]:
     med = res.get("loader", {}).get("median", {})
     if not med:
@@ -467,8 +477,7 @@ def loader_table(res: dict) -> list[str]:
         for name, v in arms.items():
             d, t = got.get(f"{photo_set}.{name}/decode"), got.get(f"{photo_set}.{name}/timm")
             lines.append(f"| {photo_set} | {name} | {v['images_per_s']:.1f} | "
-                         f"{v['images_per_cpu_s']:.1f} | {'' if d is None else f'{d:.2f}'} | "
-                         f"{'' if t is None else f'{t:.2f}'} |")
+                         f"{fmt(v['images_per_cpu_s'])} | {fmt(d, 2)} | {fmt(t, 2)} |")
     for photo_set, why in res["loader"].get("skipped", {}).items():
         for name, reason in why.items():
             lines.append(f"| {photo_set} | {name} | skipped: {reason} | | | |")
