@@ -20,7 +20,7 @@ from distill.engine import Reporter
 from distill.errors import UsageError
 from distill.recipe import load_recipe
 
-from .conftest import ROOT, SMOKE, run_distill
+from .conftest import ROOT, SMOKE
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +30,11 @@ SETS = ["data.options.train_size=128", "data.options.val_size=64", "run.threads=
 
 
 def torchrun(nproc: int, *args: str, env: dict[str, str] | None = None,
-             **popen: object) -> subprocess.Popen:
+             script: Path | None = None, **popen: object) -> subprocess.Popen:
+    """`torchrun … -m distill ARGS`, or `torchrun … SCRIPT ARGS`."""
+    what = ["-m", "distill"] if script is None else [str(script)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "distill", *map(str, args)]
+           f"--nproc-per-node={nproc}", *what, *map(str, args)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_DIST_TIMEOUT": "60", **(env or {})}
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
@@ -58,11 +60,12 @@ def two_process_run(tmp_path_factory) -> tuple[Path, str]:
     return run, out
 
 
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, two_process_run):
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, two_process_run,
+                                                                 cli):
+    """The one process trains here, in-process (the same command, outside torchrun)."""
     run, out = two_process_run
-    one = subprocess.run([sys.executable, "-m", "distill", *map(str, train_args(
-        tmp_path / "w1", 1, 3))], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert one.returncode == 0, one.stderr
+    one = cli(*train_args(tmp_path / "w1", 1, 3))
+    assert one.code == 0, one.err
     assert {p.name for p in run.iterdir()} >= {"model.safetensors", "state.pt", "recipe.yaml",
                                                "metrics.jsonl", "summary.json"}
     summary = json.loads((run / "summary.json").read_text())
@@ -183,8 +186,9 @@ def two_process_cache(tmp_path_factory) -> Path:
 
 
 def test_two_processes_build_the_cache_one_process_builds(tmp_path, two_process_cache, cli):
-    one = run_distill(*cache_args(tmp_path / "one"))
-    assert one.returncode == 0, one.stderr
+    """The one process builds here, in-process (the same command, outside torchrun)."""
+    one = cli(*cache_args(tmp_path / "one"))
+    assert one.code == 0, one.err
     same_cache(two_process_cache, tmp_path / "one")
     assert not progress_files(two_process_cache)  # merged into the manifest, then removed
     res = cli("cache", "verify", two_process_cache)
@@ -199,9 +203,9 @@ def test_two_processes_build_the_cache_one_process_builds(tmp_path, two_process_
 
 
 def test_an_interrupted_torchrun_build_resumes_with_any_number_of_processes(
-        tmp_path, two_process_cache):
+        tmp_path, two_process_cache, cli):
     """What a build killed mid-way leaves: rank 0's shards in the manifest, rank 1's in its
-    progress file, a rank's shard half-written; one process finishes it."""
+    progress file, a rank's shard half-written; one process (this one) finishes it."""
     out = tmp_path / "cache"
     out.mkdir()
     m = load_manifest(two_process_cache)
@@ -215,10 +219,11 @@ def test_an_interrupted_torchrun_build_resumes_with_any_number_of_processes(
     (out / f".{rank1[1].file}.123.tmp").write_bytes(b"half")
     m.shards, m.complete, m.teacher_top1 = m.shards[0::2], False, None
     save_manifest(out, m)
-    res = run_distill(*cache_args(out))
-    assert res.returncode == 0, res.stderr
-    assert "resuming" in res.stderr and "5 of 8 shards present" in res.stderr
-    assert "96 images" in res.stderr  # the 3 missing shards of 32 rows, nothing else
+    res = cli(*cache_args(out))
+    err = " ".join(res.err.split())  # an in-process console wraps notes at 80 columns
+    assert res.code == 0, res.err
+    assert "resuming" in err and "5 of 8 shards present" in err
+    assert "96 images" in err  # the 3 missing shards of 32 rows, nothing else
     same_cache(out, two_process_cache)
     assert not progress_files(out) and not list(out.glob(".*.tmp"))
 
@@ -227,7 +232,8 @@ def test_exact_mixing_cache_for_two_processes_trains_like_the_live_teacher(tmp_p
     """Rows r + 2j hold rank r's slot j, computed on rank r's mixed batch: two processes
     training from the cache take the very steps of two processes with the live teacher.
     (One process builds it with `world_size=2`; that N build processes write the cache one
-    process writes is the test above.)"""
+    process writes is the test above.) Both runs train in one torchrun, one after the other
+    (tests/_dist_ranks.py); `distill train` under torchrun is the tests above."""
     from distill.engine.cache_build import build_cache
 
     sets = [*CACHE_SETS, *MIX, "schedule.epochs=1"]
@@ -236,14 +242,11 @@ def test_exact_mixing_cache_for_two_processes_trains_like_the_live_teacher(tmp_p
     build_cache(alone, cache, store="hard", shard_rows=32, world_size=2, reporter=Reporter())
     m = load_manifest(cache)
     assert (m.mix_targets, m.world_size, m.batch_size, m.rows_per_epoch) == ("exact", 2, 16, 128)
-    runs = {}
-    for name, teacher in (("live", []), ("cached", ["--teacher", f"cache:{cache}"])):
-        args = ["train", SMOKE, "--out", tmp_path / name, *teacher,
-                *[a for s in sets for a in ("--set", s)]]
-        job = torchrun(2, *args)
-        log, _ = job.communicate(timeout=300)
-        assert job.returncode == 0, log
-        runs[name] = load_weights(tmp_path / name / "model.safetensors")
+    job = torchrun(2, cache, tmp_path, *sets, script=ROOT / "tests" / "_dist_ranks.py")
+    log, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, log
+    runs = {name: load_weights(tmp_path / name / "model.safetensors")
+            for name in ("live", "cached")}
     for key, value in runs["live"].items():
         assert torch.equal(value, runs["cached"][key]), key
 
