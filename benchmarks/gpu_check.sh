@@ -120,7 +120,7 @@ else
   speed_args=(--student deit_small_distilled_patch16_224 --set "run.compile=$([ "${COMPILE:-0}" = 1 ] && echo true || echo false)"
               --steps 20 --repeats 3 --warmup 5)
   loader_args=(--rounds 1 --batches 4 --warmup 1 --teacher timm:regnety_160
-               --cache-images 2048 --cache-recipe recipes/imagenet/deit_small_token.yaml)
+               --cache-images "$imagenet_n" --cache-recipe recipes/imagenet/deit_small_token.yaml)
   limits=(150 150 200)
 fi
 photos=${PHOTOS:-data/gpu-check-photos$([ "$dry" = 1 ] && echo -dry)}  # not under OUT: thousands of files
