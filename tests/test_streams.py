@@ -266,3 +266,18 @@ def test_hf_labels_out_of_range_are_named(sets, tmp_path):
     ds = hf("train", tmp_path / "hf", num_classes=3)
     with pytest.raises(UsageError, match=r"hf \(train\): row 1: label 5 is outside 0..2"):
         ds[1]
+
+
+def test_a_local_folder_reads_through_load_dataset(tmp_path):
+    pytest.importorskip("datasets")
+    from distill.data.datasets import imagefolder
+    from distill.data.hf import hf
+
+    folder = make_folder(tmp_path / "photos")
+    shutil.rmtree(folder / "train" / "b" / "sub")  # datasets' image folders: one depth
+    ds = hf("train", folder, num_classes=3, cache_dir=str(tmp_path / "cache"))
+    theirs = imagefolder("train", folder)
+    assert len(ds) == len(theirs) and ds.classes == theirs.classes
+    assert sorted(ds[i][1] for i in range(len(ds))) == sorted(y for _, y in theirs.samples)
+    assert len(hf("val", folder, num_classes=3, cache_dir=str(tmp_path / "cache"))) == 7
+    assert any((tmp_path / "cache").iterdir())  # its Arrow cache where it was told

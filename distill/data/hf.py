@@ -53,8 +53,9 @@ def _datasets() -> Any:
     return datasets
 
 
-def _load(root: Path) -> Any:
-    """The DatasetDict at `root` (saved with save_to_disk, or read by load_dataset)."""
+def _load(root: Path, cache_dir: str | None = None) -> Any:
+    """The DatasetDict at `root` (saved with save_to_disk, or read by load_dataset, whose
+    Arrow cache goes to `cache_dir`, default `datasets`' own)."""
     datasets = _datasets()
     if not root.is_dir():
         raise DataError(f"data.root: '{root}' is not a folder (data.name: hf reads a dataset "
@@ -66,7 +67,7 @@ def _load(root: Path) -> Any:
         if (root / "state.json").is_file():
             raise DataError(f"{root}: a single Dataset saved with save_to_disk; data.name: hf "
                             "reads a DatasetDict (splits train and validation): save one")
-        return datasets.load_dataset(str(root))
+        return datasets.load_dataset(str(root), cache_dir=cache_dir)
     except DataError:
         raise
     except (OSError, ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError
@@ -150,19 +151,21 @@ class HFDataset(Dataset):
 @DATASETS.register(default_root=None)
 def hf(split: Literal["train", "val"], root: Path | None = None, num_classes: int | None = None,
        in_chans: int = 3, train: str = "train", val: str = "validation", image: str = "image",
-       label: str = "label", block: int = 1024,
-       shuffle_buffer: int = DEFAULT_WINDOW) -> HFDataset:
-    """A Hugging Face DatasetDict from disk (`save_to_disk`, or a local folder
-    `load_dataset` reads). `train`, `val`: its split names; `image`, `label`: its columns;
+       label: str = "label", block: int = 1024, shuffle_buffer: int = DEFAULT_WINDOW,
+       cache_dir: str | None = None) -> HFDataset:
+    """A Hugging Face DatasetDict on disk (`save_to_disk`, or a folder `load_dataset` reads).
+
+    `train`, `val`: its split names; `image`, `label`: its columns;
     `block`: rows read together (the stream's shards); `shuffle_buffer`: rows shuffled
-    together in a worker's stretch."""
+    together in a worker's stretch; `cache_dir`: where `load_dataset` keeps the Arrow
+    cache of a folder it reads (default: `datasets`' own, `HF_DATASETS_CACHE`)."""
     if root is None:
         raise DataError("data.root: dataset 'hf' needs the folder of a dataset on disk")
     for key, value in (("block", block), ("shuffle_buffer", shuffle_buffer)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DataError(f"data.options.{key}: expected a count of rows ≥ 1, got {value!r}")
     root = Path(root)
-    dd = _load(root)
+    dd = _load(root, cache_dir)
     name = train if split == "train" else val
     if name not in dd:
         raise DataError(f"{root}: no split '{name}' (it has {few(sorted(dd))}); name one with "

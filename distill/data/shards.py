@@ -28,7 +28,7 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from .errors import DataError
 
 __all__ = ["IMAGE_EXTS", "INFO", "LABEL_EXT", "Shard", "ShardDigest",
            "ShardFile", "ShardSplit", "SplitReader", "expand_braces", "key_of", "load_info",
-           "open_split", "parse_label", "sample_id64", "scan_samples", "shard_digest",
+           "open_split", "parse_label", "sample_id64", "shard_digest",
            "split_of_name"]
 
 INFO = "_info.json"
@@ -475,20 +475,6 @@ def shard_digest(shard: Shard, num_classes: int | None = None,
             keys.update(key.encode("utf-8", "surrogateescape") + b"\n")
             labels.update(f"{label}\n".encode())
         return ShardDigest(n, sha, f.size, keys.hexdigest(), labels.hexdigest())
-    finally:
-        f.close()
-
-
-def scan_samples(shard: Shard) -> Iterator[tuple[str, bytes, str, bytes]]:
-    """Every sample of a shard, front to back, read whole: (key, image, ext, label)."""
-    f = ShardFile(shard)
-    try:
-        m = 0
-        while True:
-            if len(f.samples) <= m and not f._learn():
-                return
-            yield f.raw(m)
-            m += 1
     finally:
         f.close()
 
