@@ -109,21 +109,23 @@ if [ "$dry" = 1 ]; then  # toy sizes, on the CPU: the same steps, in seconds
   imagenet_n=${IMAGENET_N:-12}; phone_n=${PHONE_N:-10}
   speed_recipe=recipes/smoke.yaml  # its tiny teacher stands in for RegNetY-16GF
   speed_args=(--set run.device=cpu --batch-size 4 --steps 1 --repeats 1 --warmup 0)
-  loader_args=(--rounds 1 --batches 1 --warmup 0 --set data.img_size=32 --set run.device=cpu
-               --teacher timm:test_resnet --set teacher.input_size=32 --cache-images 8
-               --cache-recipe recipes/imagenet/deit_tiny_token.yaml)
+  loader_args=(--rounds 1 --batches 1 --phone-batches 1 --warmup 0 --set data.img_size=32
+               --set run.device=cpu --teacher timm:test_resnet --set teacher.input_size=32
+               --cache-images 8 --cache-recipe recipes/imagenet/deit_tiny_token.yaml)
   limits=(60 120 120)
 else
   workers=${WORKERS:-$(( cores > 3 ? cores - 2 : 1 ))}; batch=${BATCH:-256}
   phone_batch=${PHONE_BATCH:-32}; imagenet_n=${IMAGENET_N:-1024}; phone_n=${PHONE_N:-64}
   speed_recipe=recipes/bench/deit_small_regnety_synthetic.yaml  # timm:regnety_160, random
-  speed_args=(--student deit_small_distilled_patch16_224 --set "run.compile=$([ "${COMPILE:-0}" = 1 ] && echo true || echo false)"
+  compile=false; [ "${COMPILE:-0}" = 1 ] && compile=true
+  speed_args=(--student deit_small_distilled_patch16_224 --set "run.compile=$compile"
               --steps 20 --repeats 3 --warmup 5)
-  loader_args=(--rounds 1 --batches 4 --warmup 1 --teacher timm:regnety_160
+  loader_args=(--rounds 1 --batches 4 --phone-batches 4 --warmup 1 --teacher timm:regnety_160
                --cache-images "$imagenet_n" --cache-recipe recipes/imagenet/deit_small_token.yaml)
   limits=(150 150 200)
 fi
-photos=${PHOTOS:-data/gpu-check-photos$([ "$dry" = 1 ] && echo -dry)}  # not under OUT: thousands of files
+# the photo sets: not under OUT (thousands of files; OUT keeps to 8)
+photos=${PHOTOS:-data/gpu-check-photos$([ "$dry" = 1 ] && echo -dry)}
 failed=()
 step() {  # NAME LIMIT COMMAND...: recorded, time-limited; a failure is noted, the rest runs
   local name=$1 limit=$2 start=$SECONDS; shift 2
