@@ -48,7 +48,12 @@ def cli(capsys):
 
 def run_distill(*args: str, cwd: Path | None = None, env: dict | None = None,
                 timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the CLI in a fresh interpreter (for kills and exit codes seen from outside)."""
+    """Run the CLI in a fresh interpreter (for kills and exit codes seen from outside).
+
+    Each one imports torch again: 3-4 s of CPU, where the `cli` fixture takes milliseconds.
+    Keep fresh interpreters for what needs a process of its own (a signal, a kill, an exit
+    code or a traceback seen from outside, torchrun), and run the references such a test
+    compares against (an uninterrupted run, a resume) in-process."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "distill", *map(str, args)], cwd=cwd or ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
