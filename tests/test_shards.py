@@ -314,3 +314,26 @@ def test_bad_shards_are_one_line_naming_the_file_and_the_key(tmp_path, kind):
         for i in range(len(ds)):
             ds[i]
     assert len(err.value.lines) == 1 and expected in err.value.lines[0], err.value.lines
+
+
+@pytest.mark.parametrize("length", [b"00", b"-1", b"99"])
+def test_a_pax_record_of_a_bad_length_is_one_line_not_a_hang(tmp_path, length):
+    """A PAX record whose length is 0 (it never advanced: the reader looped forever),
+    negative or past the header's end: one line naming the shard and the record's key."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in (("s0.jpg", jpeg()), ("s0.cls", b"1")):
+            info = tarfile.TarInfo(name)
+            info.size, info.pax_headers = len(data), {"comment": "hello"}
+            tar.addfile(info, io.BytesIO(data))
+    data = buf.getvalue()
+    at = data.index(b"17 comment=hello\n")
+    (shards / "train-0.tar").write_bytes(data[:at] + length + data[at + 2:])
+    write_info(shards, {"train": [("train-0.tar", 1)]})
+    with pytest.raises(DataError) as err:
+        webdataset("train", shards, num_classes=2)[0]
+    line = err.value.lines[0]
+    assert len(err.value.lines) == 1 and str(shards / "train-0.tar") in line
+    assert "'comment'" in line and "damaged tar header" in line

@@ -241,13 +241,25 @@ def _octal(field: bytes) -> int:
 
 
 def _pax(data: bytes) -> dict[str, str]:
+    """A PAX extended header's records, `"LENGTH KEY=VALUE\n"` each, LENGTH counting the
+    whole record. A record whose length is not a count that holds its own length field and
+    ends at its newline inside the header (0, negative, past the end: a damaged header) is a
+    ValueError saying so, never a loop."""
     out, i = {}, 0
-    while i < len(data):
-        space = data.index(b" ", i)
-        length = int(data[i:space])
-        key, _, value = data[space + 1:i + length - 1].partition(b"=")
+    while i < len(data) and data[i:].strip(b"\0"):  # NUL padding after the last record
+        space = data.find(b" ", i, i + 21)
+        field = data[i:space] if space > i else b""
+        length = int(field) if field.isdigit() else -1
+        end = i + length
+        if end <= space + 1 or end > len(data) or data[end - 1:end] != b"\n":
+            key = data[space + 1:space + 41].split(b"=", 1)[0].split(b"\n", 1)[0]
+            shown = field[:20].decode("ascii", "replace")
+            raise ValueError(f"a PAX record of key '{key.decode('utf-8', 'replace')}' gives "
+                             f"its length as '{shown}', not a count that ends at its newline "
+                             f"within the {len(data) - i} bytes left")
+        key, _, value = data[space + 1:end - 1].partition(b"=")
         out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
-        i += length
+        i = end
     return out
 
 
@@ -314,8 +326,8 @@ class _Tar:
                         pax = _pax(body)
                     elif kind == b"L":
                         long_name = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-                except (ValueError, IndexError):
-                    raise self._problem(f"a damaged tar header at byte {data - BLOCK}",
+                except (ValueError, IndexError) as exc:
+                    raise self._problem(f"a damaged tar header at byte {data - BLOCK} ({exc})",
                                         after) from None
                 continue
             if kind not in (b"0", b"\0", b"7"):  # folders, links: not samples
