@@ -222,6 +222,23 @@ def test_pack_never_overwrites_a_file_it_did_not_write(packed, tmp_path, cli, in
     assert res.code == 2 and "inside" in res.err and not (folder / "train" / "x").exists()
 
 
+@pytest.mark.parametrize("intruder", ["notes.txt", "train-000001.tar"])
+def test_a_refused_pack_deletes_nothing_not_even_its_own_temporaries(packed, tmp_path, cli,
+                                                                      intruder):
+    """A file of a pack's temporary pattern beside a file the pack did not write: the
+    folder is refused and both stay (the temporary was deleted before the refusal)."""
+    folder, _ = packed
+    out = tmp_path / "out"
+    out.mkdir()
+    temporary = out / ".train-000000.tar.0123abcd.tmp"
+    temporary.write_bytes(b"half")
+    (out / intruder).write_text("theirs")
+    res = cli("data", "pack", folder, "--out", out, "--shard-size", "4")
+    assert res.code == 2 and f"'{out / intruder}' is not a file" in res.err
+    assert sorted(p.name for p in out.iterdir()) == sorted([temporary.name, intruder])
+    assert temporary.read_bytes() == b"half"
+
+
 def test_other_pack_settings_are_refused(packed, tmp_path, cli):
     folder, shards = packed
     copy = tmp_path / "shards"

@@ -14,7 +14,9 @@ Writes are atomic and a stopped pack resumes: each shard is written to a tempora
 fsynced, listed as pending with its sha256 in `_pack.json`, renamed, then listed as done;
 `_info.json` comes last and `_pack.json` goes. A file in the output folder that the pack
 did not write (a name it does not plan, a shard whose content is not the one it recorded,
-an `_info.json` of another set) is never overwritten: the pack refuses the folder.
+an `_info.json` of another set) is never overwritten: the pack refuses the folder, and
+deletes nothing in it (a stopped pack's temporary files go only once the whole folder is
+found to be the pack's).
 
 `check_shards(root)` reads every shard an `_info.json` lists and compares it with what it
 records: sha256 and size, the sample count, every sample an image and a label in range,
@@ -215,12 +217,13 @@ def _open_out(out: Path, identity: dict[str, Any], planned: set[str]) -> tuple[_
         if prior is None:
             return _Progress(out, identity), True
     progress = _Progress(out, identity, prior)
+    stale = []  # what a stopped pack was writing: removed once the whole folder is ours
     for name in names:
         if name in (PROGRESS, INFO):
             continue
         target = temporary_target(name)
         if target is not None and (target in planned or target in (PROGRESS, INFO)):
-            (out / name).unlink(missing_ok=True)  # what a stopped pack was writing
+            stale.append(name)
             continue
         if name not in planned:
             raise _foreign(out, name)
@@ -231,6 +234,8 @@ def _open_out(out: Path, identity: dict[str, Any], planned: set[str]) -> tuple[_
             if file_sha256(out / name) != listed["sha256"]:
                 raise _foreign(out, name)
             progress.done[name] = progress.pending.pop(name)
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
     progress.pending.clear()
     return progress, False
 
