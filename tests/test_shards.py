@@ -354,3 +354,44 @@ def test_a_pax_record_of_a_bad_length_is_one_line_not_a_hang(tmp_path, length):
     line = err.value.lines[0]
     assert len(err.value.lines) == 1 and str(shards / "train-0.tar") in line
     assert "'comment'" in line and "damaged tar header" in line
+
+
+@pytest.mark.parametrize("how", ["listed_twice", "pattern", "link"])
+def test_a_shard_named_twice_is_refused(tmp_path, how):
+    """The same shard twice in a split (listed twice, a brace pattern naming it twice, or
+    under another name through a link) would read its samples twice per epoch: refused."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "train-0.tar", [("s0.jpg", jpeg()), ("s0.cls", b"1")])
+    write_tar(shards / "train-1.tar", [("s1.jpg", jpeg(1)), ("s1.cls", b"0")])
+    files = [("train-0.tar", 1), ("train-1.tar", 1)]
+    if how == "listed_twice":
+        files.append(("./train-0.tar", 1))
+    elif how == "link":
+        os.symlink(shards / "train-0.tar", shards / "train-2.tar")
+        files.append(("train-2.tar", 1))
+    write_info(shards, {"train": files})
+    root = f"{shards}/train-{{0,1,0}}.tar" if how == "pattern" else shards
+    with pytest.raises(DataError) as err:
+        webdataset("train", root, num_classes=2)
+    line = err.value.lines[0]
+    assert len(err.value.lines) == 1 and "twice" in line and "train-0.tar" in line
+    assert (str(shards / "_info.json") in line) if how != "pattern" else str(root) in line
+    write_info(shards, {"train": files[:2]})
+    assert len(webdataset("train", shards, num_classes=2)) == 2
+
+
+def test_a_count_the_shard_cannot_hold_is_refused_before_anything_is_planned(tmp_path):
+    """An `_info.json` counting 10^12 samples in a shard of a few kB (it reached np.arange:
+    a MemoryError): refused in one line naming the file and the shard."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "train-0.tar", [("s0.jpg", jpeg()), ("s0.cls", b"1")])
+    size = (shards / "train-0.tar").stat().st_size
+    for count in (10**12, size // 1024 + 1):
+        write_info(shards, {"train": [("train-0.tar", count)]})
+        with pytest.raises(DataError) as err:
+            webdataset("train", shards, num_classes=2)
+        line = err.value.lines[0]
+        assert len(err.value.lines) == 1 and str(shards / "_info.json") in line
+        assert f"'train-0.tar' is counted as {count} samples" in line

@@ -11,7 +11,9 @@ name up to the first dot of its file name). A shard set is a folder of such shar
 
 `distill data pack` adds, per shard, its `shard_sha256`, `shard_bytes`, `keys_sha256` and
 `labels_sha256` (timm ignores them), and `classes`. Every file name an `_info.json` lists
-must stay inside the shard set's folder (`distill.readers.inside`).
+must stay inside the shard set's folder (`distill.readers.inside`); a split names each shard
+once (a file named twice, by the list, a brace pattern or a link, would be read twice per
+epoch), and counts no more samples in a shard than its size holds (two tar blocks each).
 
 Reading: the tar headers are parsed here (strictly: a header whose checksum fails, or a
 file that ends inside a header or a member, is an error naming the shard and the last
@@ -50,6 +52,7 @@ LABEL_EXT = "cls"
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "ppm", "bmp", "pgm", "tif", "tiff")
 BLOCK = 512
 MAX_MEMBER = 1 << 31  # a member larger than 2 GB is no image: a damaged header
+MIN_SAMPLE = 2 * BLOCK  # the least a sample takes in a tar: the headers of its two members
 
 
 def sample_id64(key: str) -> int:
@@ -118,8 +121,14 @@ def load_info(path: Path, folder: Path) -> dict[str, Any]:
         for i, n in enumerate(lengths):
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise DataError(f"{path}: {where}.shard_lengths[{i}] is {n!r}, not a count")
+        seen: dict[str, int] = {}
         for i, entry in enumerate(files):
             inside(folder, entry, path, f"{where}.filenames[{i}]")
+            first = seen.setdefault(os.path.normpath(entry), i)
+            if first != i:
+                raise DataError(f"{path}: {where}.filenames[{i}] '{entry}' is the shard of "
+                                f"filenames[{first}] again: its samples would be read twice per "
+                                "epoch; list each shard once")
         for extra in ("shard_sha256", "shard_bytes", "keys_sha256", "labels_sha256"):
             values = split.get(extra)
             if values is not None and (not isinstance(values, list) or len(values) != len(files)):
@@ -223,10 +232,26 @@ def open_split(root: str | Path, split: str, info: str | Path | None = None) -> 
                             f"count is not known; count the shards once with `distill data "
                             f"check {folder} --write-info`")
         shards = [listed[n] for n in names]
+    files: dict[str, str] = {}  # each shard's file (links resolved): one name per file
     for shard in shards:
         inside(folder, shard.name, info_file, "filenames")
         if not shard.path.is_file():
             raise DataError(f"{shard.path}: no such shard ({info_file} lists it)")
+        real = os.path.realpath(shard.path)
+        if real in files:
+            named = (f"data.root: '{pattern}'" if pattern is not None
+                     else f"{info_file}: split '{split}'")
+            raise DataError(f"{named} names the shard '{files[real]}' twice (again as "
+                            f"'{shard.name}'): its samples would be read twice per epoch; name "
+                            "each shard once")
+        files[real] = shard.name
+        size = shard.path.stat().st_size
+        if shard.length > size // MIN_SAMPLE:
+            raise DataError(f"{info_file}: the shard '{shard.name}' is counted as "
+                            f"{shard.length} samples, but its {size} bytes hold at most "
+                            f"{size // MIN_SAMPLE} (a sample is at least two tar blocks, its "
+                            "image and its label); count it again with `distill data check "
+                            "--write-info`")
     if not shards or not sum(s.length for s in shards):
         raise DataError(f"{info_file}: split '{split}' holds no samples")
     return ShardSplit(pattern or split, folder, info_file, shards, classes, n_cls)
