@@ -6,6 +6,7 @@ both pipelines. (Two processes × two workers on gloo: tests/test_stream_dist.py
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -281,3 +282,65 @@ def test_a_local_folder_reads_through_load_dataset(tmp_path):
     assert sorted(ds[i][1] for i in range(len(ds))) == sorted(y for _, y in theirs.samples)
     assert len(hf("val", folder, num_classes=3, cache_dir=str(tmp_path / "cache"))) == 7
     assert any((tmp_path / "cache").iterdir())  # its Arrow cache where it was told
+
+
+# -- Hugging Face datasets: what identifies them, what is read and run ---------------------
+def test_a_folder_with_a_loading_script_is_refused_before_load_dataset(tmp_path, cli,
+                                                                        monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    folder = make_folder(tmp_path / "photos")
+    (folder / "photos.py").write_text("raise SystemExit('ran')\n")
+
+    def never(*args, **kwargs):
+        raise AssertionError("load_dataset was called")
+
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    args = [a for s in stream_sets(folder, "hf") for a in ("--set", s)]
+    res = cli("train", SMOKE, "--out", tmp_path / "run", *args)
+    assert res.code == 2 and res.err.count("error:") == 1 and "Traceback" not in res.err
+    assert f"{folder / 'photos.py'}: a dataset loading script" in res.err
+
+
+def test_load_dataset_runs_offline_and_its_failures_are_one_line(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    import huggingface_hub.constants as hub
+
+    from distill.data.hf import hf
+
+    folder = make_folder(tmp_path / "photos")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    before = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE
+    seen = {}
+
+    def failing(path, **kwargs):
+        seen.update(env=os.environ.get("HF_HUB_OFFLINE"), kwargs=kwargs,
+                    flags=(datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE))
+        raise RuntimeError("Dataset scripts are no longer supported\nsecond line")
+
+    monkeypatch.setattr(datasets, "load_dataset", failing)
+    with pytest.raises(UsageError) as err:
+        hf("train", folder, num_classes=3)
+    assert err.value.lines == [f"{folder}: cannot read it as a Hugging Face dataset (Dataset "
+                               "scripts are no longer supported)"]
+    assert seen["env"] == "1" and seen["flags"] == (True, True)
+    assert before == (datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)  # put back
+    assert "HF_HUB_OFFLINE" not in os.environ
+
+
+@pytest.mark.parametrize("where", ["README.md", ".huggingface.yaml"])
+@pytest.mark.parametrize("entry", ["../elsewhere/*.parquet", "/etc/*.csv",
+                                   "https://example.com/train.parquet"])
+def test_a_dataset_card_pointing_outside_the_folder_is_refused(tmp_path, where, entry):
+    pytest.importorskip("datasets")
+    from distill.data.hf import hf
+
+    folder = make_folder(tmp_path / "photos")
+    card = (f"configs:\n- config_name: default\n  data_files:\n  - split: train\n"
+            f"    path: train/**\n  - split: validation\n    path:\n    - '{entry}'\n")
+    (folder / where).write_text(f"---\n{card}---\n# photos\n" if where == "README.md" else card)
+    with pytest.raises(UsageError) as err:
+        hf("train", folder, num_classes=3, cache_dir=str(tmp_path / "cache"))
+    line = err.value.lines[0]
+    assert len(err.value.lines) == 1 and str(folder / where) in line
+    assert "configs[0].data_files" in line and entry in line
+    assert not (tmp_path / "cache").exists()  # refused before load_dataset

@@ -14,6 +14,14 @@ parquet, …: the `datasets` builders that read local files; its Arrow cache is 
 `label` unless the options name others; images are read as their encoded bytes and
 decoded in the loader workers (`distill.data.decode`), as files are.
 
+`datasets` runs offline (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE) and runs no code of the
+folder's: a folder with a loading script (a top-level `*.py`) is refused before
+`load_dataset` sees it, and so is a dataset card (README.md, .huggingface.yaml) whose
+`configs` name files outside the folder or a URL; anything `datasets` raises is one line
+naming the folder. An image given as a file's path, not its bytes, must be a file inside
+the folder (`HFDataset._inside`): a dataset saved with its images as paths to elsewhere is
+refused, naming the row.
+
 The rows are read as a stream (`distill.data.stream`) in blocks of `block` rows, the
 block order drawn per epoch: every row once per epoch over processes and workers, each
 worker reading its own stretch of blocks. A row's index is its key: its augmentation is
@@ -23,7 +31,12 @@ row. Needs the `datasets` package (`pip install 'deit-distill[hf]'`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +44,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from distill.errors import UsageError, few
+from distill.errors import UsageError, few, first_line
+from distill.readers import inside, read_text
 from distill.registry import DATASETS
 
 from .decode import load_image
@@ -41,6 +55,8 @@ from .stream import DEFAULT_WINDOW
 __all__ = ["HFDataset", "hf"]
 
 DICT_FILE = "dataset_dict.json"
+CARD, CARD_YAML = "README.md", ".huggingface.yaml"  # where load_dataset reads `configs`
+MAX_CARD_BYTES = 4 << 20
 
 
 def _datasets() -> Any:
@@ -53,28 +69,131 @@ def _datasets() -> Any:
     return datasets
 
 
+@contextlib.contextmanager
+def _offline(datasets: Any) -> Iterator[None]:
+    """`datasets` and `huggingface_hub` in offline mode (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE)
+    for the call: nothing is fetched, whatever the folder names. Both read the variables
+    when imported, so their flags are set too, and everything is put back afterwards."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    saved_env = {name: os.environ.get(name) for name in names}
+    flags = [(datasets.config, name) for name in names if hasattr(datasets.config, name)]
+    try:
+        import huggingface_hub.constants as hub
+
+        flags.append((hub, "HF_HUB_OFFLINE"))
+    except ImportError:  # pragma: no cover - datasets depends on it
+        pass
+    saved = [(owner, name, getattr(owner, name)) for owner, name in flags]
+    try:
+        os.environ.update({name: "1" for name in names})
+        for owner, name in flags:
+            setattr(owner, name, True)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _card_configs(root: Path) -> list[tuple[Path, Any]]:
+    """The `configs` a folder's dataset card gives `load_dataset` (the YAML front matter of
+    its README.md, and .huggingface.yaml), each with its file."""
+    import yaml
+
+    found = []
+    for name in (CARD, CARD_YAML):
+        path = root / name
+        if not path.is_file():
+            continue
+        text = read_text(path, "dataset card", MAX_CARD_BYTES)
+        if name == CARD:
+            lines = text.splitlines()
+            if not lines or lines[0].strip() != "---":
+                continue
+            end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+            text = "\n".join(lines[1:end]) if end is not None else ""
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DataError(f"{path}: its YAML cannot be read ({first_line(exc)})") from None
+        if isinstance(doc, dict) and doc.get("configs") is not None:
+            found.append((path, doc["configs"]))
+    return found
+
+
+def _check_card(root: Path) -> None:
+    """Refuse a dataset card whose `configs` point `load_dataset` at files outside `root`
+    (`data_files`, `data_dir`: an absolute path, `..`, a link leading out) or at a URL: one
+    line naming the card, the field and the entry."""
+    for path, configs in _card_configs(root):
+        if not isinstance(configs, list):
+            raise DataError(f"{path}: configs is not a list of configurations")
+        for i, entry in enumerate(configs):
+            if not isinstance(entry, dict):
+                raise DataError(f"{path}: configs[{i}] is not a configuration (a mapping)")
+            base = entry.get("data_dir") or ""
+            if base:
+                _local(root, base, path, f"configs[{i}].data_dir")
+            files = entry.get("data_files")
+            items = files if isinstance(files, list) else [] if files is None else [files]
+            for item in items:
+                paths = item.get("path") if isinstance(item, dict) else item
+                for one in paths if isinstance(paths, list) else [paths]:
+                    where = f"configs[{i}].data_files"
+                    if not isinstance(one, str):
+                        raise DataError(f"{path}: {where} holds {one!r}, not a file pattern")
+                    _local(root, f"{base.rstrip('/')}/{one}" if base else one, path, where)
+
+
+def _local(root: Path, entry: str, source: Path, field: str) -> None:
+    """A path a dataset card names: a URL is refused (nothing is fetched), a path must stay
+    inside `root` (`readers.inside`)."""
+    if not isinstance(entry, str) or "://" in entry or "::" in entry or \
+            entry.split("/", 1)[0].endswith(":"):
+        raise DataError(f"{source}: {field} '{entry}' is not a path inside the folder (a URL?); "
+                        "data.name: hf reads local files only, nothing is fetched")
+    inside(root, entry, source, field)
+
+
 def _load(root: Path, cache_dir: str | None = None) -> Any:
     """The DatasetDict at `root` (saved with save_to_disk, or read by load_dataset, whose
-    Arrow cache goes to `cache_dir`, default `datasets`' own)."""
+    Arrow cache goes to `cache_dir`, default `datasets`' own), offline. A folder with a
+    loading script (a top-level `*.py`) is refused before `load_dataset` sees it (no code of
+    a dataset runs), and so is a dataset card pointing outside the folder (`_check_card`);
+    any failure of `datasets` is one line naming the folder."""
     datasets = _datasets()
     if not root.is_dir():
         raise DataError(f"data.root: '{root}' is not a folder (data.name: hf reads a dataset "
                         "from disk: a DatasetDict saved with save_to_disk, or a folder that "
                         "datasets.load_dataset reads; nothing is downloaded)")
+    if (root / DICT_FILE).is_file():
+        read: Callable[[], Any] = partial(datasets.load_from_disk, str(root))
+    elif (root / "state.json").is_file():
+        raise DataError(f"{root}: a single Dataset saved with save_to_disk; data.name: hf "
+                        "reads a DatasetDict (splits train and validation): save one")
+    else:
+        scripts = sorted(p.name for p in root.glob("*.py"))
+        if scripts:
+            raise DataError(f"{root / scripts[0]}: a dataset loading script; data.name: hf runs "
+                            "no code a dataset folder holds: convert the dataset to data files "
+                            "(parquet, an image folder) or save it with save_to_disk")
+        _check_card(root)
+        kwargs: dict[str, Any] = {"cache_dir": cache_dir}
+        if "trust_remote_code" in inspect.signature(datasets.load_dataset).parameters:
+            kwargs["trust_remote_code"] = False  # datasets 3.x; 4 and later run no scripts
+        read = partial(datasets.load_dataset, str(root), **kwargs)
     try:
-        if (root / DICT_FILE).is_file():
-            return datasets.load_from_disk(str(root))
-        if (root / "state.json").is_file():
-            raise DataError(f"{root}: a single Dataset saved with save_to_disk; data.name: hf "
-                            "reads a DatasetDict (splits train and validation): save one")
-        return datasets.load_dataset(str(root), cache_dir=cache_dir)
+        with _offline(datasets):
+            return read()
     except DataError:
         raise
-    except (OSError, ValueError, FileNotFoundError, datasets.exceptions.DatasetNotFoundError
-            ) as exc:
+    except Exception as exc:  # whatever datasets raises: one line naming the folder
         raise DataError(f"{root}: cannot read it as a Hugging Face dataset "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-                        ) from None
+                        f"({first_line(exc)})") from None
 
 
 class HFDataset(Dataset):
