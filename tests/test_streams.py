@@ -344,3 +344,32 @@ def test_a_dataset_card_pointing_outside_the_folder_is_refused(tmp_path, where, 
     assert len(err.value.lines) == 1 and str(folder / where) in line
     assert "configs[0].data_files" in line and entry in line
     assert not (tmp_path / "cache").exists()  # refused before load_dataset
+
+
+def test_an_hf_image_path_outside_the_dataset_folder_is_refused(tmp_path):
+    """Images stored as paths, not bytes: a path inside the dataset's folder is read, one
+    that leads out (absolute, `..`) is refused naming the row."""
+    datasets = pytest.importorskip("datasets")
+    from distill.data.hf import hf
+
+    root = tmp_path / "hf"
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), "red").save(outside)
+    paths = ["inside.png", str(outside), "../secret.png"]
+    # the Image feature's storage as it is (save_to_disk would embed what an Image names)
+    features = datasets.Features({"image": {"bytes": datasets.Value("binary"),
+                                            "path": datasets.Value("string")},
+                                  "label": datasets.Value("int64")})
+    table = datasets.Dataset.from_dict(
+        {"image": [{"bytes": None, "path": p} for p in paths], "label": [0, 1, 2]},
+        features=features)
+    datasets.DatasetDict({"train": table, "validation": table}).save_to_disk(str(root))
+    Image.new("RGB", (8, 8), "blue").save(root / "inside.png")
+    ds = hf("train", root, num_classes=3)
+    assert ds[0][0].getpixel((0, 0)) == (0, 0, 255)  # read from the folder
+    for row, path in ((1, str(outside)), (2, "../secret.png")):
+        with pytest.raises(UsageError) as err:
+            ds[row]
+        line = err.value.lines[0]
+        assert len(err.value.lines) == 1 and f"row {row}: column 'image' path '{path}'" in line
+        assert "refused" in line

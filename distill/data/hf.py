@@ -202,9 +202,12 @@ class HFDataset(Dataset):
     bytes and the label) for the tensor pipeline."""
 
     def __init__(self, table: Any, where: str, image: str, label: str, mode: str,
-                 num_classes: int | None, block: int, shuffle_buffer: int):
+                 num_classes: int | None, block: int, shuffle_buffer: int,
+                 root: Path | None = None):
         datasets = _datasets()
         self.where, self.image_column, self.label_column, self.mode = where, image, label, mode
+        self.root = Path(root) if root is not None else None
+        self._real_root = os.path.realpath(self.root) if self.root is not None else None
         self.fingerprint_base = getattr(table, "_fingerprint", None)
         self.cache_files = [f["filename"] for f in getattr(table, "cache_files", [])]
         feature = table.features[label]
@@ -235,7 +238,7 @@ class HFDataset(Dataset):
         if isinstance(value, dict) and value.get("bytes") is not None:
             source: Any = value["bytes"]
         elif isinstance(value, dict) and value.get("path"):
-            source = name = value["path"]
+            source = name = self._inside(value["path"], name)
         elif isinstance(value, (bytes, bytearray)):
             source = bytes(value)
         else:
@@ -249,6 +252,28 @@ class HFDataset(Dataset):
             raise DataError(f"{name}: label {label} is outside 0..{n - 1} (data.num_classes: {n})"
                             if n else f"{name}: label {label} is negative")
         return source, int(label), name
+
+    def _inside(self, path: Any, name: str) -> str:
+        """An image given as a file's path (not its bytes), kept inside the dataset's
+        folder: a relative path is read from the folder (`readers.inside`: no `..`, no link
+        leading out), an absolute one (what `load_dataset` of a folder records) must lead
+        into it; anything else is refused, naming the row and the path."""
+        if self.root is None:
+            return str(path)
+        field = f"column '{self.image_column}' path"
+        if isinstance(path, str) and os.path.isabs(path):
+            real = os.path.realpath(path)
+            if os.path.commonpath([self._real_root, real]) != self._real_root:
+                raise DataError(f"{name}: {field} '{path}' is outside the dataset's folder; "
+                                f"refused (an image a dataset names by its path must be inside "
+                                f"'{self.root}': save the dataset with its images' bytes)")
+            return path
+        try:
+            return str(inside(self.root, path, name, field))
+        except DataError:
+            raise
+        except UsageError as exc:  # one line from a loader worker too (see `DataError`)
+            raise DataError(*exc.lines) from None
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         source, label, name = self.image_file(index)
@@ -297,4 +322,4 @@ def hf(split: Literal["train", "val"], root: Path | None = None, num_classes: in
     if len(table) == 0:
         raise DataError(f"{root}: split '{name}' has no rows")
     return HFDataset(table, f"{root} ({name})", image, label, "L" if in_chans == 1 else "RGB",
-                     num_classes, block, shuffle_buffer)
+                     num_classes, block, shuffle_buffer, root)
