@@ -285,6 +285,55 @@ def test_a_local_folder_reads_through_load_dataset(tmp_path):
 
 
 # -- Hugging Face datasets: what identifies them, what is read and run ---------------------
+def two_column_dataset(folder: Path, out: Path) -> Path:
+    """`folder` as a DatasetDict whose rows hold two image columns, `a` (the images) and `b`
+    (each image turned upside down), and one label column."""
+    datasets = pytest.importorskip("datasets")
+    from distill.data.datasets import imagefolder
+
+    def flipped(path: str) -> bytes:
+        buf = io.BytesIO()
+        Image.open(path).convert("RGB").rotate(180).save(buf, "PNG")
+        return buf.getvalue()
+
+    splits = {}
+    for split, name in (("train", "train"), ("val", "validation")):
+        ds = imagefolder(split, folder)
+        features = datasets.Features({"a": datasets.Image(), "b": datasets.Image(),
+                                      "label": datasets.ClassLabel(names=list(ds.classes))})
+        splits[name] = datasets.Dataset.from_dict(
+            {"a": [{"bytes": Path(p).read_bytes(), "path": None} for p, _ in ds.samples],
+             "b": [{"bytes": flipped(p), "path": None} for p, _ in ds.samples],
+             "label": [label for _, label in ds.samples]}, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(out))
+    return out
+
+
+def test_a_cache_over_one_hf_image_column_is_refused_over_another(sets, tmp_path):
+    """The same rows and labels, another image column: another fingerprint; a cache built
+    over column a is refused by a run reading column b, and by a resumed build."""
+    from distill.data.hf import hf
+
+    root = two_column_dataset(sets["folder"], tmp_path / "hf")
+    a, b = hf("train", root, num_classes=3, image="a"), hf("train", root, num_classes=3, image="b")
+    assert a.fingerprint()["labels_sha256"] == b.fingerprint()["labels_sha256"]
+    assert a.fingerprint()["content_sha256"] != b.fingerprint()["content_sha256"]
+    assert a.fingerprint() == hf("train", root, num_classes=3, image="a").fingerprint()
+    cache = tmp_path / "cache"
+    over = {col: [f"data.options={{image: {col}, block: 4}}", "schedule.epochs=1"]
+            for col in "ab"}
+    build_cache(recipe(root, *over["a"], name="hf"), cache, store="hard", evaluate=False,
+                reporter=Reporter())
+    with pytest.raises(UsageError, match=r"training images \(their sha256 differs"):
+        train(recipe(root, *over["b"], f"run.out={tmp_path / 'run'}", name="hf",
+                     teacher=f"cache:{cache}"))
+    with pytest.raises(UsageError, match="holds a different cache .*dataset"):
+        build_cache(recipe(root, *over["b"], name="hf"), cache, store="hard", evaluate=False,
+                    reporter=Reporter())
+    assert build_cache(recipe(root, *over["a"], name="hf"), cache, store="hard",
+                       evaluate=False, reporter=Reporter()).images == 0  # complete: itself
+
+
 def test_a_folder_with_a_loading_script_is_refused_before_load_dataset(tmp_path, cli,
                                                                         monkeypatch):
     datasets = pytest.importorskip("datasets")

@@ -208,7 +208,6 @@ class HFDataset(Dataset):
         self.where, self.image_column, self.label_column, self.mode = where, image, label, mode
         self.root = Path(root) if root is not None else None
         self._real_root = os.path.realpath(self.root) if self.root is not None else None
-        self.fingerprint_base = getattr(table, "_fingerprint", None)
         self.cache_files = [f["filename"] for f in getattr(table, "cache_files", [])]
         feature = table.features[label]
         names = getattr(feature, "names", None)
@@ -218,6 +217,9 @@ class HFDataset(Dataset):
         if isinstance(table.features[image], datasets.Image):
             table = table.cast_column(image, datasets.Image(decode=False))
         self.table = table.select_columns([image, label])
+        # `datasets`' fingerprint of the two columns read (it follows the cast and the
+        # selection): another image column of the same rows is another fingerprint
+        self.fingerprint_base = getattr(self.table, "_fingerprint", None)
         self.in_chans = 1 if mode == "L" else 3
         n = len(self.table)
         self.shard_lengths = [min(block, n - s) for s in range(0, n, block)]
@@ -281,9 +283,11 @@ class HFDataset(Dataset):
 
     def fingerprint(self) -> dict[str, str]:
         """Hashes of the label column and of the data: `datasets`' own fingerprint of the
-        split, its Arrow files' names and sizes (the rows' order and content)."""
+        two columns read (taken after they are selected), their names, its Arrow files'
+        names and sizes (the rows' order and content)."""
         labels = np.asarray(self.table.data.column(self.label_column).to_numpy(), np.int64)
-        content = hashlib.sha256(f"{self.fingerprint_base}|{len(self)}\n".encode())
+        content = hashlib.sha256(f"{self.fingerprint_base}|{len(self)}|image={self.image_column}"
+                                 f"|label={self.label_column}\n".encode())
         for file in self.cache_files:
             path = Path(file)
             size = path.stat().st_size if path.exists() else -1
