@@ -27,6 +27,7 @@ from distill.cache import (
 )
 from distill.checkpoint import file_sha256
 from distill.data import dataset_fingerprint
+from distill.data.stream import is_stream
 from distill.errors import RunError, UsageError
 from distill.registry import TEACHERS
 from distill.teacher import CACHE, Teacher, TeacherContext, TeacherIdentity, TeacherOptions, TeacherRef
@@ -55,7 +56,8 @@ class CachedTeacher(Teacher):
         return TeacherIdentity(**self.manifest.teacher)
 
     def prepare(self, dataset: Any) -> Any:
-        fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base)}
+        fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base),
+              "rows_by": "sample" if is_stream(dataset.base) else "position"}
         problems = mismatches(self.manifest, self.recipe, world_size=self.world_size,
                               dataset=fp, teacher_sha256=_weights_sha256(self.recipe))
         if not self.manifest.complete:

@@ -215,6 +215,35 @@ def test_a_cache_of_another_shard_set_is_refused_naming_it(sets, tmp_path):
                      teacher=f"cache:{cache}"))
 
 
+def test_a_cache_read_by_the_other_rows_by_is_refused_naming_it(sets, tmp_path):
+    """A cache whose rows are found by sample (a stream's) read by a run whose data is not a
+    stream, or the other way round: every row would be another sample's; refused."""
+    import json
+
+    from distill.cache import mismatches
+
+    cache = tmp_path / "cache"
+    build_cache(recipe(sets["shards"], "schedule.epochs=1"), cache, store="hard",
+                evaluate=False, reporter=Reporter())
+    doc = json.loads((cache / "manifest.json").read_text())
+    assert doc["rows_by"] == "sample"
+    doc["rows_by"] = "position"
+    (cache / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="does not fit") as err:
+        train(recipe(sets["shards"], "schedule.epochs=1", f"run.out={tmp_path / 'run'}",
+                     teacher=f"cache:{cache}"))
+    assert ("rows_by (cache rows found by position (not a stream), run's 'webdataset' read by "
+            "sample (a stream))") in str(err.value)
+    m = load_manifest(cache).model_copy(update={"rows_by": "sample"})
+    r = recipe(sets["shards"], "schedule.epochs=1", teacher=f"cache:{cache}")
+    fp = {"length": m.dataset.length, "labels_sha256": m.dataset.labels_sha256,
+          "content_sha256": m.dataset.content_sha256, "keys_sha256": m.dataset.keys_sha256}
+    assert mismatches(m, r, world_size=1, dataset={**fp, "rows_by": "sample"}) == []
+    assert mismatches(m, r, world_size=1, dataset={**fp, "rows_by": "position"}) == [
+        "rows_by (cache rows found by sample (a stream), run's 'webdataset' read by position "
+        "(not a stream))"]
+
+
 def test_a_brace_pattern_trains_and_bad_shards_stop_the_run_in_one_line(sets, tmp_path, cli):
     pattern = f"{sets['shards']}/train-{{000000..000003}}.tar"
     run = train(recipe(pattern, "schedule.epochs=1", f"run.out={tmp_path / 'run'}"))

@@ -61,8 +61,9 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                teacher_sha256: str | None = None) -> list[str]:
     """Fields where the run differs from the cache, each as `field (cache X, run Y)`.
 
-    `dataset`: the training set's length and hashes; `teacher_sha256`: the sha256 of the
-    weights file the recipe's teacher would load, where it names one."""
+    `dataset`: the training set's length and hashes (and `rows_by`: `sample` where it is
+    read as a stream, else `position`); `teacher_sha256`: the sha256 of the weights file
+    the recipe's teacher would load, where it names one."""
     out: list[str] = []
 
     def differ(field: str, cached: Any, run: Any) -> None:
@@ -107,6 +108,13 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                 out.append(f"training labels (their sha256 differs{over})")
             if manifest.dataset.content_sha256 != dataset["content_sha256"]:
                 out.append(f"training images (their sha256 differs{over})")
+        rows_by = dataset.get("rows_by")
+        if manifest.mode == "replay" and rows_by is not None and rows_by != manifest.rows_by:
+            # a stream's cache finds its rows by sample, any other by position: read the
+            # other way, every row would be another sample's
+            how = {"sample": "by sample (a stream)", "position": "by position (not a stream)"}
+            out.append(f"rows_by (cache rows found {how.get(manifest.rows_by, manifest.rows_by)}"
+                       f", run's '{d.name}' read {how.get(rows_by, rows_by)})")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
         if key not in ("pipeline", "draws", "decode"):
