@@ -155,6 +155,17 @@ def test_device_decode_on_cpu_gives_pillows_pixels():
         assert torch.equal(out[0], whole(rgb, mode)[0]) and torch.equal(out[1], whole(gray, mode)[0])
 
 
+def test_a_progressive_jpeg_is_left_to_the_worker():
+    """nvjpeg decodes a progressive JPEG on its hybrid path (Huffman decoding on the main
+    process's CPU, one image at a time): `data.decode: device` leaves it to the worker."""
+    for mode in ("RGB", "L"):
+        baseline = encoded(photo(40, 56, 3, mode), quality=90)
+        progressive = encoded(photo(40, 56, 3, mode), quality=90, progressive=True)
+        assert not read_header(baseline).progressive and read_header(progressive).progressive
+        assert device_decodable(read_header(baseline), baseline)
+        assert not device_decodable(read_header(progressive), progressive)
+
+
 @pytest.mark.parametrize("content, what", [
     (b"", "empty file"), (b"not an image at all\n", "not an image"),
 ])

@@ -22,8 +22,9 @@ damaged or truncated, a decompression bomb, or of a mode that has no 8-bit "L"/"
   geometry); other formats, and crops too small to reduce, decode in full.
 - `resize(img, box, size, interp)`: the same crop and resize of an image decoded already.
 - `read_bytes(source)` and `device_decodable(header, data)`: what `data.decode: device`
-  ships to the main process instead (the encoded file, `as_tensor`), for the whole JPEGs
-  the device decoder reads as Pillow does; `decode_on_device(encoded, device, channels,
+  ships to the main process instead (the encoded file, `as_tensor`), for the whole
+  baseline JPEGs the device decoder reads as Pillow does (progressive ones decode in the
+  worker); `decode_on_device(encoded, device, channels,
   names)` decodes a batch of them there (`torchvision.io.decode_jpeg`: nvjpeg on CUDA,
   libjpeg-turbo on the CPU), naming a file it cannot decode.
 
@@ -65,13 +66,15 @@ _DEVICE_MODES = ("RGB", "L")
 
 @dataclass(frozen=True)
 class Header:
-    """What an image file's header says: its size, PIL mode and format (e.g. "JPEG")."""
+    """What an image file's header says: its size, PIL mode and format (e.g. "JPEG"), and
+    whether it is a progressive JPEG."""
 
     name: str
     width: int
     height: int
     mode: str
     format: str | None
+    progressive: bool = False
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -105,7 +108,8 @@ def read_header(source: Source, name: str | None = None) -> Header:
     """The image's size, mode and format from its header (nothing decoded)."""
     where = source_name(source, name)
     with _named(where, source), _opened(source) as img:
-        return Header(where, img.width, img.height, img.mode, img.format)
+        return Header(where, img.width, img.height, img.mode, img.format,
+                      bool(img.info.get("progressive") or img.info.get("progression")))
 
 
 def load_image(source: Source, mode: str, name: str | None = None) -> Image.Image:
@@ -175,11 +179,13 @@ def resize(img: Image.Image, box: Sequence[int], size: Sequence[int], interp: in
 
 
 def device_decodable(header: Header, data: bytes) -> bool:
-    """Whether `decode_on_device` reads this file (`data`, its `header`) as Pillow would: a
-    whole JPEG (ending with its end-of-image marker: a truncated file decodes in the worker,
-    which names it) of PIL mode "RGB" or "L" (nvjpeg does not convert CMYK/YCCK JPEGs as
-    Pillow does: those decode in the loader worker too)."""
-    return (header.is_jpeg and header.mode in _DEVICE_MODES
+    """Whether `decode_on_device` reads this file (`data`, its `header`) as Pillow would,
+    and fast: a whole JPEG (ending with its end-of-image marker: a truncated file decodes
+    in the worker, which names it) of PIL mode "RGB" or "L" (nvjpeg does not convert
+    CMYK/YCCK JPEGs as Pillow does: those decode in the loader worker too), baseline, not
+    progressive (nvjpeg decodes a progressive JPEG on its hybrid path, its Huffman decoding
+    on the main process's CPU, one image at a time: the loader worker decodes it instead)."""
+    return (header.is_jpeg and header.mode in _DEVICE_MODES and not header.progressive
             and data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"))
 
 
