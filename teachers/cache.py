@@ -27,6 +27,7 @@ from distill.cache import (
 )
 from distill.checkpoint import file_sha256
 from distill.data import dataset_fingerprint
+from distill.data.decode import device_decoder
 from distill.data.stream import is_stream
 from distill.errors import RunError, UsageError
 from distill.registry import TEACHERS
@@ -38,9 +39,11 @@ __all__ = ["CachedTeacher", "open_cache"]
 class CachedTeacher(Teacher):
     """A `Teacher` whose outputs come with the batch (see the module docstring)."""
 
-    def __init__(self, folder: Path, manifest: Manifest, recipe: Any, world_size: int = 1):
+    def __init__(self, folder: Path, manifest: Manifest, recipe: Any, world_size: int = 1,
+                 device: torch.device | None = None):
         self.folder, self.manifest, self.recipe = Path(folder), manifest, recipe
         self.world_size = world_size
+        self.device = device  # where the run makes its images (its JPEG decoder)
         self.store = StoreFormat.parse(manifest.store)
         # Per-sample rows on a mixed batch are mixed here with the batch's λ.
         self.interpolate = recipe.augment.mixing and (
@@ -59,7 +62,8 @@ class CachedTeacher(Teacher):
         fp = {"length": len(dataset.base), **dataset_fingerprint(dataset.base),
               "rows_by": "sample" if is_stream(dataset.base) else "position"}
         problems = mismatches(self.manifest, self.recipe, world_size=self.world_size,
-                              dataset=fp, teacher_sha256=_weights_sha256(self.recipe))
+                              dataset=fp, teacher_sha256=_weights_sha256(self.recipe),
+                              decoder=self._decoder())
         if not self.manifest.complete:
             problems.append(f"completeness ({len(self.manifest.shards)} of "
                             f"{len(self.manifest.planned())} shards written: finish it with the "
@@ -71,6 +75,13 @@ class CachedTeacher(Teacher):
         for info in self.manifest.shards_of(epochs):
             check_shard(self.folder / info.file, info, self.recipe.teacher.cache_verify)
         return dataset.with_rows(CacheReader(self.folder, self.manifest))
+
+    def _decoder(self) -> dict[str, Any] | None:
+        """The run's JPEG decoder where it decodes on its device (`data.decode: device`)."""
+        d = self.recipe.data
+        if self.device is None or d.pipeline != "tensor" or d.decode != "device":
+            return None
+        return device_decoder(self.device)
 
     def targets(self, batch: Any) -> torch.Tensor:
         rows = batch.cached
@@ -93,11 +104,12 @@ def _weights_sha256(recipe: Any) -> str | None:
     return file_sha256(path) if path is not None else None
 
 
-def open_cache(folder: str | Path, *, recipe: Any, world_size: int = 1) -> CachedTeacher:
+def open_cache(folder: str | Path, *, recipe: Any, world_size: int = 1,
+               device: torch.device | None = None) -> CachedTeacher:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"teacher cache '{folder}' is not a directory")
-    return CachedTeacher(folder, load_manifest(folder), recipe, world_size)
+    return CachedTeacher(folder, load_manifest(folder), recipe, world_size, device)
 
 
 def check(target: str) -> None:
@@ -115,4 +127,5 @@ def cache_teacher(target: str, options: TeacherOptions, context: TeacherContext)
     if context.recipe is None:
         raise UsageError("cache: teachers are read by `distill train`, which checks them "
                          "against the run's recipe")
-    return open_cache(target, recipe=context.recipe, world_size=context.world_size)
+    return open_cache(target, recipe=context.recipe, world_size=context.world_size,
+                      device=context.device)

@@ -276,6 +276,42 @@ def test_a_cache_is_refused_for_a_run_of_another_decode(tmp_path, photos, caches
     assert not out.exists()
 
 
+def test_a_device_decoded_cache_replays_only_on_its_decoder(tmp_path, photos):
+    """`data.decode: device` records the decoder that built the cache (device type,
+    torchvision; on CUDA the GPU, CUDA and nvjpeg): a run, or a resumed build, on another
+    decoder is refused naming data.decode and each fact that differs."""
+    import json
+
+    import torchvision
+
+    from distill.data.decode import device_decoder
+
+    sets = ["data.decode=device", "data.num_workers=0", "schedule.epochs=1"]
+    cache = tmp_path / "cache"
+    build_cache(recipe(photos, *sets), cache, store="hard", evaluate=False, reporter=Reporter())
+    assert load_manifest(cache).transform["decoder"] == device_decoder(CPU) == {
+        "device": "cpu", "torchvision": torchvision.__version__}
+    doc = json.loads((cache / "manifest.json").read_text())
+    doc["transform"]["decoder"] = {"device": "cuda", "torchvision": torchvision.__version__,
+                                   "gpu": "NVIDIA H100 80GB HBM3", "cuda": "13.0",
+                                   "nvjpeg": "libnvjpeg.so.13"}
+    (cache / "manifest.json").write_text(json.dumps(doc))
+    out = tmp_path / "run"
+    with pytest.raises(UsageError, match="does not fit") as err:
+        train(recipe(photos, *sets, f"run.out={out}", teacher=f"cache:{cache}"))
+    text = str(err.value)
+    assert "\n" not in text and "data.decode: device with another decoder" in text
+    assert "device (cache 'cuda', run 'cpu')" in text
+    assert "gpu (cache 'NVIDIA H100 80GB HBM3', run None)" in text and not out.exists()
+    with pytest.raises(UsageError, match="holds a different cache .*transform"):
+        build_cache(recipe(photos, *sets), cache, store="hard", evaluate=False,
+                    reporter=Reporter())
+    del doc["transform"]["decoder"]  # a cache that does not say which decoder built it
+    (cache / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="does not record which decoder built it"):
+        train(recipe(photos, *sets, f"run.out={out}", teacher=f"cache:{cache}"))
+
+
 def test_cache_verify_live_recomputes_with_the_caches_decode(caches):
     """`cache verify --live` decodes as the cache was built: its rows agree for each
     decoding; told the other decoding (a manifest edited by hand), they no longer do."""

@@ -22,7 +22,8 @@ from .manifest import (
 )
 from .store import StoreFormat
 
-__all__ = ["draws_problem", "mismatches", "needs_soft_targets", "run_mixing"]
+__all__ = ["decoder_problem", "draws_problem", "mismatches", "needs_soft_targets",
+           "run_mixing"]
 
 
 def run_mixing(recipe: Any) -> str | None:
@@ -56,14 +57,36 @@ def draws_problem(manifest: Manifest) -> str | None:
     return f"data.pipeline: tensor parameter draws (cache {theirs}, run {DRAWS}): rebuild the cache"
 
 
+def decoder_problem(manifest: Manifest, decoder: dict[str, Any]) -> str | None:
+    """Why a cache built with `data.decode: device` does not replay on the run's `decoder`
+    (`distill.data.decode.device_decoder`: another device type, GPU model, torchvision,
+    CUDA or nvjpeg gives other pixels), naming each fact that differs; or None."""
+    theirs = manifest.transform.get("decoder")
+    if not isinstance(theirs, dict):
+        return ("data.decode: device (the cache does not record which decoder built it; this "
+                "run decodes on " + _decoder_text(decoder) + "): rebuild the cache")
+    changed = [f"{key} (cache {theirs.get(key)!r}, run {decoder.get(key)!r})"
+               for key in sorted(set(theirs) | set(decoder)) if theirs.get(key) != decoder.get(key)]
+    if not changed:
+        return None
+    return (f"data.decode: device with another decoder, whose JPEG pixels differ: "
+            f"{', '.join(changed)}; train where the cache was built, or rebuild it here")
+
+
+def _decoder_text(decoder: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in decoder.items() if v is not None)
+
+
 def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                dataset: dict[str, Any] | None = None,
-               teacher_sha256: str | None = None) -> list[str]:
+               teacher_sha256: str | None = None,
+               decoder: dict[str, Any] | None = None) -> list[str]:
     """Fields where the run differs from the cache, each as `field (cache X, run Y)`.
 
     `dataset`: the training set's length and hashes (and `rows_by`: `sample` where it is
     read as a stream, else `position`); `teacher_sha256`: the sha256 of the weights file
-    the recipe's teacher would load, where it names one."""
+    the recipe's teacher would load, where it names one; `decoder`: the JPEG decoder of the
+    run's device (`device_decoder`), compared with a `data.decode: device` cache's."""
     out: list[str] = []
 
     def differ(field: str, cached: Any, run: Any) -> None:
@@ -117,7 +140,7 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
                        f", run's '{d.name}' read {how.get(rows_by, rows_by)})")
     mine_t = transform_facts(d, manifest.mode)
     for key in mine_t:
-        if key not in ("pipeline", "draws", "decode"):
+        if key not in ("pipeline", "draws", "decode", "decoder"):
             differ(f"data.{key}", manifest.transform.get(key), mine_t[key])
     if manifest.mode == "replay":  # the augmented pixels come from one pipeline or the other
         differ("data.pipeline", pipeline_of(manifest.transform), pipeline_of(mine_t))
@@ -126,6 +149,9 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
             out += [problem] if problem else []
         # reduced or device decoding gives other pixels than full decoding
         differ("data.decode", decode_of(manifest.transform), decode_of(mine_t))
+        if decoder is not None and decode_of(manifest.transform) == decode_of(mine_t) == "device":
+            problem = decoder_problem(manifest, decoder)  # and each device decoder its own
+            out += [problem] if problem else []
 
     if manifest.mode == "replay":
         mixing = run_mixing(recipe)

@@ -118,13 +118,15 @@ class Manifest(_Model):
         return [s for s in self.shards if s.epoch is not None and s.epoch < epochs]
 
 
-def transform_facts(data: Any, mode: str) -> dict[str, Any]:
+def transform_facts(data: Any, mode: str, decoder: dict[str, Any] | None = None
+                    ) -> dict[str, Any]:
     """The data fields that decide what an image looks like after its transform (`crop_pct`
     shapes only the evaluation transform of a static cache; `pipeline` only the training
     transform of a replay cache, recorded when it is `tensor`, with the version of that
     pipeline's parameter draws, `draws`: a manifest without it was built on the PIL
     pipeline, see `pipeline_of`; and `decode`, how that pipeline decoded image files,
-    recorded when it is not `full`, see `decode_of`)."""
+    recorded when it is not `full`, see `decode_of`; with `device`, `decoder`: which
+    decoder ran, `distill.data.decode.device_decoder`, where given)."""
     facts = {"img_size": data.img_size, "in_chans": data.in_chans, "mean": list(data.mean),
              "std": list(data.std), "interpolation": data.interpolation}
     if mode == "static":
@@ -136,6 +138,8 @@ def transform_facts(data: Any, mode: str) -> dict[str, Any]:
         facts["draws"] = DRAWS  # the tensor pipeline's parameter draws (absent: an older one)
         if getattr(data, "decode", "full") != "full":  # absent: full (as before it existed)
             facts["decode"] = data.decode
+            if data.decode == "device" and decoder is not None:
+                facts["decoder"] = dict(decoder)
     return facts
 
 

@@ -42,10 +42,12 @@ __all__ = ["identity_diff", "plan_manifest", "resume_manifest"]
 
 def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, batch_size: int,
                   world_size: int, dataset: ReplayDataset, sampler: ReplaySampler | None,
-                  teacher: dict[str, Any], shard_rows: int | None) -> Manifest:
+                  teacher: dict[str, Any], shard_rows: int | None,
+                  decoder: dict[str, Any] | None = None) -> Manifest:
     """The cache to build, no shard listed yet. `dataset`/`sampler`: the images it is
     computed over (`sampler` None: static, by index); `world_size`: the training processes
-    exact mixing is tied to; `teacher`: the teacher's identity (`Teacher.identity`, dumped)."""
+    exact mixing is tied to; `teacher`: the teacher's identity (`Teacher.identity`, dumped);
+    `decoder`: the JPEG decoder of the build's device (`data.decode: device` records it)."""
     from distill.data import ReplaySampler, dataset_fingerprint
     from distill.data.stream import is_stream
 
@@ -83,7 +85,7 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
         teacher=teacher,
         teacher_recipe=teacher_facts(recipe.teacher),
         dataset=DatasetFingerprint(name=recipe.data.name, length=len(dataset.base), **fp),
-        transform=transform_facts(recipe.data, mode),
+        transform=transform_facts(recipe.data, mode, decoder),
         augment=augment_facts(recipe.augment, with_mixing=exact) if mode == "replay" else {},
         seed=recipe.run.seed,
         epochs=epochs if mode == "replay" else 1,

@@ -26,7 +26,8 @@ damaged or truncated, a decompression bomb, or of a mode that has no 8-bit "L"/"
   baseline JPEGs the device decoder reads as Pillow does (progressive ones decode in the
   worker); `decode_on_device(encoded, device, channels,
   names)` decodes a batch of them there (`torchvision.io.decode_jpeg`: nvjpeg on CUDA,
-  libjpeg-turbo on the CPU), naming a file it cannot decode.
+  libjpeg-turbo on the CPU), naming a file it cannot decode; `device_decoder(device)`
+  says which decoder that is (what a cache built with it records).
 
 Mode conversion (`convert_image`) happens on the decoded image, before the crop, as the
 `pil` pipeline converts before its transform.
@@ -41,6 +42,7 @@ import struct
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +54,8 @@ from .errors import DataError
 from .images import convert_image
 
 __all__ = ["Header", "Source", "as_tensor", "crop_resize", "decode_on_device",
-           "device_decodable", "load_image", "read_bytes", "read_header", "reduced_scale",
-           "resize", "source_name"]
+           "device_decodable", "device_decoder", "load_image", "read_bytes", "read_header",
+           "reduced_scale", "resize", "source_name"]
 
 Source = str | os.PathLike | bytes | bytearray | memoryview  # a file's path, or its bytes
 
@@ -225,6 +227,40 @@ def decode_on_device(encoded: Sequence[torch.Tensor], device: torch.device | str
         else:
             out.append(im[:1].expand(channels, -1, -1))
     return out
+
+
+def device_decoder(device: torch.device | str) -> dict[str, str | None]:
+    """Which decoder `decode_on_device` runs on `device`: what a cache built with
+    `data.decode: device` records, since each decodes JPEGs to its own pixels (nvjpeg's
+    hardware and hybrid backends, per GPU model, and libjpeg-turbo on the CPU all differ a
+    little). The device type and torchvision's version (it bundles its decoders), and on
+    CUDA the GPU's name, the CUDA version and the nvjpeg library torchvision loads."""
+    import torchvision
+
+    device = torch.device(device)
+    facts: dict[str, str | None] = {"device": device.type, "torchvision": torchvision.__version__}
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["cuda"] = torch.version.cuda
+        facts["nvjpeg"] = _nvjpeg(torchvision)
+    return facts
+
+
+def _nvjpeg(torchvision: Any) -> str | None:
+    """The nvjpeg library torchvision loads: the one its wheel bundles (its file name), or
+    an `nvidia-nvjpeg*` package's version; None if neither is found."""
+    from importlib import metadata
+    from pathlib import Path
+
+    libs = Path(torchvision.__file__).resolve().parent.parent / "torchvision.libs"
+    bundled = sorted(p.name for p in libs.glob("libnvjpeg*")) if libs.is_dir() else []
+    if bundled:
+        return bundled[0]
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name.startswith("nvidia-nvjpeg"):
+            return f"{name} {dist.version}"
+    return None
 
 
 def _decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:

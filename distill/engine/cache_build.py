@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from distill.cache import (
@@ -139,7 +140,7 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
     planned = plan_manifest(recipe, mode=mode, store=fmt, epochs=epochs, batch_size=batch,
                             world_size=world_size or rt.world_size, dataset=dataset,
                             sampler=sampler, teacher=teacher.identity.model_dump(mode="json"),
-                            shard_rows=shard_rows)
+                            shard_rows=shard_rows, decoder=_decoder(recipe, rt.device))
     out = Path(out)
     if dry_run:
         manifest = planned
@@ -199,6 +200,16 @@ def build_cache(recipe: Recipe, out: Path, *, epochs: int | None = None, mode: s
                          wait_seconds=max(float(r["wait_seconds"]) for r in ranks))
     reporter.note(_built(result, rt))
     return result
+
+
+def _decoder(recipe: Recipe, device: torch.device) -> dict[str, Any] | None:
+    """The JPEG decoder of `device` where the recipe decodes on it (`data.decode: device`):
+    a cache records it, and replays only where that decoder runs."""
+    if recipe.data.pipeline != "tensor" or recipe.data.decode != "device":
+        return None
+    from distill.data.decode import device_decoder
+
+    return device_decoder(device)
 
 
 def _options(recipe: Recipe, *, epochs: int | None, mode: str, store: str,

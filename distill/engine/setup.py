@@ -76,7 +76,8 @@ def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False) -> Tea
     from distill.data import derive_seed
 
     torch.manual_seed(derive_seed(recipe.run.seed, "teacher"))  # a random teacher is reproducible
-    teacher = build_teacher(ref, context=TeacherContext(student, recipe, rt.world_size),
+    teacher = build_teacher(ref, context=TeacherContext(student, recipe, rt.world_size,
+                                                        rt.device),
                             options=TeacherOptions.of(t))
     return teacher.place(rt.device, channels_last=recipe.run.channels_last,
                          compile=recipe.run.compile)

@@ -85,11 +85,13 @@ class TeacherOptions:
 @dataclass(frozen=True)
 class TeacherContext:
     """What the run is: the student's input, and (for a cached teacher, which checks itself
-    against it) the recipe and the number of training processes."""
+    against it) the recipe, the number of training processes and the device the run's
+    images are made on (a `data.decode: device` cache replays only on its decoder)."""
 
     student: StudentInput
     recipe: Any = None
     world_size: int = 1
+    device: torch.device | None = None
 
 
 class Teacher:
