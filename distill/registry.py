@@ -4,7 +4,7 @@ A part registers with a decorator; its name defaults to the function's name, and
 facts — typed data, one dataclass per kind of part (`StudentFacts`, `LossFacts`, …) — are
 declared once, beside it, as the decorator's arguments or a class's `facts` attribute:
 
-    @STUDENTS.register(distilled=True, family="deit")
+    @STUDENTS.register(distilled=True, family="deit", adapt_state=adapt_deit_state)
     def deit_tiny_distilled_patch16_224(**kwargs): ...
 
     STUDENTS.build("deit_tiny_distilled_patch16_224", num_classes=10)
@@ -81,7 +81,9 @@ class StudentFacts:
     recipe's `student_kwargs()`), in words, found without building it; None if it builds.
     Without it, the recipe's validation builds the student on the meta device to find out.
     `adapt_state(state, model)`: a foreign state dict (`student.init`: timm's, a run's of
-    another size) fitted to the built `model`; returns (state, notes on what changed)."""
+    another size) fitted to the built `model`; returns (state, notes on what changed).
+    Without it, `student.init` uses the built model's own `adapt_state(state)` method where
+    it has one (as `students.deit.DeiT` does), else loads the state dict as it is."""
 
     distilled: bool = False  # a class + distillation token: `(cls, dist)` in training
     family: str = ""  # "deit", "convnet", "timm", …

@@ -150,6 +150,12 @@ class DeiT(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
 
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> tuple[dict, list[str]]:
+        """A timm/DeiT state dict fitted to this model (`adapt_deit_state`): what
+        `student.init` uses for a plug-in student that builds a `DeiT` but declares no
+        `adapt_state` fact. Returns (state, notes)."""
+        return adapt_deit_state(state, self)
+
     def no_weight_decay(self) -> set[str]:
         """Parameters that DeiT trains without weight decay (besides norms and biases)."""
         return {"pos_embed", "cls_token", "dist_token"}

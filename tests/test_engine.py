@@ -162,6 +162,64 @@ def test_init_from_a_run_and_from_a_timm_checkpoint(tmp_path):
     assert torch.equal(model.blocks[1].attn.qkv.weight, ref.blocks[1].attn.qkv.weight)
 
 
+def test_init_adapts_for_a_plug_in_student_that_builds_a_deit(tmp_path):
+    """A plug-in registered without `adapt_state` whose builder returns a `DeiT` gets its
+    state dict fitted by the model's own `adapt_state` (the position embedding of a
+    32-pixel run resampled to 64 pixels), as the built-in DeiT students do."""
+    from safetensors.torch import save_file
+
+    from distill.registry import STUDENTS
+    from students.deit import DeiT
+
+    shape = dict(patch_size=8, embed_dim=48, depth=2, num_heads=2)
+
+    @STUDENTS.register(name="my_deit", distilled=True, family="deit")
+    def my_deit(**kwargs):
+        return DeiT(distilled=True, **kwargs)
+
+    try:
+        small = DeiT(distilled=True, img_size=32, num_classes=10, **shape)
+        save_file(small.state_dict(), tmp_path / "small.safetensors")
+        r = recipe(tmp_path / "big", "data.img_size=64", "student.name=my_deit",
+                   f"student.init={tmp_path / 'small.safetensors'}")
+        model = build_student_for(r, resolve_runtime(r))
+        assert model.pos_embed.shape == (1, 2 + 8 * 8, 48)
+        assert torch.equal(model.blocks[1].attn.qkv.weight, small.blocks[1].attn.qkv.weight)
+    finally:
+        STUDENTS.unregister("my_deit")
+
+
+def test_init_refusal_names_the_adapt_state_fact(tmp_path):
+    """A plug-in student with no way to fit a foreign state dict is refused, and the
+    refusal says how a student declares one."""
+    from safetensors.torch import save_file
+
+    from distill.errors import UsageError
+    from distill.registry import STUDENTS
+    from students.deit import DeiT
+
+    shape = dict(patch_size=8, embed_dim=48, depth=2, num_heads=2)
+
+    class Wrapped(torch.nn.Module):  # a DeiT inside: no `adapt_state` of its own
+        def __init__(self, **kwargs):
+            super().__init__()
+            self.inner = DeiT(distilled=True, **kwargs)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    STUDENTS.register(Wrapped, name="wrapped_deit", distilled=True, family="deit")
+    try:
+        small = Wrapped(img_size=32, num_classes=10, **shape)
+        save_file(small.state_dict(), tmp_path / "small.safetensors")
+        r = recipe(tmp_path / "big", "data.img_size=64", "student.name=wrapped_deit",
+                   f"student.init={tmp_path / 'small.safetensors'}")
+        with pytest.raises(UsageError, match=r"does not fit 'wrapped_deit' .*adapt_state"):
+            build_student_for(r, resolve_runtime(r))
+    finally:
+        STUDENTS.unregister("wrapped_deit")
+
+
 def test_atomic_write_leaves_old_file_on_failure_and_normal_permissions(tmp_path):
     import stat
 

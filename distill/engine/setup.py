@@ -32,20 +32,25 @@ __all__ = ["build_student_for", "build_teacher_for", "check_teacher"]
 
 def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.Module:
     """The recipe's student on the run's device, initialised from `student.init` if set
-    (a foreign state dict fitted by the student's `StudentFacts.adapt_state`, where it
-    declares one: a DeiT's position embedding resampled to its grid, …)."""
+    (a foreign state dict fitted by the student's `StudentFacts.adapt_state` where it
+    declares one, else by the built model's own `adapt_state(state)` method where it has
+    one, as a `DeiT` does: its position embedding resampled to its grid, …)."""
     s = recipe.student
     torch.manual_seed(recipe.run.seed)
     model = build_student(s.name, **recipe.student_kwargs())
     if s.init is not None:
         state = load_weights(s.init)
         notes: list[str] = []
-        adapt = student_facts(s.name).adapt_state
+        adapt = _state_adapter(s.name, model)
         if adapt is not None:
-            state, notes = adapt(state, model)
+            state, notes = adapt(state)
         misfit = describe_misfit(model, state, allow_missing=("head.", "head_dist."))
         if misfit:
-            raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' ({misfit})")
+            how = "" if adapt is not None else (
+                "; a student fits a foreign state dict through the `adapt_state` fact of its "
+                "StudentFacts, or its model's `adapt_state(state)` method, and this one has "
+                "neither")
+            raise UsageError(f"student.init: '{s.init}' does not fit '{s.name}' ({misfit}{how})")
         model.load_state_dict(state, strict=False)
         if reporter is not None:
             reporter.note(f"student initialised from {s.init}" +
@@ -58,6 +63,16 @@ def build_student_for(recipe: Recipe, rt: Runtime, reporter: Any = None) -> nn.M
     if rt.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def _state_adapter(name: str, model: nn.Module) -> Any:
+    """How `student.init`'s state dict is fitted to `model`: `state -> (state, notes)`, from
+    the student's `adapt_state` fact, else the model's own `adapt_state` method; or None."""
+    fact = student_facts(name).adapt_state
+    if fact is not None:
+        return lambda state: fact(state, model)
+    method = getattr(model, "adapt_state", None)
+    return method if callable(method) else None
 
 
 def build_teacher_for(recipe: Recipe, rt: Runtime, *, live: bool = False) -> Teacher:
