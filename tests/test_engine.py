@@ -220,6 +220,34 @@ def test_init_refusal_names_the_adapt_state_fact(tmp_path):
         STUDENTS.unregister("wrapped_deit")
 
 
+@pytest.mark.parametrize("mode", ["iter", "epoch"])
+def test_lr_follows_the_epoch_after_a_resume_on_another_world_size(tmp_path, mode):
+    """A run resumed by another number of processes holds a step count made of other
+    epochs' lengths (2 processes: half the steps per epoch); the LR of each step follows
+    the trainer's epoch and the step within it, not that count."""
+    from distill.engine.report import Reporter
+    from distill.engine.train import _Trainer
+
+    class Steps(Reporter):
+        def __init__(self):
+            self.lrs = []
+
+        def step(self, metrics):
+            self.lrs.append(metrics["lr"])
+
+    r = recipe(tmp_path, "schedule.epochs=4", f"schedule.step={mode}", loss="none",
+               student="deit_tiny_patch16_224")
+    lrs = {}
+    for steps_before in (8, 4):  # epoch 2 after 2 epochs of 4 steps, or of 2 (2 processes)
+        reporter = Steps()
+        trainer = _Trainer(r, tmp_path, resolve_runtime(r), reporter)
+        assert trainer.steps_per_epoch == 4
+        trainer.epoch, trainer.step = 2, steps_before
+        trainer.train_epoch()
+        lrs[steps_before] = reporter.lrs
+    assert lrs[4] == lrs[8] and len(lrs[8]) == 2
+
+
 def test_atomic_write_leaves_old_file_on_failure_and_normal_permissions(tmp_path):
     import stat
 

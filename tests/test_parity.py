@@ -38,7 +38,7 @@ def test_epoch_schedule_is_deits(epochs, warmup, warmup_lr):
     ours = LRSchedule(ScheduleConfig(epochs=epochs, warmup_epochs=warmup, warmup_lr=warmup_lr,
                                      min_lr=min_lr, step="epoch"), peak, spe)
     for epoch in range(epochs):
-        got = {ours(epoch * spe + k) for k in range(spe)}
+        got = {ours(epoch, k) for k in range(spe)}
         assert len(got) == 1, epoch  # one LR for the whole epoch
         assert got.pop() == pytest.approx(want[epoch], rel=1e-12, abs=0), epoch
     if warmup:  # the lag the issue names: epochs 0 and 1 at warmup_lr, the top in epoch warmup + 1
@@ -48,11 +48,11 @@ def test_epoch_schedule_is_deits(epochs, warmup, warmup_lr):
 
 def test_iter_schedule_unchanged():
     s = LRSchedule(ScheduleConfig(epochs=10, warmup_epochs=2, warmup_lr=1e-6, min_lr=1e-5), 1e-3, 4)
-    assert s(0) == 1e-6 and s(8) == pytest.approx(1e-3)
-    assert s(4) == pytest.approx(1e-6 + (1e-3 - 1e-6) * 4 / 8)
+    assert s(0) == 1e-6 and s(2, 0) == pytest.approx(1e-3)
+    assert s(1, 0) == pytest.approx(1e-6 + (1e-3 - 1e-6) * 4 / 8)
     t = (20 - 8) / (40 - 8)
-    assert s(20) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * t)))
-    assert s(3) != s(2)  # a new value every step
+    assert s(5, 0) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * t)))
+    assert s(0, 3) != s(0, 2)  # a new value every step
 
 
 def test_epoch_schedule_in_recipe_text():

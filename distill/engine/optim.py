@@ -87,9 +87,13 @@ class LRSchedule:
         return self.timm_min_lr + 0.5 * (self.peak - self.timm_min_lr) * (
             1 + math.cos(math.pi * t / self.epochs))
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, epoch: int, i: int = 0) -> float:
+        """The LR of step `i` of epoch `epoch`, both as the trainer counts them: a run
+        resumed by another number of processes (epochs of another length) takes its
+        epoch's LR, not the one its count of optimizer steps would point to."""
         if self.per_epoch:
-            return self.epoch_lr(step // self.steps_per_epoch)
+            return self.epoch_lr(epoch)
+        step = epoch * self.steps_per_epoch + i
         if step < self.warmup:
             return self.warmup_lr + (self.peak - self.warmup_lr) * step / self.warmup
         if self.name == "constant":
@@ -97,8 +101,9 @@ class LRSchedule:
         t = (step - self.warmup) / max(1, self.total - self.warmup)
         return self.min_lr + 0.5 * (self.peak - self.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
 
-    def apply(self, optimizer: torch.optim.Optimizer, step: int) -> float:
-        lr = self(step)
+    def apply(self, optimizer: torch.optim.Optimizer, epoch: int, i: int = 0) -> float:
+        """Set the LR of step `i` of epoch `epoch` on every group; returns it."""
+        lr = self(epoch, i)
         for group in optimizer.param_groups:
             group["lr"] = lr
         return lr

@@ -181,7 +181,7 @@ class _Trainer:
                 batch = batch._replace(images=x, labels=y, lam=lam)
             # once: the teacher's outputs on the first batch (shape, finite) before trusting them
             check_teacher(self.teacher, batch, r.data.num_classes, rt=rt, name=r.teacher.name)
-            lr = self.schedule.apply(self.optimizer, self.step)
+            lr = self.schedule.apply(self.optimizer, epoch, i)  # the epoch, not self.step
             parts = train_step(self.step_model, self.loss_fn, self.teacher, self.optimizer,
                                batch, rt, r.optim.clip_grad)
             if self.ema is not None:
