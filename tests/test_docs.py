@@ -321,3 +321,31 @@ def test_mkdocs_builds_strictly(tmp_path):
                           str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _recipe_table_row(section: str) -> str:
+    """The row of docs/recipes.md's section table for `section`."""
+    text = (DOCS / "recipes.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{section}` |")]
+    assert len(rows) == 1, f"docs/recipes.md: one table row for `{section}`"
+    return rows[0]
+
+
+def test_the_recipe_table_names_every_dataset_and_schedule_field():
+    """The section table of docs/recipes.md lists each built-in dataset in its `data` row
+    and each `schedule` field in its row (so a new one cannot go undocumented)."""
+    from distill.recipe import ScheduleConfig
+    from distill.registry import DATASETS
+
+    data, schedule = _recipe_table_row("data"), _recipe_table_row("schedule")
+    missing = [n for n in DATASETS.names() if f"`{n}`" not in data]
+    missing += [f"schedule.{f}" for f in ScheduleConfig.model_fields if f"`{f}`" not in schedule]
+    assert not missing, f"docs/recipes.md's section table misses {missing}"
+
+
+def test_the_lr_page_describes_both_schedule_steps():
+    """`schedule.step` has a paragraph on each mode, and no unsourced measurement."""
+    text = (DOCS / "recipes.md").read_text(encoding="utf-8")
+    section = text.split("## The learning rate", 1)[1].split("\n## ", 1)[0]
+    assert "`schedule.step`" in section and "`iter`" in section and "`epoch`" in section
+    assert "fraction of a percent" not in section

@@ -55,6 +55,15 @@ def test_iter_schedule_unchanged():
     assert s(0, 3) != s(0, 2)  # a new value every step
 
 
+def test_step_description_says_what_epoch_0_runs_at():
+    """The field's description holds for `warmup_epochs: 0` too: epochs 0 and 1 then run at
+    the peak, not at warmup_lr."""
+    desc = ScheduleConfig.model_fields["step"].description
+    s = LRSchedule(ScheduleConfig(epochs=10, warmup_epochs=0, warmup_lr=1e-6, step="epoch"),
+                   1e-3, 4)
+    assert s(0) == s(1) == 1e-3
+    assert "epoch 0 and 1 at warmup_lr" not in desc and "peak" in desc
+
 def test_epoch_schedule_in_recipe_text():
     from distill.recipe import load_recipe
 

@@ -251,9 +251,10 @@ class ScheduleConfig(_Section):
     step: Literal["iter", "epoch"] = Field(
         "iter", description="`iter`: the LR changes every optimizer step (warm-up, then "
         "cosine over the steps after it). `epoch`: as the official DeiT code steps timm's "
-        "CosineLRScheduler, once after each epoch: one LR per epoch, epoch 0 and 1 at "
-        "warmup_lr, the cosine over all epochs counted from epoch 0; its logs compare line "
-        "by line.")
+        "CosineLRScheduler, once after each epoch: one LR per epoch, epoch 0 at the "
+        "scheduler's initial value (warmup_lr; the peak when warmup_epochs is 0) and the "
+        "warm-up one epoch late, the cosine over all epochs counted from epoch 0; its logs "
+        "compare line by line.")
 
     @model_validator(mode="after")
     def _warmup(self) -> ScheduleConfig:
