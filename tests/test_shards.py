@@ -394,4 +394,5 @@ def test_a_count_the_shard_cannot_hold_is_refused_before_anything_is_planned(tmp
             webdataset("train", shards, num_classes=2)
         line = err.value.lines[0]
         assert len(err.value.lines) == 1 and str(shards / "_info.json") in line
-        assert f"'train-0.tar' is counted as {count} samples" in line
+        assert f"'train-0.tar' is counted as {count} samples, but its {size} bytes hold 1" \
+            in line

@@ -246,12 +246,16 @@ def open_split(root: str | Path, split: str, info: str | Path | None = None) -> 
                             "each shard once")
         files[real] = shard.name
         size = shard.path.stat().st_size
-        if shard.length > size // MIN_SAMPLE:
+        if shard.length > size // MIN_SAMPLE:  # it cannot hold them: truncated, or miscounted
+            f = ShardFile(shard)
+            try:
+                found = f.count()  # a truncated or damaged tar: named, with its last key
+            finally:
+                f.close()
             raise DataError(f"{info_file}: the shard '{shard.name}' is counted as "
-                            f"{shard.length} samples, but its {size} bytes hold at most "
-                            f"{size // MIN_SAMPLE} (a sample is at least two tar blocks, its "
-                            "image and its label); count it again with `distill data check "
-                            "--write-info`")
+                            f"{shard.length} samples, but its {size} bytes hold {found} (a "
+                            "sample is at least two tar blocks, its image and its label); "
+                            "count it again with `distill data check --write-info`")
     if not shards or not sum(s.length for s in shards):
         raise DataError(f"{info_file}: split '{split}' holds no samples")
     return ShardSplit(pattern or split, folder, info_file, shards, classes, n_cls)
