@@ -1,0 +1,147 @@
+"""Run facebookresearch/deit main.py (commit 7e160fe, unmodified) on the deit-distill
+quickstart setting (Fashion-MNIST, first 2,000 training images), on CPU.
+
+Shims, applied before deit's main.py is imported (nothing in deit's files is edited):
+ 1. timm.data.transforms._pil_interp: alias of timm's str_to_pil_interp (removed from timm).
+ 2. torch.cuda.synchronize: a no-op (no CUDA here).
+ 3. timm.utils.get_state_dict(None) returns None (model EMA off).
+ 4. datasets.build_dataset: Fashion-MNIST through deit-distill's own `pil` transforms
+    (distill.data.transforms.train_transform / eval_transform of the quickstart recipe);
+    deit's own would swap the crop for RandomCrop(padding=4) at <= 32 px.
+ 5. Student and teacher registered as timm names: fmnist_deit (timm VisionTransformer),
+    fmnist_deit_distilled (deit's DistilledVisionTransformer), both patch 7, dim 128,
+    depth 4, 4 heads, 1 channel, qkv_bias, LayerNorm eps 1e-6 as deit's own registrations;
+    fmnist_resnet8 (deit-distill's cifar_resnet8, width 2, the quickstart teacher).
+ 6. engine.evaluate runs every EVAL_EVERY epochs and at the last one (else returns NaN).
+Usage: python run_official.py [deit main.py arguments]  (env DEIT_DIR, RECIPE, EVAL_EVERY)
+"""
+import gzip
+import math
+import os
+import sys
+from functools import partial
+
+import numpy as np
+import torch
+from torch import nn
+
+DEIT = os.environ.get("DEIT_DIR", "/work/deit-official")
+sys.path.insert(0, DEIT)
+
+import timm.data.transforms as tdt  # noqa: E402
+import timm.utils  # noqa: E402
+
+# 1
+if not hasattr(tdt, "_pil_interp"):
+    tdt._pil_interp = tdt.str_to_pil_interp
+# 2
+torch.cuda.synchronize = lambda *a, **k: None
+# 3
+_get_state_dict = timm.utils.get_state_dict
+timm.utils.get_state_dict = lambda model, *a, **k: None if model is None else _get_state_dict(model, *a, **k)
+
+# 4
+from PIL import Image  # noqa: E402
+
+import datasets as deit_datasets  # noqa: E402  (deit's datasets.py)
+from distill.data.transforms import eval_transform, train_transform  # noqa: E402
+from distill.recipe import load_recipe  # noqa: E402
+
+RECIPE = load_recipe(os.environ.get("RECIPE", "recipes/fmnist/deit_token.yaml"))
+ROOT = "/usr/share/datasets/fashion-mnist"
+
+
+def _idx(name):
+    with gzip.open(os.path.join(ROOT, name)) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+class FMNIST(torch.utils.data.Dataset):
+    def __init__(self, train, transform, limit=None):
+        prefix = "train" if train else "t10k"
+        self.x = _idx(f"{prefix}-images-idx3-ubyte.gz")[:limit]
+        self.y = _idx(f"{prefix}-labels-idx1-ubyte.gz")[:limit].astype(np.int64)
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.x[i], mode="L")), int(self.y[i])
+
+
+def build_dataset(is_train, args):
+    d, a = RECIPE.data, RECIPE.augment
+    if is_train:
+        return FMNIST(True, train_transform(d, a), d.train_limit), d.num_classes
+    return FMNIST(False, eval_transform(d), d.val_limit), d.num_classes
+
+
+deit_datasets.build_dataset = build_dataset
+
+# 5
+from timm.models import register_model  # noqa: E402
+from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+
+import models as deit_models  # noqa: E402  (deit's models.py)
+
+_ARCH = dict(patch_size=7, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4, qkv_bias=True,
+             in_chans=1, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+
+
+def _model_kwargs(kwargs):
+    # timm's create_model also passes its own pretrained_cfg / overlay / cache_dir
+    return {k: v for k, v in kwargs.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+
+
+@register_model
+def fmnist_deit(pretrained=False, **kwargs):
+    return VisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+
+
+@register_model
+def fmnist_deit_distilled(pretrained=False, **kwargs):
+    return deit_models.DistilledVisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+
+
+@register_model
+def fmnist_resnet8(pretrained=False, global_pool=None, **kwargs):
+    kwargs = _model_kwargs(kwargs)
+    from distill.registry import STUDENTS
+    t = RECIPE_TEACHER
+    return STUDENTS.build(t.student.name, num_classes=kwargs.get("num_classes", t.data.num_classes),
+                          in_chans=t.data.in_chans, img_size=t.data.img_size, **t.student.kwargs)
+
+
+RECIPE_TEACHER = load_recipe("recipes/fmnist/teacher_resnet.yaml")
+
+# 6
+import engine as deit_engine  # noqa: E402
+
+EVAL_EVERY = int(os.environ.get("EVAL_EVERY", "20"))
+_evaluate = deit_engine.evaluate
+_calls = [0]
+
+
+def evaluate(data_loader, model, device):
+    _calls[0] += 1
+    epoch = _calls[0]
+    if epoch % EVAL_EVERY == 0 or epoch == EPOCHS:
+        return _evaluate(data_loader, model, device)
+    return {"acc1": math.nan, "acc5": math.nan, "loss": math.nan}
+
+
+deit_engine.evaluate = evaluate
+
+import main as deit_main  # noqa: E402  (deit's main.py)
+
+if __name__ == "__main__":
+    parser = deit_main.argparse.ArgumentParser("DeiT", parents=[deit_main.get_args_parser()])
+    args = parser.parse_args()
+    EPOCHS = args.epochs
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    deit_main.main(args)
