@@ -1,3 +1,4 @@
+# ruff: noqa: I001, E402  (the shims must run before deit's modules are imported)
 """Run facebookresearch/deit main.py (commit 7e160fe, unmodified) on the deit-distill
 quickstart setting (Fashion-MNIST, first 2,000 training images), on CPU.
 
@@ -28,8 +29,8 @@ from torch import nn
 DEIT = os.environ.get("DEIT_DIR", "/work/deit-official")
 sys.path.insert(0, DEIT)
 
-import timm.data.transforms as tdt  # noqa: E402
-import timm.utils  # noqa: E402
+import timm.data.transforms as tdt
+import timm.utils
 
 # 1
 if not hasattr(tdt, "_pil_interp"):
@@ -41,11 +42,11 @@ _get_state_dict = timm.utils.get_state_dict
 timm.utils.get_state_dict = lambda model, *a, **k: None if model is None else _get_state_dict(model, *a, **k)
 
 # 4
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-import datasets as deit_datasets  # noqa: E402  (deit's datasets.py)
-from distill.data.transforms import eval_transform, train_transform  # noqa: E402
-from distill.recipe import load_recipe  # noqa: E402
+import datasets as deit_datasets  # (deit's datasets.py)
+from distill.data.transforms import eval_transform, train_transform
+from distill.recipe import load_recipe
 
 RECIPE = load_recipe(os.environ.get("RECIPE", "recipes/fmnist/deit_token.yaml"))
 ROOT = "/usr/share/datasets/fashion-mnist"
@@ -83,10 +84,10 @@ def build_dataset(is_train, args):
 deit_datasets.build_dataset = build_dataset
 
 # 5
-from timm.models import register_model  # noqa: E402
-from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+from timm.models import register_model
+from timm.models.vision_transformer import VisionTransformer
 
-import models as deit_models  # noqa: E402  (deit's models.py)
+import models as deit_models  # (deit's models.py)
 
 _ARCH = dict(patch_size=7, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4, qkv_bias=True,
              in_chans=1, norm_layer=partial(nn.LayerNorm, eps=1e-6))
@@ -94,7 +95,8 @@ _ARCH = dict(patch_size=7, embed_dim=128, depth=4, num_heads=4, mlp_ratio=4, qkv
 
 def _model_kwargs(kwargs):
     # timm's create_model also passes its own pretrained_cfg / overlay / cache_dir
-    return {k: v for k, v in kwargs.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+    drop = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
+    return {k: v for k, v in kwargs.items() if k not in drop}
 
 
 @register_model
@@ -119,7 +121,7 @@ def fmnist_resnet8(pretrained=False, global_pool=None, **kwargs):
 RECIPE_TEACHER = load_recipe("recipes/fmnist/teacher_resnet.yaml")
 
 # 6
-import engine as deit_engine  # noqa: E402
+import engine as deit_engine
 
 EVAL_EVERY = int(os.environ.get("EVAL_EVERY", "20"))
 _evaluate = deit_engine.evaluate
@@ -136,7 +138,7 @@ def evaluate(data_loader, model, device):
 
 deit_engine.evaluate = evaluate
 
-import main as deit_main  # noqa: E402  (deit's main.py)
+import main as deit_main  # (deit's main.py)
 
 if __name__ == "__main__":
     parser = deit_main.argparse.ArgumentParser("DeiT", parents=[deit_main.get_args_parser()])
