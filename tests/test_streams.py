@@ -99,19 +99,52 @@ def test_the_plan_deals_every_sample_once_per_epoch(world):
             assert orders[0] != orders[1]  # shard and sample order change with the epoch
 
 
-def test_each_worker_reads_one_stretch_front_to_back():
-    s = StreamSampler([10] * 6, 0, batch_size=2, streams=2, window=4)
+@pytest.mark.parametrize("streams, workers", [(2, 2), (4, 2), (4, 4)])
+def test_each_worker_reads_whole_stretches_front_to_back(streams, workers):
+    s = StreamSampler([10] * 6, 0, batch_size=2, streams=streams, window=4)
     batches, sequence = list(s), s.sequence().tolist()
-    stretches = []
-    for v in (0, 1):  # the loader hands worker v the batches v, v + 2, …
-        read = [k[1] for b in batches[v::2] for k in b]
+    stretches = {}
+    for t in range(streams):  # stretch t: the batches t, t + S, …; worker t mod V reads it
+        read = [k[1] for b in batches[t::streams] for k in b]
         start = sequence.index(min(read, key=sequence.index))
         stretch = sequence[start:start + len(read)]  # a contiguous run of the shard order
         for w in range(0, len(read), 4):  # shuffled within windows of 4 consecutive samples
             assert sorted(read[w:w + 4]) == sorted(stretch[w:w + 4])
         assert read != stretch
-        stretches.append(stretch)
-    assert stretches[0] + stretches[1] == sequence  # two stretches cover the epoch
+        stretches[start] = stretch
+    assert [k for _, part in sorted(stretches.items()) for k in part] == sequence  # cover it
+    for v in range(workers):  # the loader hands worker v the batches v, v + V, …
+        mine = [k[1] for b in batches[v::workers] for k in b]
+        theirs = [k[1] for b in batches if b not in batches[v::workers] for k in b]
+        assert mine == [i for part in s.reader_batches(0, v, workers) for i in part.tolist()]
+        assert not set(mine) & set(theirs)
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_the_batches_do_not_depend_on_the_loader_workers(sets):
+    """The same recipe gives the same batches, training and validation, with 0, 2 or 4
+    loader workers (data.num_workers is free to change on resume), over 1 or 2 processes;
+    the loader delivers them so with workers too."""
+    from distill.recipe.resume import RESUME_FREE_FIELDS
+
+    assert "data.num_workers" in RESUME_FREE_FIELDS
+    for world in (1, 2):
+        plans = []
+        for workers in (0, 2, 4):
+            r = recipe(sets["shards"], "data.batch_size=2", workers=workers)
+            plan = []
+            for rank in range(world):
+                data = build_data(r.data, r.augment, r.run.seed, num_replicas=world, rank=rank)
+                plan.append([data.sampler.batches(e) for e in (0, 1)])
+                plan.append(list(data.val_loader.batch_sampler))
+            plans.append(plan)
+        assert plans[0] == plans[1] == plans[2]
+    seen = []
+    for workers in (0, 2):
+        r = recipe(sets["shards"], "data.batch_size=2", workers=workers)
+        data = build_data(r.data, r.augment, r.run.seed)
+        seen.append([[int(i) for i in b.index] for b in data.epoch(1)])
+    assert seen[0] == seen[1]
 
 
 def test_the_loader_reads_every_shard_sample_once_per_epoch(sets):

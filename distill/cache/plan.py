@@ -57,7 +57,7 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
     if exact and stream:
         raise UsageError(f"teacher.mix_targets: exact stores the outputs on a run's own mixed "
                          f"batches; '{recipe.data.name}' is read as a stream, whose batches "
-                         "depend on the shard order, the processes and the loader workers: set "
+                         "depend on the shard order and the processes: set "
                          "teacher.mix_targets: interpolate (per-sample outputs, mixed as the "
                          "run mixes its images)")
     if sampler is not None:

@@ -50,7 +50,7 @@ from distill.registry import DATASETS
 
 from .decode import load_image
 from .errors import DataError
-from .stream import DEFAULT_WINDOW
+from .stream import DEFAULT_STREAMS, DEFAULT_WINDOW
 
 __all__ = ["HFDataset", "hf"]
 
@@ -203,7 +203,7 @@ class HFDataset(Dataset):
 
     def __init__(self, table: Any, where: str, image: str, label: str, mode: str,
                  num_classes: int | None, block: int, shuffle_buffer: int,
-                 root: Path | None = None):
+                 root: Path | None = None, streams: int = DEFAULT_STREAMS):
         datasets = _datasets()
         self.where, self.image_column, self.label_column, self.mode = where, image, label, mode
         self.root = Path(root) if root is not None else None
@@ -224,6 +224,7 @@ class HFDataset(Dataset):
         n = len(self.table)
         self.shard_lengths = [min(block, n - s) for s in range(0, n, block)]
         self.shuffle_buffer = shuffle_buffer
+        self.streams = streams
 
     def __len__(self) -> int:
         return len(self.table)
@@ -300,16 +301,18 @@ class HFDataset(Dataset):
 def hf(split: Literal["train", "val"], root: Path | None = None, num_classes: int | None = None,
        in_chans: int = 3, train: str = "train", val: str = "validation", image: str = "image",
        label: str = "label", block: int = 1024, shuffle_buffer: int = DEFAULT_WINDOW,
-       cache_dir: str | None = None) -> HFDataset:
+       streams: int = DEFAULT_STREAMS, cache_dir: str | None = None) -> HFDataset:
     """A Hugging Face DatasetDict on disk (`save_to_disk`, or a folder `load_dataset` reads).
 
     `train`, `val`: its split names; `image`, `label`: its columns;
     `block`: rows read together (the stream's shards); `shuffle_buffer`: rows shuffled
-    together in a worker's stretch; `cache_dir`: where `load_dataset` keeps the Arrow
+    together in a stretch; `streams`: the stretches an epoch of each process is planned
+    in, whatever the loader workers; `cache_dir`: where `load_dataset` keeps the Arrow
     cache of a folder it reads (default: `datasets`' own, `HF_DATASETS_CACHE`)."""
     if root is None:
         raise DataError("data.root: dataset 'hf' needs the folder of a dataset on disk")
-    for key, value in (("block", block), ("shuffle_buffer", shuffle_buffer)):
+    for key, value in (("block", block), ("shuffle_buffer", shuffle_buffer),
+                       ("streams", streams)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DataError(f"data.options.{key}: expected a count of rows ≥ 1, got {value!r}")
     root = Path(root)
@@ -326,4 +329,4 @@ def hf(split: Literal["train", "val"], root: Path | None = None, num_classes: in
     if len(table) == 0:
         raise DataError(f"{root}: split '{name}' has no rows")
     return HFDataset(table, f"{root} ({name})", image, label, "L" if in_chans == 1 else "RGB",
-                     num_classes, block, shuffle_buffer, root)
+                     num_classes, block, shuffle_buffer, root, streams)

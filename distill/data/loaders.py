@@ -23,6 +23,7 @@ from .batch import collate
 from .fingerprint import subset_fingerprint
 from .replay import ReplayDataset, ReplaySampler
 from .stream import (
+    DEFAULT_STREAMS,
     DEFAULT_WINDOW,
     StreamEvalBatches,
     StreamSampler,
@@ -141,7 +142,8 @@ def build_val_loader(data: DataConfig, seed: int, *, pin_memory: bool = False,
     batch = data.eval_batch_size or 2 * data.batch_size
     if is_stream(val.base):  # each rank a contiguous part, each worker a stretch of it
         return DataLoader(val, batch_sampler=StreamEvalBatches(
-            len(val), batch, num_replicas=num_replicas, rank=rank, streams=data.num_workers),
+            len(val), batch, num_replicas=num_replicas, rank=rank,
+            streams=getattr(val.base, "streams", DEFAULT_STREAMS)),
             **loader_args(data, pin_memory, persistent=False))
     shard = range(rank, len(val), num_replicas) if num_replicas > 1 else None
     return DataLoader(val, batch_size=batch, sampler=shard, shuffle=False, drop_last=False,
@@ -179,11 +181,12 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
     if len(train) < data.batch_size * num_replicas:
         raise UsageError(f"data.batch_size: {data.batch_size} exceeds the {len(train)} training "
                          f"images of '{data.name}'")
-    if is_stream(train.base):  # every sample once per epoch, each worker reading its stretch
+    if is_stream(train.base):  # every sample once per epoch, each worker reading its stretches
         check_stream(augment, data.name)
-        sampler: Any = StreamSampler(
+        sampler: Any = StreamSampler(  # the same batches whatever data.num_workers
             stream_lengths(train.base), seed, batch_size=data.batch_size,
-            num_replicas=num_replicas, rank=rank, streams=data.num_workers,
+            num_replicas=num_replicas, rank=rank,
+            streams=getattr(train.base, "streams", DEFAULT_STREAMS),
             window=getattr(train.base, "shuffle_buffer", DEFAULT_WINDOW))
         train_loader = DataLoader(train, batch_sampler=sampler,
                                   **loader_args(data, pin_memory, persistent=True))

@@ -3,29 +3,33 @@ Hugging Face dataset read in blocks), split over ranks and loader workers.
 
 A stream is a dataset in shards: `shard_lengths`, the samples of each shard, and samples
 numbered shard after shard (its own order, the order of `_info.json`). Epoch e of a run of
-W processes with batch B and V read streams per process (V = the loader's workers, 1
-without any) is planned in the main process, from (seed, e) alone:
+W processes with batch B and S streams per process (`data.options.streams`, default
+`DEFAULT_STREAMS`; fewer when the epoch has fewer steps) is planned in the main process,
+from (seed, e) alone:
 
 1. the shards are put in the order of a permutation drawn from (seed, e), and their
-   samples laid out in that order: a sequence S of the N samples, each once;
-2. S is padded to W·T·B samples, T = ceil(N / (W·B)) steps, by repeating its first
-   W·T·B − N samples (fewer than W·B: the padding DDP needs so that every process runs T
-   full steps; nothing is dropped);
-3. process r takes the contiguous range r·T·B … (r+1)·T·B − 1 of it, and cuts that into V
-   contiguous stretches of whole batches, stretch v holding the batches v, v+V, v+2V, …
+   samples laid out in that order: a sequence of the N samples, each once;
+2. the sequence is padded to W·T·B samples, T = ceil(N / (W·B)) steps, by repeating its
+   first W·T·B − N samples (fewer than W·B: the padding DDP needs so that every process
+   runs T full steps; nothing is dropped);
+3. process r takes the contiguous range r·T·B … (r+1)·T·B − 1 of it, and cuts that into S
+   contiguous stretches of whole batches, stretch s holding the batches s, s+S, s+2S, …
    of the process's T steps;
 4. each stretch is shuffled within windows of `window` consecutive samples (a permutation
-   of each window drawn from (seed, e, r, v)) and cut into batches.
+   of each window drawn from (seed, e, r, s)) and cut into batches.
 
-The data loader hands batch t to worker t mod V, so worker v reads stretch v alone, front
-to back within each window: sequential reads. The keys carry the epoch, so persistent
-workers need no shared state; what each worker reads is decided here, so workers can
-neither miss nor repeat a sample. Proof of exactly-once: S holds each sample once (a
-permutation of shards, each shard's samples once); the ranges of the processes, and the
-stretches of a process, are disjoint and cover the padded sequence; a window shuffle is a
-permutation; step t takes the next batch of stretch t mod V, and stretch v has exactly
-the batches of the steps t ≡ v (mod V). So over the W processes an epoch yields S and its
-padding, nothing else.
+The number of loader workers V enters none of this: the batches, and so what a run
+computes, are the same with 0, 2 or 4 workers (`data.num_workers` is free to change on
+resume). The data loader hands batch t to worker t mod V; with V dividing S, worker v
+reads the stretches s ≡ v (mod V), each front to back within its windows (otherwise a
+stretch's batches are shared by workers, each reading its own). The keys carry the epoch,
+so persistent workers need no shared state; what each worker reads is decided here, so
+workers can neither miss nor repeat a sample. Proof of exactly-once: the sequence holds
+each sample once (a permutation of shards, each shard's samples once); the ranges of the
+processes, and the stretches of a process, are disjoint and cover the padded sequence; a
+window shuffle is a permutation; step t takes the next batch of stretch t mod S, and
+stretch s has exactly the batches of the steps t ≡ s (mod S). So over the W processes an
+epoch yields the sequence and its padding, nothing else.
 
 A sample's augmentation does not depend on any of this: it is drawn from (seed, epoch,
 sample key, repeat) (`ReplayDataset`), so shard order, workers and ranks change where a
@@ -45,11 +49,14 @@ from distill.errors import UsageError
 
 from .replay import derive_seed
 
-__all__ = ["DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler", "check_stream", "is_stream",
-           "padding", "stream_lengths"]
+__all__ = ["DEFAULT_STREAMS", "DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler",
+           "check_stream", "is_stream", "padding", "stream_lengths"]
 
 Key = tuple[int, int, int, int]  # (epoch, index, repeat, position), as ReplaySampler's
-DEFAULT_WINDOW = 1024  # samples shuffled together (what a worker reads ahead, at most)
+DEFAULT_WINDOW = 1024  # samples shuffled together in a stream (what is read ahead in it)
+# Streams per process: the stretches an epoch is planned in, whatever the loader workers
+# (a multiple of the usual worker counts 1, 2, 4, 8 lets each worker read whole stretches).
+DEFAULT_STREAMS = 8
 
 
 def is_stream(ds: Any) -> bool:
@@ -103,7 +110,7 @@ class StreamSampler(Sampler[list[Key]]):
     module); a batch sampler for `DataLoader(batch_sampler=...)`."""
 
     def __init__(self, lengths: Sequence[int], seed: int, *, batch_size: int,
-                 num_replicas: int = 1, rank: int = 0, streams: int = 1,
+                 num_replicas: int = 1, rank: int = 0, streams: int = DEFAULT_STREAMS,
                  window: int = DEFAULT_WINDOW, epoch: int = 0):
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
@@ -134,7 +141,7 @@ class StreamSampler(Sampler[list[Key]]):
         return np.resize(seq, self.num_replicas * self.steps * self.batch)  # cyclic padding
 
     def stretches(self, epoch: int | None = None, rank: int | None = None) -> list[np.ndarray]:
-        """Process `rank`'s V stretches, each shuffled within its windows (steps 3, 4)."""
+        """Process `rank`'s S stretches, each shuffled within its windows (steps 3, 4)."""
         epoch = self.epoch if epoch is None else epoch
         rank = self.rank if rank is None else rank
         per_rank = self.steps * self.batch
@@ -164,6 +171,14 @@ class StreamSampler(Sampler[list[Key]]):
                         for i, index in enumerate(chunk)])
         return out
 
+    def reader_batches(self, epoch: int, reader: int, readers: int) -> list[np.ndarray]:
+        """The sample numbers of the batches loader worker `reader` of `readers` reads in
+        `epoch` (the loader hands it the batches t ≡ reader mod readers), in its order."""
+        parts = self.stretches(epoch, self.rank)
+        b, s = self.batch, self.streams
+        return [parts[t % s][t // s * b:(t // s + 1) * b] for t in range(reader, self.steps,
+                                                                          readers)]
+
     def __iter__(self) -> Iterator[list[Key]]:
         return iter(self.batches())
 
@@ -171,10 +186,11 @@ class StreamSampler(Sampler[list[Key]]):
 class StreamEvalBatches(Sampler[list[int]]):
     """Evaluation batches of one process, in the stream's own order: process r takes the
     contiguous r-th of W near-equal parts (every sample once over the processes, no
-    padding), cut into V contiguous stretches read by one worker each."""
+    padding), cut into S contiguous stretches (`streams`, whatever the loader workers:
+    the batches do not depend on them), their batches dealt in turn."""
 
     def __init__(self, size: int, batch_size: int, *, num_replicas: int = 1, rank: int = 0,
-                 streams: int = 1):
+                 streams: int = DEFAULT_STREAMS):
         edges = [size * r // num_replicas for r in range(num_replicas + 1)]
         self.first, self.last = edges[rank], edges[rank + 1]
         n = self.last - self.first

@@ -4,14 +4,15 @@
       name: webdataset
       root: shards/                       # a folder with _info.json, or a brace pattern:
       # root: shards/train-{000000..000099}.tar
-      options: {train: train, val: validation, shuffle_buffer: 1024}
+      options: {train: train, val: validation, shuffle_buffer: 1024, streams: 8}
 
 The splits are `_info.json`'s (timm's names: `train`, `validation`), or brace patterns of
 shard files (relative to the shard set's folder); their sample counts come from
 `_info.json` (`distill data pack` writes one; `distill data check DIR --write-info` counts
 a set made elsewhere once and records them). The samples are numbered shard after shard;
 the loader reads them as a stream (`distill.data.stream`): every sample once per epoch,
-over processes and workers, each worker reading its own stretch of shards front to back.
+over processes and workers (`streams` stretches per process, whatever the workers), each
+worker reading its stretches front to back.
 A sample's augmentation is drawn from (seed, epoch, its key), and a logit cache built over
 shards finds its rows by sample.
 """
@@ -38,7 +39,7 @@ from .shards import (
     parse_label,
     shard_digest,
 )
-from .stream import DEFAULT_WINDOW
+from .stream import DEFAULT_STREAMS, DEFAULT_WINDOW
 
 __all__ = ["ShardDataset", "check_root", "webdataset"]
 
@@ -49,7 +50,7 @@ class ShardDataset(Dataset):
     replay of its augmentation. Each process opens the shards itself."""
 
     def __init__(self, split: ShardSplit, mode: str, num_classes: int | None,
-                 shuffle_buffer: int = DEFAULT_WINDOW):
+                 shuffle_buffer: int = DEFAULT_WINDOW, streams: int = DEFAULT_STREAMS):
         self.split, self.mode = split, mode
         self.label_limit = num_classes  # labels are checked against the recipe's classes
         self.num_classes = split.num_classes if split.num_classes is not None else num_classes
@@ -57,6 +58,7 @@ class ShardDataset(Dataset):
         self.in_chans = 1 if mode == "L" else 3
         self.shard_lengths = split.lengths
         self.shuffle_buffer = shuffle_buffer
+        self.streams = streams
         self._reader: SplitReader | None = None
         self._pid = -1
 
@@ -133,19 +135,21 @@ def check_root(root: Path) -> str | None:
 def webdataset(split: Literal["train", "val"], root: Path | None = None,
                num_classes: int | None = None, in_chans: int = 3, train: str = "train",
                val: str = "validation", info: str | None = None,
-               shuffle_buffer: int = DEFAULT_WINDOW) -> ShardDataset:
+               shuffle_buffer: int = DEFAULT_WINDOW,
+               streams: int = DEFAULT_STREAMS) -> ShardDataset:
     """Tar shards in WebDataset's layout (`KEY.jpg` + `KEY.cls`), counted by `_info.json`.
 
     `root`: the shard set's folder, or a brace pattern of the training shards. `train`,
     `val`: split names of `_info.json`, or brace patterns relative to its folder. `info`:
     an `_info.json` kept elsewhere. `shuffle_buffer`: samples shuffled together in a
-    worker's stretch (what it reads ahead, at most)."""
+    stretch (what is read ahead in it, at most); `streams`: the stretches an epoch of each
+    process is planned in, whatever the loader workers (best a multiple of them)."""
     if root is None:
         raise DataError("data.root: dataset 'webdataset' needs the shard set's folder or a "
                         "brace pattern of its shards")
-    if not isinstance(shuffle_buffer, int) or shuffle_buffer < 1:
-        raise DataError(f"data.options.shuffle_buffer: expected a count of samples ≥ 1, got "
-                        f"{shuffle_buffer!r}")
+    for key, value in (("shuffle_buffer", shuffle_buffer), ("streams", streams)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DataError(f"data.options.{key}: expected a count ≥ 1, got {value!r}")
     name = train if split == "train" else val
     pattern_root = "{" in str(root) or str(root).endswith(".tar")
     if pattern_root and split == "train":
@@ -154,4 +158,5 @@ def webdataset(split: Literal["train", "val"], root: Path | None = None,
         chosen = open_split(Path(str(root)).parent, name, info)
     else:
         chosen = open_split(root, name, info)
-    return ShardDataset(chosen, "L" if in_chans == 1 else "RGB", num_classes, shuffle_buffer)
+    return ShardDataset(chosen, "L" if in_chans == 1 else "RGB", num_classes, shuffle_buffer,
+                        streams)
