@@ -188,6 +188,9 @@ def build_data(data: DataConfig, augment: AugmentConfig, seed: int, *, pin_memor
             num_replicas=num_replicas, rank=rank,
             streams=getattr(train.base, "streams", DEFAULT_STREAMS),
             window=getattr(train.base, "shuffle_buffer", DEFAULT_WINDOW))
+        plan_reads = getattr(train.base, "plan_reads", None)
+        if plan_reads is not None:  # each worker reads ahead its own next batches
+            plan_reads(sampler)
         train_loader = DataLoader(train, batch_sampler=sampler,
                                   **loader_args(data, pin_memory, persistent=True))
     else:

@@ -255,7 +255,12 @@ class ReplayDataset(Dataset):
     def __getitems__(self, keys: list[Key | int]) -> list[Item]:
         """A whole batch under one save/restore of the generators (DataLoader calls this);
         on the tensor pipeline a `TensorItems`, the batch's parameters drawn at once (and,
-        for in-memory data, its images read in one gather)."""
+        for in-memory data, its images read in one gather). A base that reads ahead
+        (`reading`, tar shards) is told the batch first."""
+        reading = getattr(self.base, "reading", None)
+        if reading is not None and keys:
+            parts = [_key(key) for key in keys]
+            reading(parts[0][0], [index for _, index, _, _ in parts])
         if self.augment is not None and self._chw_batch is not None:
             parts = [_key(key) for key in keys]
             images, labels = self._chw_batch([index for _, index, _, _ in parts])

@@ -18,9 +18,11 @@ epoch), and counts no more samples in a shard than its size holds (two tar block
 Reading: the tar headers are parsed here (strictly: a header whose checksum fails, or a
 file that ends inside a header or a member, is an error naming the shard and the last
 sample key read), so a sample is found by its number in the shard without reading the
-members before it. Each process learns a shard's table of samples as it reads and keeps
-the samples it reads ahead of the one asked for (up to the shuffle window), so a loader
-worker that reads a stretch of a shard in a shuffled order reads the file front to back.
+members before it. Each process learns a shard's table of samples as it reads. A loader
+worker is told which samples it will be asked for next (`SplitReader.expect`: its batch,
+and its next batches of the stream's plan), and reads ahead only those, in file order,
+keeping each until it is asked for: a worker reading a stretch of a shard in a shuffled
+order reads the file front to back, and never a sample another worker reads.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from distill.checkpoint import file_sha256
 from distill.errors import UsageError
@@ -387,7 +391,6 @@ class ShardFile:
         self.tar = _Tar(self.path, self.fh, self.size)
         self.samples: list[Sample] = []
         self._open: Sample | None = None  # the sample whose members are being read
-        self.head = 0  # the sample read last + 1 (reads ahead go on from here)
 
     def close(self) -> None:
         self.fh.close()
@@ -452,9 +455,7 @@ class ShardFile:
     def raw(self, m: int) -> tuple[str, bytes, str, bytes]:
         """Sample `m`'s key, image bytes, image extension and label bytes (read here)."""
         key, image, ext, label = self.parts(m)
-        data = self.read(image), self.read(label)
-        self.head = m + 1
-        return key, data[0], ext, data[1]
+        return key, self.read(image), ext, self.read(label)
 
     def count(self) -> int:
         """All the shard's samples (its headers read to the end)."""
@@ -523,17 +524,22 @@ def shard_digest(shard: Shard, num_classes: int | None = None,
 class SplitReader:
     """A split's samples by their number in the split (shard after shard), for one process.
 
-    Keeps up to `keep` shards open, and the samples it read on the way to the one asked for
-    (those the shuffle window will ask for next), up to `window` of them: a worker reading a
-    contiguous stretch in a shuffled order reads each shard front to back."""
+    Keeps up to `keep` shards open. Told what it will be asked for next (`expect`: the
+    current batch, then what the plan says comes after it), it reads ahead only those
+    samples: asked for a sample, it first reads, in file order, the expected samples of
+    that shard before it that it has not read, and keeps each until it is asked for it. So
+    a worker reading a stretch of a shard in a shuffled order reads the file front to back,
+    never a sample another worker or process reads, and never one twice (a sample it is
+    asked for twice, the padding of an epoch's end, is read twice)."""
 
-    def __init__(self, split: ShardSplit, window: int, keep: int = 4):
-        self.split, self.window, self.keep = split, max(0, window), keep
+    def __init__(self, split: ShardSplit, keep: int = 4):
+        self.split, self.keep = split, max(1, keep)
         self.starts = [0]
         for s in split.shards:
             self.starts.append(self.starts[-1] + s.length)
         self.files: OrderedDict[int, ShardFile] = OrderedDict()
-        self.ahead: OrderedDict[tuple[int, int], tuple[str, bytes, str, bytes]] = OrderedDict()
+        self.ahead: dict[int, tuple[str, bytes, str, bytes]] = {}  # read, not yet asked for
+        self.wanted = np.zeros(0, dtype=np.int64)  # expected, not read yet (sorted)
 
     def __len__(self) -> int:
         return self.starts[-1]
@@ -557,18 +563,31 @@ class SplitReader:
         k, m = self.locate(index)
         return self.file(k).sample(m).key
 
+    def expect(self, upcoming: Any) -> None:
+        """The samples this process will be asked for next (the current batch first):
+        the only ones read ahead. What was read ahead and is no longer expected (a plan
+        not followed) is dropped; everything else read ahead stays until asked for."""
+        want = np.unique(np.asarray(upcoming, dtype=np.int64))
+        want = want[(want >= 0) & (want < len(self))]
+        if self.ahead:
+            keep = set(want.tolist())
+            for index in [i for i in self.ahead if i not in keep]:
+                del self.ahead[index]
+            want = want[~np.isin(want, np.fromiter(self.ahead, np.int64, len(self.ahead)))]
+        self.wanted = want
+
     def raw(self, index: int) -> tuple[str, bytes, str, bytes]:
-        k, m = self.locate(index)
-        got = self.ahead.pop((k, m), None)
+        got = self.ahead.pop(index, None)
         if got is not None:
             return got
+        k, m = self.locate(index)
         f = self.file(k)
-        if self.window and f.head <= m <= f.head + self.window:
-            for j in range(f.head, m):  # the window asks for these soon: read them in order
-                if (k, j) not in self.ahead:
-                    self.ahead[(k, j)] = f.raw(j)
-            while len(self.ahead) > self.window:
-                self.ahead.popitem(last=False)
+        lo, at = np.searchsorted(self.wanted, [self.starts[k], index])
+        before = self.wanted[lo:at].tolist()  # expected, in this shard, before it: read now
+        end = at + int(at < len(self.wanted) and self.wanted[at] == index)
+        self.wanted = np.concatenate([self.wanted[:lo], self.wanted[end:]])
+        for j in before:
+            self.ahead[j] = f.raw(j - self.starts[k])
         return f.raw(m)
 
     def close(self) -> None:
@@ -576,6 +595,7 @@ class SplitReader:
             f.close()
         self.files.clear()
         self.ahead.clear()
+        self.wanted = np.zeros(0, dtype=np.int64)
 
 
 

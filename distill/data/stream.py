@@ -22,14 +22,16 @@ The number of loader workers V enters none of this: the batches, and so what a r
 computes, are the same with 0, 2 or 4 workers (`data.num_workers` is free to change on
 resume). The data loader hands batch t to worker t mod V; with V dividing S, worker v
 reads the stretches s ≡ v (mod V), each front to back within its windows (otherwise a
-stretch's batches are shared by workers, each reading its own). The keys carry the epoch,
-so persistent workers need no shared state; what each worker reads is decided here, so
-workers can neither miss nor repeat a sample. Proof of exactly-once: the sequence holds
-each sample once (a permutation of shards, each shard's samples once); the ranges of the
-processes, and the stretches of a process, are disjoint and cover the padded sequence; a
-window shuffle is a permutation; step t takes the next batch of stretch t mod S, and
-stretch s has exactly the batches of the steps t ≡ s (mod S). So over the W processes an
-epoch yields the sequence and its padding, nothing else.
+stretch's batches are shared by workers, each reading its own). A worker knows what it
+will read (`StreamReads`: its own batches of the plan), so the shard reader reads ahead
+only the samples it will be asked for next, in file order, and keeps each until asked for
+it. The keys carry the epoch, so persistent workers need no shared state; what each worker
+reads is decided here, so workers can neither miss nor repeat a sample. Proof of
+exactly-once: the sequence holds each sample once (a permutation of shards, each shard's
+samples once); the ranges of the processes, and the stretches of a process, are disjoint
+and cover the padded sequence; a window shuffle is a permutation; step t takes the next
+batch of stretch t mod S, and stretch s has exactly the batches of the steps t ≡ s (mod
+S). So over the W processes an epoch yields the sequence and its padding, nothing else.
 
 A sample's augmentation does not depend on any of this: it is drawn from (seed, epoch,
 sample key, repeat) (`ReplayDataset`), so shard order, workers and ranks change where a
@@ -49,8 +51,8 @@ from distill.errors import UsageError
 
 from .replay import derive_seed
 
-__all__ = ["DEFAULT_STREAMS", "DEFAULT_WINDOW", "StreamEvalBatches", "StreamSampler",
-           "check_stream", "is_stream", "padding", "stream_lengths"]
+__all__ = ["DEFAULT_STREAMS", "DEFAULT_WINDOW", "StreamEvalBatches", "StreamReads",
+           "StreamSampler", "check_stream", "is_stream", "padding", "stream_lengths"]
 
 Key = tuple[int, int, int, int]  # (epoch, index, repeat, position), as ReplaySampler's
 DEFAULT_WINDOW = 1024  # samples shuffled together in a stream (what is read ahead in it)
@@ -181,6 +183,64 @@ class StreamSampler(Sampler[list[Key]]):
 
     def __iter__(self) -> Iterator[list[Key]]:
         return iter(self.batches())
+
+
+def _worker() -> tuple[int, int]:
+    """(this loader worker's id, the loader's workers); (0, 1) in the main process."""
+    import torch.utils.data
+
+    info = torch.utils.data.get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+class StreamReads:
+    """What one loader worker of a stream's training loader will read next: its own
+    batches of the plan (`StreamSampler.reader_batches`), so that the shard reader reads
+    ahead only those (see the module). A copy goes to each worker with the dataset."""
+
+    def __init__(self, sampler: StreamSampler):
+        self.sampler = sampler
+        self._epoch: int | None = None
+        self._batches: list[np.ndarray] = []
+        self._where: dict[int, list[int]] = {}  # a batch's first sample -> its places
+        self._next = 0  # the place in `_batches` of the batch expected next
+
+    def horizon(self, readers: int) -> int:
+        """The samples a worker looks ahead: from the first batch that takes a sample of a
+        window to the last, for each stream it reads (consecutive batches of one stream
+        are ceil(S / V) of the worker's batches apart), so that the whole window is
+        expected when its first sample is read."""
+        b, per_reader = self.sampler.batch, math.ceil(self.sampler.streams / max(1, readers))
+        return (math.ceil(self.sampler.window / b) + 1) * per_reader * b
+
+    def open_shards(self) -> int:
+        """The shards a worker keeps open: one per stream it reads, and a spare."""
+        _, readers = _worker()
+        return math.ceil(self.sampler.streams / readers) + 2
+
+    def upcoming(self, epoch: int, indices: Sequence[int]) -> np.ndarray:
+        """The samples this worker will be asked for from the batch `indices` of `epoch`
+        on, in order: the batch, then its next batches of the plan up to `horizon`
+        samples; the batch alone where it is not one of this worker's planned batches."""
+        batch = np.asarray(indices, dtype=np.int64)
+        reader, readers = _worker()
+        if epoch != self._epoch:
+            self._epoch, self._next, self._where = epoch, 0, {}
+            self._batches = self.sampler.reader_batches(epoch, reader, readers)
+            for j, part in enumerate(self._batches):
+                self._where.setdefault(int(part[0]), []).append(j)
+        places = [j for j in self._where.get(int(batch[0]) if len(batch) else -1, [])
+                  if np.array_equal(self._batches[j], batch)]
+        if not places:
+            return batch
+        found = next((j for j in places if j >= self._next), places[0])
+        self._next = found + 1
+        out, total, limit, j = [batch], len(batch), self.horizon(readers), found + 1
+        while total < limit and j < len(self._batches):
+            out.append(self._batches[j])
+            total += len(self._batches[j])
+            j += 1
+        return np.concatenate(out)
 
 
 class StreamEvalBatches(Sampler[list[int]]):

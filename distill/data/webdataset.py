@@ -39,7 +39,7 @@ from .shards import (
     parse_label,
     shard_digest,
 )
-from .stream import DEFAULT_STREAMS, DEFAULT_WINDOW
+from .stream import DEFAULT_STREAMS, DEFAULT_WINDOW, StreamReads, StreamSampler
 
 __all__ = ["ShardDataset", "check_root", "webdataset"]
 
@@ -59,6 +59,7 @@ class ShardDataset(Dataset):
         self.shard_lengths = split.lengths
         self.shuffle_buffer = shuffle_buffer
         self.streams = streams
+        self._reads: StreamReads | None = None  # the training plan, for the reads ahead
         self._reader: SplitReader | None = None
         self._pid = -1
 
@@ -71,9 +72,21 @@ class ShardDataset(Dataset):
     def reader(self) -> SplitReader:
         """This process's reader (a loader worker opens its own files)."""
         if self._reader is None or self._pid != os.getpid():
-            self._reader = SplitReader(self.split, self.shuffle_buffer)
+            keep = self._reads.open_shards() if self._reads is not None else 4
+            self._reader = SplitReader(self.split, keep=max(4, keep))
             self._pid = os.getpid()
         return self._reader
+
+    def plan_reads(self, sampler: StreamSampler) -> None:
+        """Read by `sampler`'s plan (the training loader's): each loader worker reads ahead
+        the samples of its next batches, and only those (`StreamReads`)."""
+        self._reads = StreamReads(sampler)
+
+    def reading(self, epoch: int, indices: list[int]) -> None:
+        """The batch `indices` of `epoch` is read next (`ReplayDataset` says so): what the
+        reader may read ahead, this batch and the worker's next ones of the plan."""
+        upcoming = indices if self._reads is None else self._reads.upcoming(epoch, indices)
+        self.reader().expect(upcoming)
 
     def image_file(self, index: int) -> tuple[bytes, int, str]:
         """Sample `index`'s encoded image, its label, and the name errors give it
