@@ -214,6 +214,62 @@ def test_live_bench_table_at_80_columns(smoke, tmp_path):
     assert STUDENT in wide and "teacher top1" in wide and "not shown" not in wide
 
 
+def _live_24(smoke, tmp_path, teachers: str, *, seeds: str = "0,1,2", running: int = -1
+             ) -> tuple[str, list]:
+    """The live table of `none,token × teachers × seeds` at 80×24 with every cell done but
+    `running`, which trains; the lines a terminal of 24 rows shows of it."""
+    from distill.bench import plan_cells
+    from distill.cli.bench import LiveBench
+
+    cells = plan_cells(smoke, losses="none,token", teachers=teachers, seeds=seeds, out=tmp_path)
+    con = Console(width=80, height=24, force_terminal=True, color_system=None,
+                  legacy_windows=False)
+    bench = LiveBench(cells, con)
+    running = running % len(cells)
+    for i, cell in enumerate(cells):
+        if i != running:
+            bench.cell_done(cell, i, {"train_images_per_s": 99.0, "top1": 60.0 + i,
+                                      "top1_cls": 59.0, "top1_dist": 61.0,
+                                      "teacher_top1": 70.0}, ran=True)
+    rep = bench.cell_start(cells[running], running)
+    rep.start(epochs=2, start_epoch=0, steps_per_epoch=4, info={})
+    buf = io.StringIO()
+    Console(file=buf, width=80, height=24, legacy_windows=False).print(bench.table())
+    return buf.getvalue(), cells
+
+
+@pytest.mark.parametrize("teachers", [
+    "timm:convnext_tiny.fb_in22k_ft_in1k",
+    "ensemble:0.7*timm:test_resnet+0.3*timm:test_efficientnet",
+    "checkpoint:runs/some/very/long/experiment/folder/regnety_160_finetuned_on_fmnist_seed0"])
+def test_live_bench_table_at_80x24_is_one_row_per_cell(smoke, tmp_path, teachers):
+    """A long teacher spec: the live table stays a table (no label/value rows), short
+    enough for 24 lines (rich's Live crops the rest), each cell's seed shown, the running
+    cell visible."""
+    text, cells = _live_24(smoke, tmp_path, teachers)
+    assert_fits(text)
+    lines = text.splitlines()
+    assert len(lines) <= 23, text
+    assert "epoch 1/2" in text
+    rows = [ln.split() for ln in lines if ln.split() and ln.split()[0].isdigit()]
+    assert [int(r[0]) for r in rows] == list(range(1, len(cells) + 1)), text
+    seeds = [next((t for t in r[2:r.index("done")] if t.isdigit()), None)
+             for r in rows if r[1] == "none"]
+    assert sorted(seeds) == ["0", "1", "2"], text  # the seed tells the rows apart
+
+
+def test_live_bench_table_taller_than_the_terminal_keeps_the_running_cell(smoke, tmp_path):
+    """More cells than 24 lines hold: the rows around the running one, and a line saying
+    which are not shown."""
+    text, cells = _live_24(smoke, tmp_path, "timm:test_resnet",
+                           seeds=",".join(map(str, range(12))), running=17)
+    assert_fits(text)
+    assert len(text.splitlines()) <= 23, text
+    assert "epoch 1/2" in text and "not shown" in text
+    shown = [int(ln.split()[0]) for ln in text.splitlines() if ln.split()
+             and ln.split()[0].isdigit()]
+    assert 18 in shown and len(shown) < len(cells)
+
 # -- a whole run, as a new user types it -----------------------------------------------------
 @pytest.mark.integration
 def test_train_eval_report_at_80_columns(cli, at, smoke, tmp_path):

@@ -9,6 +9,11 @@ cut to "…".
   columns left out and where every column can be read.
 - Where even the key columns do not fit, each row becomes label/value rows.
 
+A table of many rows redrawn in place (`fitted_rows`: `distill bench`'s live table) is never
+label/value rows: its rows' short forms, the key columns with the long ones folded within
+their cells, and, where its rows are taller than the terminal, those around the rows that
+change, with a line naming the rows not shown (rich's `Live` crops what is taller).
+
 A progress display (`FittedProgress`) likewise shows fewer columns where its own would be cut.
 """
 
@@ -26,7 +31,7 @@ from rich.progress import Progress, ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Column", "FittedProgress", "fitted", "print_table"]
+__all__ = ["Column", "FittedProgress", "fitted", "fitted_rows", "print_table"]
 
 _UNBOUNDED = 100_000
 
@@ -34,11 +39,13 @@ _UNBOUNDED = 100_000
 @dataclass(frozen=True)
 class Column:
     """A column's header; `numeric` ones are right-aligned; `key` ones are kept at any
-    width (the others, in their order, while they fit)."""
+    width (the others, in their order, while they fit); `fold` ones (long labels) may
+    fold within their cells where the key columns would not fit otherwise (`fitted_rows`)."""
 
     name: str
     numeric: bool = False
     key: bool = False
+    fold: bool = False
 
 
 def _table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, compact: bool,
@@ -110,6 +117,124 @@ def fitted(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[
         blocks += [Text("")] if n else []
         blocks.append(_labelled(columns, row))
     return Group(*blocks)
+
+
+def _fold(value: str, width: int) -> str:
+    """`value` in lines of at most `width` cells, broken after a `+`, `_`, `/`, `.`, `:` or
+    `-` where one falls in the second half of a line, else at `width`."""
+    lines, rest = [], value
+    while cell_len(rest) > width:
+        cut = width
+        while cut > 0 and cell_len(rest[:cut]) > width:
+            cut -= 1
+        soft = max(rest.rfind(ch, 0, cut) for ch in "+_/.:-") + 1
+        cut = soft if soft > cut // 2 else max(cut, 1)
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    return "\n".join([*lines, rest])
+
+
+def _ranges(rows: Sequence[int]) -> str:
+    """1-based row numbers as ranges: `1–3, 7, 9–12`."""
+    spans: list[list[int]] = []
+    for n in rows:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in spans)
+
+
+def _lines_of(console: Console, table: RenderableType, width: int) -> int:
+    return len(console.render_lines(table, console.options.update_width(width), pad=False))
+
+
+def fitted_rows(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]], *,
+                width: int | None, height: int | None, where: str, title: str | None = None,
+                short: Sequence[Sequence[str]] | None = None,
+                focus: Sequence[int] = ()) -> Table:
+    """`rows` under `columns`, a line or a few per row, never label/value rows, for a
+    terminal `width` columns wide and `height` lines tall (None: no limit, as for a file).
+
+    The full table where it fits the width. Otherwise the key columns and as many others
+    as fit, of the `short` rows (shorter labels) where the key columns of `rows` would not
+    fit; where even those do not fit, the `fold` columns fold within their cells to the
+    width the others leave them. Where
+    the rows are taller than `height`, those around the rows of `focus` (the ones that
+    change) are shown. A line under the table names what is not shown and `where` every
+    column and row can be read."""
+    keep = list(range(len(columns)))
+    dropped: list[str] = []
+    full = _table(columns, rows, compact=False, title=title)
+    compact = not (width is None or _width(console, full) <= width)
+    if compact:
+        assert width is not None
+
+        def narrowed(keep: list[int], body: Sequence[Sequence[str]]) -> Table:
+            return _table([columns[i] for i in keep], [[r[i] for i in keep] for r in body],
+                          compact=True, title=title)
+
+        keep = [i for i, c in enumerate(columns) if c.key]
+        if short is not None and _width(console, narrowed(keep, rows)) > width:
+            rows = short
+        if _width(console, narrowed(keep, rows)) <= width:
+            for i, c in enumerate(columns):
+                if not c.key and _width(console, narrowed(sorted([*keep, i]), rows)) <= width:
+                    keep = sorted([*keep, i])
+        else:
+            folds = [i for i in keep if columns[i].fold]
+            if folds:
+                blank = [["" if i in folds else v for i, v in enumerate(r)] for r in rows]
+                spare = max(0, width - _width(console, narrowed(keep, blank))) // len(folds)
+                room = {i: max(cell_len(columns[i].name) + spare, 8) for i in folds}
+                rows = [[_fold(v, room[i]) if i in room else v for i, v in enumerate(r)]
+                        for r in rows]
+        dropped = [c.name for i, c in enumerate(columns) if i not in keep]
+        rows = [[r[i] for i in keep] for r in rows]
+        columns = [columns[i] for i in keep]
+
+    def note(hidden: Sequence[int]) -> str | None:
+        words = f"rows {_ranges(hidden)} not shown;".split() if hidden else []
+        if dropped:
+            words += f"not shown at {width} columns:".split()
+            words += [f"{name}," for name in dropped[:-1]] + [dropped[-1]]
+        if not words:
+            return None
+        words[-1] = words[-1].rstrip(";")
+        words += f"({where})".split()
+        measure = width if width is not None else _width(console, full)
+        return _lines(words, min(measure, _width(console, _table(columns, rows,
+                                                                  compact=compact))))
+
+    def table(shown: Sequence[int], caption: str | None) -> Table:
+        return _table(columns, [rows[n] for n in shown], compact=compact, title=title,
+                      caption=caption)
+
+    shown = list(range(len(rows)))
+    if height is not None and rows:
+        measure = width if width is not None else _UNBOUNDED
+        if _lines_of(console, table(shown, note([])), measure) > height:
+            # what the rows leave: the worst note (every other row hidden) under no row
+            worst = note(list(range(1, len(rows) + 1, 2)))
+            budget = height - _lines_of(console, table([], worst), measure)
+            tall = [max(v.count("\n") + 1 for v in r) if r else 1 for r in rows]
+            at = sorted(n for n in focus if 0 <= n < len(rows)) or [len(rows) - 1]
+            lo, hi = at[0], at[0]
+            used = tall[lo]
+            if used > budget:
+                shown = [lo]
+            else:
+                while True:  # one row below, then one above, while they fit
+                    grew = False
+                    for n in (hi + 1, lo - 1):
+                        if 0 <= n < len(rows) and used + tall[n] <= budget:
+                            used += tall[n]
+                            lo, hi, grew = min(lo, n), max(hi, n), True
+                    if not grew:
+                        break
+                shown = list(range(lo, hi + 1))
+    hidden = [n + 1 for n in range(len(rows)) if n not in shown]
+    return table(shown, note(hidden))
 
 
 def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequence[str]],

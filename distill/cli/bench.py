@@ -13,21 +13,24 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from distill.bench import CacheUse, Cell, plan_cells, run_cells, write_results
+from distill.bench import CacheUse, Cell, plan_cells, run_cells, teacher_slug, write_results
 from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
 from ._common import SetOption, check_folder, console, err_console, print_note, provenance
-from ._tables import Column, fitted, print_table
+from ._tables import Column, fitted_rows, print_table
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
-# The live table's columns; in a narrow terminal the key ones stay, the others while they fit.
-LIVE_COLUMNS = [Column("cell", key=True), Column("loss", key=True), Column("teacher", key=True),
-                Column("student"), Column("seed", numeric=True), Column("status", key=True),
+# The live table's columns; in a narrow terminal the key ones stay (what tells the cells
+# apart, the seed included, and their figures), the teacher's slug folded where they would
+# not fit otherwise, the others while they fit.
+LIVE_COLUMNS = [Column("cell", key=True), Column("loss", key=True),
+                Column("teacher", key=True, fold=True), Column("student"),
+                Column("seed", numeric=True, key=True), Column("status", key=True),
                 Column("img/s", numeric=True), Column("top1", numeric=True, key=True),
                 Column("cls", numeric=True, key=True), Column("dist", numeric=True, key=True),
                 Column("teacher top1", numeric=True)]
@@ -83,15 +86,26 @@ class LiveBench(Reporter):
         self.t0 = time.perf_counter()
 
     def table(self) -> RenderableType:
+        """The cells, a row each (a few lines where a teacher's name folds), fitted to the
+        terminal: rich's `Live` crops what is taller, so the rows around the running cell
+        are shown where all of them do not fit (`_tables.fitted_rows`)."""
+        states = list(self.state.values())
         rows = [[str(i + 1), c.loss, c.teacher or "–", c.student, str(c.seed), s["status"],
                  _fmt(s.get("rate"), 0), _fmt(s.get("top1")), _fmt(s.get("top1_cls")),
                  _fmt(s.get("top1_dist")), _fmt(s.get("teacher_top1"))]
-                for i, (c, s) in enumerate(zip(self.cells, self.state.values(), strict=True))]
-        return fitted(self.console, LIVE_COLUMNS, rows,
-                      width=self.console.width if self.console.is_terminal else None,
-                      where="results.md will have them all",
-                      title=f"distill bench: {len(self.cells)} cells, "
-                            f"{time.perf_counter() - self.t0:.0f} s")
+                for i, (c, s) in enumerate(zip(self.cells, states, strict=True))]
+        short = [[*r[:2], teacher_slug(c.teacher) if c.teacher else "–", *r[3:]]
+                 for r, c in zip(rows, self.cells, strict=True)]
+        running = [i for i, s in enumerate(states) if not s["status"].startswith(("done",
+                                                                                  "waiting"))]
+        waiting = [i for i, s in enumerate(states) if s["status"] == "waiting"]
+        terminal = self.console.is_terminal
+        return fitted_rows(self.console, LIVE_COLUMNS, rows, short=short,
+                           width=self.console.width if terminal else None,
+                           height=self.console.height - 1 if terminal else None,
+                           focus=running or waiting[:1], where="results.md will have them all",
+                           title=f"distill bench: {len(self.cells)} cells, "
+                                 f"{time.perf_counter() - self.t0:.0f} s")
 
     def __enter__(self) -> LiveBench:
         if self.console.is_terminal:
