@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,24 @@ HEADERS = ["run", "student", "loss", "teacher", "top1", "top1_cls", "top1_dist",
            "teacher_top1", "params", "train img/s", "eval img/s", "wall s"]
 
 
+class _Tty:
+    """Whatever `sys.stdout` is when written to (pytest's capture), taken for a tty."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def terminal(width: int) -> Console:
     """A console that takes itself for a terminal of `width` columns (no colours), writing
     to whatever `sys.stdout` is when it prints (pytest's capture)."""
-    return Console(width=width, force_terminal=True, color_system=None, legacy_windows=False)
+    return Console(file=_Tty(), width=width, force_terminal=True, color_system=None,
+                   legacy_windows=False)
 
 
 def assert_fits(text: str, width: int = 80) -> None:
@@ -117,16 +133,31 @@ def test_one_run_at_80_columns_is_label_value_rows(cli, at, tmp_path):
     assert rows["train"] == ["img/s", "569"] and rows["wall"] == ["s", "1"]
 
 
-@pytest.mark.parametrize("where", ["terminal", "file"])
+FILES = ["file", "FORCE_COLOR=1", "TTY_COMPATIBLE=1"]  # colours asked for: still a file
+
+
+def _into_a_file(monkeypatch, where: str) -> None:
+    """Output to a pipe or a log file (pytest's capture), with `where`'s variable set."""
+    monkeypatch.setenv("COLUMNS", "80")
+    if "=" in where:
+        monkeypatch.setenv(*where.split("="))
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.mark.parametrize("where", ["terminal", *FILES])
 def test_wide_terminals_and_files_get_the_full_table(cli, at, tmp_path, monkeypatch, where):
     runs = [make_run(tmp_path / "a"), make_run(tmp_path / "b")]
     if where == "terminal":
         monkeypatch.chdir(tmp_path)
         at(200)
     else:  # a pipe or a log file: every column, whatever COLUMNS says or the names' length
-        monkeypatch.setenv("COLUMNS", "80")
+        _into_a_file(monkeypatch, where)
     res = cli("report", *runs)
     assert res.code == 0, res.err
+    res.out = _plain(res.out)
     assert "…" not in res.out
     (header,) = [ln for ln in res.out.splitlines() if ln.split()[:1] == ["run"]]
     assert header.split() == " ".join(HEADERS).split()
@@ -174,17 +205,17 @@ def test_bench_results_at_80_columns(bench_run, at, tmp_path):
     assert "not shown at 80 columns" in res.out and "model img/s" in res.out
 
 
-@pytest.mark.parametrize("where", ["terminal", "file"])
+@pytest.mark.parametrize("where", ["terminal", *FILES])
 def test_bench_results_unchanged_in_wide_terminals_and_files(bench_run, at, tmp_path,
                                                             monkeypatch, where):
     if where == "terminal":
         at(300)
     else:
-        monkeypatch.setenv("COLUMNS", "80")
+        _into_a_file(monkeypatch, where)
     res = bench_run()
     assert res.code == 0, res.err
     md = (tmp_path / "bench" / "results.md").read_text()
-    assert md in res.out  # the markdown itself, unwrapped
+    assert md in _plain(res.out)  # the markdown itself, unwrapped
 
 
 def _live(smoke, tmp_path, width: int) -> str:
@@ -222,7 +253,7 @@ def _live_24(smoke, tmp_path, teachers: str, *, seeds: str = "0,1,2", running: i
     from distill.cli.bench import LiveBench
 
     cells = plan_cells(smoke, losses="none,token", teachers=teachers, seeds=seeds, out=tmp_path)
-    con = Console(width=80, height=24, force_terminal=True, color_system=None,
+    con = Console(file=_Tty(), width=80, height=24, force_terminal=True, color_system=None,
                   legacy_windows=False)
     bench = LiveBench(cells, con)
     running = running % len(cells)

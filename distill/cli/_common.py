@@ -24,7 +24,7 @@ from distill.engine import Reporter
 from distill.errors import UsageError
 from distill.recipe import Recipe, load_recipe
 
-from ._tables import FittedProgress
+from ._tables import FittedProgress, on_terminal
 
 console = Console()
 err_console = Console(stderr=True)
@@ -127,7 +127,7 @@ class RichReporter(Reporter):
         self.progress = FittedProgress(
             epoch, BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[parts]}"), *times, console=console, transient=False,
-            disable=not console.is_terminal,  # logs and pipes get the epoch lines only
+            disable=not on_terminal(console),  # logs and pipes get the epoch lines only
             narrow=[epoch, BarColumn(bar_width=10), MofNCompleteColumn(),  # 80 columns
                     TextColumn("{task.fields[short]}"), *times])
         self.task: Any = None

@@ -2,7 +2,7 @@
 cut to "…".
 
 - A table that fits the terminal is printed whole, and so is any table printed to a file or
-  a pipe (a log gets every column, however wide).
+  a pipe (a log gets every column, however wide), FORCE_COLOR or not (`on_terminal`).
 - In a terminal too narrow for it, one row becomes label/value rows.
 - Several rows keep their key columns (what tells the rows apart and the top-1 figures) and
   as many of the others as fit, in the order given; a line under the table names the
@@ -31,9 +31,20 @@ from rich.progress import Progress, ProgressColumn, Task
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["Column", "FittedProgress", "fitted", "fitted_rows", "print_table"]
+__all__ = ["Column", "FittedProgress", "fitted", "fitted_rows", "on_terminal", "print_table"]
 
 _UNBOUNDED = 100_000
+
+
+def on_terminal(console: Console) -> bool:
+    """Whether `console` writes to a terminal (its file is a tty). Rich's `is_terminal` also
+    says so of a file or a pipe where FORCE_COLOR or TTY_COMPATIBLE is set (colours asked
+    for in a log): such output still gets full tables and no live display."""
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except (OSError, ValueError):  # a closed or detached file
+        return False
 
 
 @dataclass(frozen=True)
@@ -241,7 +252,7 @@ def print_table(console: Console, columns: Sequence[Column], rows: Sequence[Sequ
                 *, where: str) -> None:
     """Print `rows` fitted to `console` where it is a terminal; elsewhere (a file, a pipe)
     the full table, as wide as it needs."""
-    if console.is_terminal:
+    if on_terminal(console):
         console.print(fitted(console, columns, rows, width=console.width, where=where))
         return
     table = _table(columns, rows, compact=False)

@@ -18,7 +18,7 @@ from distill.engine import Reporter, resolve_runtime
 from distill.errors import UsageError
 
 from ._common import SetOption, check_folder, console, err_console, print_note, provenance
-from ._tables import Column, fitted_rows, print_table
+from ._tables import Column, fitted_rows, on_terminal, print_table
 
 
 def _fmt(v: Any, digits: int = 2) -> str:
@@ -47,7 +47,7 @@ def print_results(md: str, where: str) -> None:
     (`_tables`), with `where` (the file) named for the columns left out."""
     lines = md.splitlines()
     tables = [cell_len(line) for line in lines if line.startswith("|")]
-    if not console.is_terminal or max(tables, default=0) <= console.width:
+    if not on_terminal(console) or max(tables, default=0) <= console.width:
         typer.echo(md)  # markdown, unwrapped
         return
     i = 0
@@ -99,7 +99,7 @@ class LiveBench(Reporter):
         running = [i for i, s in enumerate(states) if not s["status"].startswith(("done",
                                                                                   "waiting"))]
         waiting = [i for i, s in enumerate(states) if s["status"] == "waiting"]
-        terminal = self.console.is_terminal
+        terminal = on_terminal(self.console)
         return fitted_rows(self.console, LIVE_COLUMNS, rows, short=short,
                            width=self.console.width if terminal else None,
                            height=self.console.height - 1 if terminal else None,
@@ -108,7 +108,7 @@ class LiveBench(Reporter):
                                  f"{time.perf_counter() - self.t0:.0f} s")
 
     def __enter__(self) -> LiveBench:
-        if self.console.is_terminal:
+        if on_terminal(self.console):
             self.live = Live(get_renderable=self.table, console=self.console,
                              refresh_per_second=2)
             self.live.__enter__()
