@@ -146,9 +146,9 @@ class AdapterFacts:
     sha256 is checked against a cache's). `describe(target, options)`: what a cache's
     manifest records of the teacher besides the recipe's section, a dict; `compare(cached,
     run)`: how a recorded description differs from the run's, one line each (without it, a
-    description is compared field by field). `slug(target)`: the teacher's short,
-    file-name-safe label in bench folders (default: the adapter and the target's last
-    path part)."""
+    description is compared field by field). `slug(target)`: the teacher's short label in
+    bench folders, made file-name-safe by the core as the default one is (default: the
+    adapter and the target's last path part)."""
 
     check: Callable[[str], None] | None = None
     check_paths: Callable[[str], None] | None = None

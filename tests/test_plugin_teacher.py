@@ -5,6 +5,7 @@ member refused, as the built-in `ensemble` does."""
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -176,3 +177,22 @@ def test_an_adapters_declared_facts_are_what_the_core_reads(tmp_path):
         assert teacher_slug("timm:test_resnet") == "timm_test_resnet"
     finally:
         TEACHERS.unregister("db")
+
+
+@pytest.mark.parametrize("returned", ["../../etc/passwd", "..", ".", "", "a b/c\\d", "-x",
+                                      "/abs/path", "x" * 300])
+def test_a_plugin_slug_is_sanitised_as_the_default_one(returned):
+    """What an adapter's `slug` returns names folders (`cells/<loss>-<slug>-…`, the bench's
+    caches): it gets the default slug's rules, so no `/`, no `..`, no hidden name, nothing
+    empty, nothing longer than 80 characters."""
+    from distill.bench.cells import teacher_slug
+
+    TEACHERS.register(lambda target, options, context: None, name="odd",
+                      slug=lambda t: returned)
+    try:
+        slug = teacher_slug("odd:v1")
+    finally:
+        TEACHERS.unregister("odd")
+    assert slug and len(slug) <= 80, slug
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.]*", slug), slug
+    assert ".." not in slug and not slug.endswith("."), slug

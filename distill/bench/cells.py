@@ -60,7 +60,7 @@ def teacher_slug(spec: str) -> str:
     adapter, _, target = spec.partition(":")
     facts = TEACHERS.facts(adapter) if adapter in TEACHERS else None
     if facts is not None and facts.slug is not None:
-        return facts.slug(target)
+        return _safe_slug(str(facts.slug(target)), spec)
     if facts is not None and facts.members:
         pairs = parse_members(target, adapter)
         weighted = len({w for w, _ in pairs}) > 1
@@ -71,6 +71,18 @@ def teacher_slug(spec: str) -> str:
         return slug
     tail = Path(target.rstrip("/")).name or target
     return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{adapter}_{tail}").strip("_")
+
+
+def _safe_slug(slug: str, spec: str) -> str:
+    """An adapter's own slug under the default one's rules: runs of characters other than
+    letters, digits, `_` and `.` become `_`; no `_` or `.` at either end (no `.`, `..` or
+    hidden name), no `..` inside; at most 80 characters (cut with a hash of the spec); the
+    spec's hash where nothing is left."""
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
+    slug = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9_.]+", "_", slug)).strip("_.")
+    if len(slug) > 80:
+        slug = f"{slug[:71].rstrip('_.')}_{digest}"
+    return slug or f"teacher_{digest}"
 
 
 def _counterpart(name: str, distilled: bool) -> str | None:
