@@ -261,9 +261,9 @@ def test_an_ensemble_cache_records_its_members_replays_and_refuses_another(tmp_p
     from distill.checkpoint import file_sha256
 
     assert m.teacher["adapter"] == "ensemble"
-    assert [(x["spec"], x["weights_sha256"]) for x in m.teacher_recipe["members"]] == [
+    assert [(x["spec"], x["weights_sha256"]) for x in m.teacher_description["members"]] == [
         ("timm:test_resnet", file_sha256(a)), ("timm:test_resnet", file_sha256(b))]
-    assert [x["weight"] for x in m.teacher_recipe["members"]] == pytest.approx([1 / 3, 2 / 3])
+    assert [x["weight"] for x in m.teacher_description["members"]] == pytest.approx([1 / 3, 2 / 3])
     # replayed: the same weights as with the live ensemble
     cached = run(tmp_path / "cached", "teacher.name=null", members, *OWN,
                  f"teacher.cache={cache}")

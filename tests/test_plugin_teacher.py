@@ -134,9 +134,9 @@ def test_a_plugin_teacher_of_members_trains_caches_and_refuses_a_changed_member(
     build_cache(load_recipe(SMOKE, sets), cache, store="hard", reporter=Reporter())
     m = load_manifest(cache)
     assert m.teacher["adapter"] == "mean" and m.teacher_recipe["name"] == spec
-    assert [(x["spec"], x["weights_sha256"]) for x in m.teacher_recipe["members"]] == [
+    assert [(x["spec"], x["weights_sha256"]) for x in m.teacher_description["members"]] == [
         ("timm:test_resnet", file_sha256(a)), ("timm:test_resnet", file_sha256(b))]
-    assert [x["weight"] for x in m.teacher_recipe["members"]] == pytest.approx([0.25, 0.75])
+    assert [x["weight"] for x in m.teacher_description["members"]] == pytest.approx([0.25, 0.75])
     # a run replays it: the very weights of the live run
     cached = run(tmp_path / "cached", f"teacher.cache={cache}")
     assert cached["top1"] == live["top1"]

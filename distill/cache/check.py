@@ -96,18 +96,16 @@ def mismatches(manifest: Manifest, recipe: Any, *, world_size: int,
     # The teacher: only when the recipe names one and reads it from teacher.cache.
     if recipe.teacher.cache is not None and recipe.teacher.name is not None:
         ref = parse_teacher(recipe.teacher.name)
-        described = teacher_description(recipe.teacher)
-        mine = teacher_facts(recipe.teacher, described)
-        theirs = dict(manifest.teacher_recipe)
+        mine, theirs = teacher_facts(recipe.teacher), dict(manifest.teacher_recipe)
         if mine.get("name") != theirs.get("name"):  # in full: it says which teacher
             out.append(f"teacher.name (cache {theirs.get('name')!r}, run {mine.get('name')!r})")
-        # The adapter's own description (an ensemble's members), compared by the adapter.
-        own = ref.compare({key: theirs.get(key) for key in described}, described)
-        if own is not None:
-            out += own
-            for key in described:
-                theirs.pop(key, None)
-                mine.pop(key, None)
+        # The adapter's own description (an ensemble's members): the keys its comparison
+        # covers compared by it, every other key field by field.
+        described, recorded = teacher_description(recipe.teacher), manifest.teacher_description
+        keys = set(described) | set(recorded)
+        out += ref.compare(dict(recorded), described) or []
+        for key in sorted(keys - ref.compared(keys)):
+            differ(f"teacher.{key}", recorded.get(key), described.get(key))
         theirs.pop("members", None)  # the list form of an ensemble: read into name and kwargs
         for key in sorted((set(mine) | set(theirs)) - {"name"}):
             differ(f"teacher.{key}", theirs.get(key), mine.get(key))

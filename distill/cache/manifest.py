@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distill.checkpoint import atomic_write_text
 from distill.errors import UsageError
@@ -72,6 +72,10 @@ class Manifest(_Model):
     format_version: int = FORMAT_VERSION
     teacher: dict[str, Any] = Field(description="TeacherIdentity: adapter, name, weights sha256…")
     teacher_recipe: dict[str, Any] = Field(description="The recipe's teacher section.")
+    teacher_description: dict[str, Any] = Field(
+        default_factory=dict, description="The teacher's adapter's own description, apart "
+        "from the recipe's section (`TeacherRef.describe`: an ensemble's members, each "
+        "one's spec, weight and weights sha256).")
     teacher_top1: float | None = None
     dataset: DatasetFingerprint
     transform: dict[str, Any]
@@ -96,6 +100,26 @@ class Manifest(_Model):
     shards: list[ShardInfo] = Field(default_factory=list)
     complete: bool = False
     build_seconds: float = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _description_apart(cls, data: Any) -> Any:
+        """A manifest of the earlier form (7de3b41's, and this toolkit's until the
+        description had its own field) holds the adapter's description among the recipe's
+        teacher fields: the keys of `teacher_recipe` that are no field of the recipe's
+        teacher section (`recipe.teacher`, whose list form `members` aside) move to
+        `teacher_description`, so that it is read, compared and resumed as a new one."""
+        if not isinstance(data, dict) or "teacher_description" in data:
+            return data
+        section, recipe = data.get("teacher_recipe"), data.get("recipe")
+        fields = recipe.get("teacher") if isinstance(recipe, dict) else None
+        if not isinstance(section, dict) or not isinstance(fields, dict):
+            return data
+        known = set(fields) - {"members"}
+        if set(section) <= known:
+            return data
+        return {**data, "teacher_recipe": {k: v for k, v in section.items() if k in known},
+                "teacher_description": {k: v for k, v in section.items() if k not in known}}
 
     def planned(self) -> list[tuple[int | None, int, int]]:
         """Every shard the finished cache holds: (epoch, first row, rows)."""
@@ -168,22 +192,22 @@ CACHE_FIELDS = ("cache", "mix_targets", "cache_verify")
 
 def teacher_description(teacher: Any) -> dict[str, Any]:
     """What the manifest records of the teacher a recipe's teacher section names besides
-    the section itself: its adapter's description (`TeacherRef.describe`; for a teacher of
-    members such as `ensemble:SPEC+…`, `members`: every member's spec, normalised weight
-    and the sha256 of the weights file it loads, None where it loads none)."""
+    the section itself, in its own field (`Manifest.teacher_description`): its adapter's
+    description (`TeacherRef.describe`; for a teacher of members such as
+    `ensemble:SPEC+…`, `members`: every member's spec, normalised weight and the sha256 of
+    the weights file it loads, None where it loads none)."""
     if teacher.name is None:
         return {}
     return parse_teacher(teacher.name).describe(TeacherOptions.of(teacher))
 
 
-def teacher_facts(teacher: Any, description: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The teacher section minus the cache fields: the teacher a cache was built from, with
-    its adapter's description (`teacher_description`, unless given)."""
+def teacher_facts(teacher: Any) -> dict[str, Any]:
+    """The teacher section minus the cache fields: the teacher a cache was built from (its
+    adapter's description is recorded apart, `teacher_description`)."""
     facts = teacher.model_dump(mode="json")
     for key in CACHE_FIELDS:
         facts.pop(key, None)
     facts.pop("members", None)  # the list form of an ensemble: read into `name` and `kwargs`
-    facts.update(teacher_description(teacher) if description is None else description)
     return facts
 
 

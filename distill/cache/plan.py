@@ -28,6 +28,7 @@ from .manifest import (
     augment_facts,
     load_manifest,
     progress_files,
+    teacher_description,
     teacher_facts,
     transform_facts,
 )
@@ -84,6 +85,7 @@ def plan_manifest(recipe: Any, *, mode: str, store: StoreFormat, epochs: int, ba
     return Manifest(
         teacher=teacher,
         teacher_recipe=teacher_facts(recipe.teacher),
+        teacher_description=teacher_description(recipe.teacher),
         dataset=DatasetFingerprint(name=recipe.data.name, length=len(dataset.base), **fp),
         transform=transform_facts(recipe.data, mode, decoder),
         augment=augment_facts(recipe.augment, with_mixing=exact) if mode == "replay" else {},

@@ -94,13 +94,25 @@ class TeacherRef:
 
     def compare(self, cached: dict[str, Any], run: dict[str, Any]) -> list[str] | None:
         """How the description a cache recorded (`cached`) differs from this run's (`run`,
-        from `describe`), one `what (cache X, run Y)` each; None where the adapter has no
-        comparison of its own (its description is compared field by field)."""
+        from `describe`), one `what (cache X, run Y)` each, over the keys `compared` names;
+        None where the adapter has no comparison of its own (its description is compared
+        field by field)."""
         if self.facts.compare is not None:
             return list(self.facts.compare(cached, run))
         if self.members:
             return _compare_members(cached.get("members"), run.get("members"))
         return None
+
+    def compared(self, keys: set[str]) -> set[str]:
+        """The keys of a description (`keys`: the cache's and the run's) that `compare`
+        covers: every one where the adapter declares its own comparison; `members` for a
+        teacher of members compared by the core; none otherwise. The others are compared
+        field by field."""
+        if self.facts.compare is not None:
+            return set(keys)
+        if self.members:
+            return {"members"} & set(keys)
+        return set()
 
     def __str__(self) -> str:
         return f"{self.adapter}:{self.target}"
