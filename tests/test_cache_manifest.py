@@ -156,3 +156,16 @@ def test_a_cache_of_the_earlier_form_loads_replays_and_resumes(tmp_path):
         train(recipe("teacher.name=null", members, *OWN, f"teacher.cache={cache}",
                      f"run.out={tmp_path / 'changed'}"), reporter=Reporter())
 
+
+def test_a_cache_that_needs_no_new_field_is_written_as_version_1_wrote_it(tmp_path):
+    """`rows_by` (position), `keys_sha256` (not a stream) and `teacher_description` (an
+    adapter that describes nothing) at their defaults are not written: the toolkit of
+    7de3b41, which knows none of them and forbids unknown fields, reads the cache."""
+    cache = tmp_path / "cache"
+    build_cache(recipe(), cache, store="hard", evaluate=False, reporter=Reporter())
+    doc = json.loads((cache / "manifest.json").read_text())
+    assert set(doc) <= V1_FIELDS, sorted(set(doc) - V1_FIELDS)
+    assert set(doc["dataset"]) <= V1_DATASET_FIELDS
+    m = load_manifest(cache)
+    assert m.rows_by == "position" and m.dataset.keys_sha256 is None
+    assert m.teacher_description == {}

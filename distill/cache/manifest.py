@@ -31,6 +31,7 @@ __all__ = [
     "ShardInfo",
     "augment_facts",
     "load_manifest",
+    "manifest_json",
     "progress_files",
     "progress_name",
     "save_manifest",
@@ -211,8 +212,24 @@ def teacher_facts(teacher: Any) -> dict[str, Any]:
     return facts
 
 
+def manifest_json(manifest: Manifest) -> str:
+    """The manifest as written to disk. The fields added since format version 1 first
+    shipped (7de3b41) are written only where they are not their defaults (`rows_by`
+    `position`, no `dataset.keys_sha256`, no `teacher_description`): a toolkit of that
+    version, which knows none of them and refuses a manifest with unknown fields, reads
+    every cache that needs none of them. Absent, they read as their defaults."""
+    exclude: dict[str, Any] = {}
+    if manifest.rows_by == "position":
+        exclude["rows_by"] = True
+    if manifest.dataset.keys_sha256 is None:
+        exclude["dataset"] = {"keys_sha256"}
+    if not manifest.teacher_description:
+        exclude["teacher_description"] = True
+    return manifest.model_dump_json(indent=2, exclude=exclude) + "\n"
+
+
 def save_manifest(folder: Path, manifest: Manifest, name: str = MANIFEST) -> None:
-    atomic_write_text(Path(folder) / name, manifest.model_dump_json(indent=2) + "\n")
+    atomic_write_text(Path(folder) / name, manifest_json(manifest))
 
 
 def progress_name(rank: int) -> str:
