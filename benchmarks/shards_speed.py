@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (photos / "train").is_dir():
         raise SystemExit(f"{photos}: no train/ folder (build it: python benchmarks/"
                          "photo_sets.py --out DIR --imagenet N --phone 0)")
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="shards-speed-", dir=args.work))
     doc: dict[str, Any] = {
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
