@@ -68,6 +68,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procstat import tree_cpu  # noqa: E402  (this folder's: the process tree's CPU time)
+
 from distill.errors import DistillError  # noqa: E402
 from distill.recipe import load_recipe  # noqa: E402
 
@@ -96,46 +98,6 @@ TARGETS = (
 )
 
 
-# -- CPU time of this process and its loader workers ------------------------------------------
-def _children(pid: int) -> list[int]:
-    """The live child processes of `pid` (Linux: /proc/PID/task/*/children)."""
-    kids: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return kids
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                kids += [int(k) for k in fh.read().split()]
-        except OSError:
-            continue
-    return kids
-
-
-def _proc_cpu(pid: int) -> float:
-    """user + system seconds of process `pid` (all its threads), 0 where it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu() -> float:
-    """CPU seconds of this process, its reaped children and its live descendants. The
-    difference of two readings is what the process tree spent between them (a child that
-    was live at the first and reaped by the second counts once: its reaped total less its
-    first reading)."""
-    t = os.times()
-    total = t.user + t.system + t.children_user + t.children_system
-    todo = _children(os.getpid())
-    while todo:
-        pid = todo.pop()
-        total += _proc_cpu(pid)
-        todo += _children(pid)
-    return total
 
 
 def timed(step: Callable[[], int], count: int, warmup: int) -> dict[str, float]:

@@ -52,47 +52,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procstat import tree_cpu  # noqa: E402  (this folder's: the process tree's CPU time)
+
 from distill.recipe import load_recipe  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "imagenet" / "deit_tiny_none.yaml"
 SOURCES = ("folder", "shards")
 
 
-# -- CPU seconds of this process and its live loader workers -----------------------------
-def _stat_cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _kids(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as fh:
-                out += [int(k) for k in fh.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def cpu_seconds() -> float:
-    """This process's CPU seconds, its reaped children's, and its live descendants'."""
-    t = os.times()
-    total = t.user + t.system + t.children_user + t.children_system
-    todo = _kids(os.getpid())
-    while todo:
-        pid = todo.pop()
-        total += _stat_cpu(pid)
-        todo += _kids(pid)
-    return total
 
 
 # -- the parts -----------------------------------------------------------------------------
@@ -142,11 +109,11 @@ def time_loader(recipe: Any, batches: int, epoch: int) -> dict[str, float]:
                          f"per epoch; --batches {batches} needs {batches + 1}")
     it = data.epoch(epoch)
     next(it)
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    cpu0, t0 = tree_cpu(), time.perf_counter()
     images = 0
     for _ in range(batches):
         images += len(next(it).labels)
-    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    wall, cpu = time.perf_counter() - t0, tree_cpu() - cpu0
     del it, data
     return {"images": images, "wall_s": wall, "cpu_s": cpu, "images_per_s": images / wall,
             "images_per_cpu_s": images / cpu if cpu > 0 else float("nan")}
