@@ -7,7 +7,8 @@ One process, one thread, CPU time per image (`time.process_time`), on the first 
 training photos of each set, each with a RandomResizedCrop box drawn as timm draws it (scale
 0.08–1, ratio 3/4–4/3, seeded) and a 224×224 bicubic output, the DeiT recipes' setting:
 
-- `decode`: Pillow opens and decodes the whole file (the decode floor of `jpeg_loader.py`);
+- `decode`: Pillow opens and decodes the whole file and converts it to RGB (as `jpeg_loader.py`'s
+  `decode_pil` arm, whose loop differs: its figure is not this one);
 - `header`: `distill.data.decode.read_header` (what the worker reads to draw the box);
 - `crop_resize_full` / `crop_resize_reduced`: `decode.crop_resize` with `data.decode: full`
   and `reduced` (decode, crop, resize, to a uint8 tensor), what the worker does after the
@@ -35,9 +36,12 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from shards_speed import commit, device  # (this folder's; it puts the repository on the path)
 
-from distill.data.decode import crop_resize, read_header, reduced_scale, resize
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.shards_speed import commit, device  # noqa: E402
+from distill.data.decode import crop_resize, read_header, reduced_scale, resize  # noqa: E402
 
 SIZE = (224, 224)
 BICUBIC = 2  # tensor_ops' interpolation code
@@ -85,6 +89,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def one_set(folder: Path, images: int, seed: int) -> dict:
     files = sorted(p for p in (folder / "train").rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
     files = files[:images]
+    if not files:
+        raise SystemExit(f"{folder / 'train'}: no JPEG photos (build them: make photos)")
     rng = random.Random(seed)
     times: dict[str, list[float]] = {k: [] for k in ("decode", "header", "crop_resize_full",
                                                      "crop_resize_reduced", "resize_only")}
@@ -121,7 +127,7 @@ def markdown(doc: dict) -> str:
              f"- command: `{doc['command']}`", f"- device: {doc['device']}",
              f"- date: {doc['date']}", f"- commit: {doc['commit']}", "",
              "CPU ms per image, one thread (mean over the images; median in brackets):", "",
-             "| set | images | decode (floor) | header | crop_resize full | crop_resize reduced "
+             "| set | images | decode (Pillow) | header | crop_resize full | crop_resize reduced "
              "| resize only |", "|---|---|---|---|---|---|---|"]
     for name, s in doc["sets"].items():
         cols = [f"{s['mean_ms'][k]:.2f} ({s['median_ms'][k]:.2f})" for k in

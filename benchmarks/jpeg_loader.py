@@ -68,8 +68,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from procstat import tree_cpu  # noqa: E402  (this folder's: the process tree's CPU time)
-
+from benchmarks.procstat import tree_cpu  # noqa: E402
 from distill.errors import DistillError  # noqa: E402
 from distill.recipe import load_recipe  # noqa: E402
 
@@ -96,8 +95,6 @@ TARGETS = (
      "cache.tensor", 0.9),
     ("DeiT-Ti at 224 on CPU, training loop ÷ step", "≥ 0.95", "loop.tensor", 0.95),
 )
-
-
 
 
 def timed(step: Callable[[], int], count: int, warmup: int) -> dict[str, float]:

@@ -8,9 +8,9 @@ set -uo pipefail
 out=$1; shift
 [ "${1:-}" = "--" ] && shift
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(nproc --all) CPU cores"
+  device="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) CPU cores"
 else
-  device="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc --all) cores, no GPU"
+  device="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores, no GPU"
 fi
 mkdir -p "$(dirname "$out")"
 {

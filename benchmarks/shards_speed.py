@@ -52,14 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from procstat import tree_cpu  # noqa: E402  (this folder's: the process tree's CPU time)
-
+from benchmarks.procstat import tree_cpu  # noqa: E402
 from distill.recipe import load_recipe  # noqa: E402
 
 RECIPE = ROOT / "recipes" / "imagenet" / "deit_tiny_none.yaml"
 SOURCES = ("folder", "shards")
-
-
 
 
 # -- the parts -----------------------------------------------------------------------------
