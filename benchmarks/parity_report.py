@@ -11,6 +11,12 @@ averaged for DeiT⚗. `gain` is token − none of the same seed; mean ± standar
 seeds. Between conditions: the difference of the means, ± the square root of the summed
 squared standard errors (independent arms), or paired by seed where both conditions ran
 the same seeds and the label says so.
+
+`FOLDER/elsewhere.json`, where present, adds conditions run on another machine:
+`{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "pools":
+{NAME: [CONDITION, ...]}}`. A pool treats its conditions' gains as independent draws of one
+code's gain (another machine's floating point gives another run of the same seed), and the
+pools are compared with the one that holds `official`.
 """
 
 from __future__ import annotations
@@ -67,7 +73,37 @@ def conditions(root: Path) -> dict[str, dict[str, dict[int, float]]]:
         found["official"] = _official(root / "official")
     for folder in sorted(root.glob("ours-*")):
         found[folder.name] = _ours(folder)
+    for name, cond in _elsewhere(root).get("conditions", {}).items():
+        found[name] = {arm: {int(k): float(v) for k, v in cond[arm].items()} for arm in ARMS}
     return found
+
+
+def _elsewhere(root: Path) -> dict:
+    path = root / "elsewhere.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """Each pool's gain over all its conditions' seeds, and each against the official pool."""
+    pools = _elsewhere(root).get("pools", {})
+    if not pools:
+        return []
+    got = {name: [g for c in members for g in gains(conds.get(c, {a: {} for a in ARMS})).values()]
+           for name, members in pools.items()}
+    lines = ["", "Pooled over machines (each run an independent draw; mean ± standard error):", ""]
+    for name, g in got.items():
+        if len(g) > 1:
+            lines.append(f"- {name} ({' + '.join(pools[name])}): {fmt(*mean_se(g), sign=True)} "
+                         f"over {len(g)} runs")
+    ref = next((n for n, members in pools.items() if "official" in members), None)
+    if ref is not None and len(got[ref]) > 1:
+        om, oe = mean_se(got[ref])
+        for name, g in got.items():
+            if name != ref and len(g) > 1:
+                m, e = mean_se(g)
+                d, de = m - om, math.hypot(e, oe)
+                lines.append(f"- {name} − {ref}: {fmt(d, de, sign=True)} ({abs(d) / de:.1f} s.e.)")
+    return lines
 
 
 def gains(cells: dict[str, dict[int, float]]) -> dict[int, float]:
@@ -100,14 +136,17 @@ def report(root: Path) -> str:
     if "official" in summary:
         lines += ["", "Gain against the official code's (independent seeds: ± √(se₁² + se₂²)):", ""]
         om, oe = summary["official"]
+        elsewhere = _elsewhere(root).get("conditions", {})
         for name, (m, e) in summary.items():
-            if name != "official":
+            if name != "official" and name not in elsewhere:
                 d, de = m - om, math.hypot(e, oe)
                 lines.append(f"- {name} − official: {fmt(d, de, sign=True)} ({abs(d) / de:.1f} s.e.)")
-    pairs = [(a, b) for a in conds for b in conds if a < b and a.startswith("ours") and b.startswith("ours")]
+    lines += pooled(root, conds)
+    here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})]
+    pairs = [(a, b) for a in here for b in here if a < b]
     if pairs:
-        lines += ["", "Between our conditions, paired by seed (same seeds, same initialisation and data "
-                  "order):", ""]
+        lines += ["", "Between our conditions on this machine, paired by seed (same seeds, same "
+                  "initialisation and data order):", ""]
     for a, b in pairs:
         for arm in ARMS:
             common = sorted(set(conds[a][arm]) & set(conds[b][arm]))

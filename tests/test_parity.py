@@ -105,3 +105,49 @@ def test_deit_initialisation_is_the_official_one():
     assert ours["head_dist.weight"][1] == pytest.approx(0.02, rel=0.05)
     assert ours["head_dist.bias"] == (0.0, 0.0)
     assert ours["cls_token"][1] < 1e-5  # timm: normal_(cls_token, std=1e-6)
+
+
+def _cell(root, cond, arm, seed, top1):
+    import json
+    if cond == "official":
+        d = root / "official" / f"{arm}-s{seed}"
+        d.mkdir(parents=True)
+        (d / "log.txt").write_text(json.dumps({"epoch": 0, "test_acc1": 0.0}) + "\n"
+                                   + json.dumps({"epoch": 119, "test_acc1": top1}) + "\n")
+        (d / "DONE").touch()
+    else:
+        name = "none-no_teacher-x" if arm == "none" else "token-t-x_distilled"
+        d = root / cond / "cells" / f"{name}-s{seed}"
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"top1": top1}))
+
+
+def test_parity_report_gains_and_pools(tmp_path):
+    """benchmarks/parity_report.py: per-seed gains, an official cell without DONE left out,
+    paired differences on this machine, and pools over another machine's cells
+    (elsewhere.json) against the official pool."""
+    import json
+
+    from benchmarks.parity_report import report
+
+    for seed, (n, t) in enumerate([(70.0, 74.0), (71.0, 76.0)]):
+        _cell(tmp_path, "official", "none", seed, n)
+        _cell(tmp_path, "official", "token", seed, t)
+    (tmp_path / "official" / "none-s2").mkdir()  # a cell still running: no DONE
+    for seed, (n, t) in enumerate([(70.0, 75.0), (72.0, 78.0)]):
+        _cell(tmp_path, "ours-a", "none", seed, n)
+        _cell(tmp_path, "ours-a", "token", seed, t)
+        _cell(tmp_path, "ours-b", "none", seed, n + 1)
+        _cell(tmp_path, "ours-b", "token", seed, t)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({
+        "conditions": {"official-x": {"source": "s", "none": {"0": 70.0},
+                                      "token": {"0": 76.0}}},
+        "pools": {"off": ["official", "official-x"], "a": ["ours-a"]}}))
+    text = report(tmp_path)
+    # official gains 4, 5 (+6 elsewhere): pooled 5 ± 1/sqrt(3); ours-a gains 5, 6: 5.5 ± 0.5
+    assert "| official | 0,1 | 70.50 ± 0.71 | 75.00 ± 1.41 | **+4.50 ± 0.50** |" in text
+    assert "- off (official + official-x): +5.00 ± 0.58 over 3 runs" in text
+    assert "- a − off: +0.50 ± 0.76 (0.7 s.e.)" in text
+    assert "- none: ours-b − ours-a: +1.00 ± 0.00 (seeds 0,1)" in text
+    assert "- gain: ours-b − ours-a: -1.00 ± 0.00" in text
+    assert "official-x −" not in text and "ours-a − official-x" not in text
