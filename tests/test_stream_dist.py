@@ -1,6 +1,7 @@
-"""Every shard sample once per epoch over 2 processes × 2 loader workers (torchrun, gloo on
-CPU), counted by key over two epochs; and a cache built from shards by both processes
-trains them exactly as the live teacher does (issue 25)."""
+"""Every sample once per epoch over 2 processes × 2 loader workers (torchrun, gloo on CPU),
+counted by key over two epochs; and a cache built by both processes trains them exactly as
+the live teacher does (issue 25): tar shards with the `pil` pipeline, and a Hugging Face
+dataset saved to disk with the `tensor` pipeline."""
 
 from __future__ import annotations
 
@@ -14,26 +15,39 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from distill.data.hf import hf
 from distill.data.pack import pack_folder
 from distill.data.stream import padding
 from distill.data.webdataset import webdataset
 
 from .conftest import ROOT
 from .test_shards import make_folder
+from .test_streams import hf_dataset
 
 pytestmark = pytest.mark.integration
 
 
-def test_two_processes_two_workers_read_every_sample_once_per_epoch(tmp_path):
+@pytest.mark.parametrize("kind,pipeline", [("webdataset", "pil"), ("hf", "tensor")])
+def test_two_processes_two_workers_read_every_sample_once_per_epoch(tmp_path, kind, pipeline):
     folder = make_folder(tmp_path / "photos", per_class=6)  # 20 training samples
-    pack_folder(folder, tmp_path / "shards", shard_size=3)  # 7 shards: 3 … 3, 2
-    truth = webdataset("train", tmp_path / "shards", num_classes=3)
-    labels = {truth.sample_id(i): truth[i][1] for i in range(len(truth))}
+    if kind == "webdataset":
+        pack_folder(folder, tmp_path / "shards", shard_size=3)  # 7 shards: 3 … 3, 2
+
+        def source(split):
+            return webdataset(split, tmp_path / "shards", num_classes=3)
+    else:  # blocks of 3 rows: 3 … 3, 2
+        hf_dataset(folder, tmp_path / "shards")
+
+        def source(split):
+            return hf(split, tmp_path / "shards", num_classes=3, image="img", label="y")
+    truth = source("train")
+    key = getattr(truth, "sample_id", str)  # a shard sample's key; an hf row's is its index
+    labels = {key(i): truth[i][1] for i in range(len(truth))}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DISTILL_DIST_TIMEOUT": "120"}
     job = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
          str(ROOT / "tests" / "_stream_ranks.py"), str(tmp_path / "shards"),
-         str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True,
+         str(tmp_path / "out"), kind, pipeline], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=420)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     ranks = json.loads((tmp_path / "out" / "keys.json").read_text())
@@ -53,7 +67,7 @@ def test_two_processes_two_workers_read_every_sample_once_per_epoch(tmp_path):
         orders.append([key for key, _ in read])
     assert orders[0] != orders[1]  # shard and sample order drawn per epoch
     val = sorted(i for r in ranks for i in r["val"])
-    assert val == list(range(len(webdataset("val", tmp_path / "shards", num_classes=3))))
+    assert val == list(range(len(source("val"))))
     a = load_file(tmp_path / "out" / "live" / "model.safetensors")
     b = load_file(tmp_path / "out" / "cached" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
