@@ -13,10 +13,12 @@ squared standard errors (independent arms), or paired by seed where both conditi
 the same seeds and the label says so.
 
 `FOLDER/elsewhere.json`, where present, adds conditions run on another machine:
-`{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "pools":
-{NAME: [CONDITION, ...]}}`. A pool treats its conditions' gains as independent draws of one
-code's gain (another machine's floating point gives another run of the same seed), and the
-pools are compared with the one that holds `official`.
+`{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "compare":
+[[NAME, OFFICIAL_NAME], ...], "pools": {NAME: [CONDITION, ...]}}`. `compare` sets a
+condition against the official code's run on its own machine. A pool puts its conditions'
+gains together as if independent: a rough figure only (runs of one seed share their
+initialisation and data order across machines, and the machines' teachers and commits
+differ), printed apart from the comparisons on one machine.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ def _official(folder: Path) -> dict[str, dict[int, float]]:
         log = cell / "log.txt"
         if arm not in out or not (cell / "DONE").exists() or not log.is_file():
             continue
-        last = json.loads(log.read_text().strip().splitlines()[-1])
-        out[arm][int(seed)] = float(last["test_acc1"])
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        last = max(rows, key=lambda r: r["epoch"]) if rows else {}
+        top1 = float(last.get("test_acc1", math.nan))
+        if math.isfinite(top1):  # the last epoch's evaluation (deit logs NaN between them)
+            out[arm][int(seed)] = top1
     return out
 
 
@@ -64,7 +69,16 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
 
 
 def fmt(m: float, e: float, sign: bool = False) -> str:
-    return f"{m:+.2f} ± {e:.2f}" if sign else f"{m:.2f} ± {e:.2f}"
+    value = f"{m:+.2f}" if sign else f"{m:.2f}"
+    return f"{value} (one run)" if math.isnan(e) else f"{value} ± {e:.2f}"
+
+
+def versus(label: str, a: tuple[float, float], b: tuple[float, float]) -> str:
+    """`label`: the difference of two independent means ± √(se₁² + se₂²), and how many
+    standard errors that is (none where either side is one run)."""
+    d, de = a[0] - b[0], math.hypot(a[1], b[1])
+    ratio = "" if math.isnan(de) else (f" ({abs(d) / de:.1f} s.e.)" if de > 0 else " (s.e. 0)")
+    return f"- {label}: {fmt(d, de, sign=True)}{ratio}"
 
 
 def conditions(root: Path) -> dict[str, dict[str, dict[int, float]]]:
@@ -74,6 +88,11 @@ def conditions(root: Path) -> dict[str, dict[str, dict[int, float]]]:
     for folder in sorted(root.glob("ours-*")):
         found[folder.name] = _ours(folder)
     for name, cond in _elsewhere(root).get("conditions", {}).items():
+        if name in found:
+            raise SystemExit(f"elsewhere.json: condition '{name}' is also a folder here")
+        missing = [arm for arm in ARMS if arm not in cond]
+        if missing:
+            raise SystemExit(f"elsewhere.json: condition '{name}' has no '{missing[0]}' cells")
         found[name] = {arm: {int(k): float(v) for k, v in cond[arm].items()} for arm in ARMS}
     return found
 
@@ -88,9 +107,14 @@ def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[st
     pools = _elsewhere(root).get("pools", {})
     if not pools:
         return []
-    got = {name: [g for c in members for g in gains(conds.get(c, {a: {} for a in ARMS})).values()]
+    for name, members in pools.items():
+        unknown = [c for c in members if c not in conds]
+        if unknown:
+            raise SystemExit(f"elsewhere.json: pool '{name}' names no condition '{unknown[0]}'")
+    got = {name: [g for c in members for g in gains(conds[c]).values()]
            for name, members in pools.items()}
-    lines = ["", "Pooled over machines (each run an independent draw; mean ± standard error):", ""]
+    lines = ["", "Pooled over machines, a rough figure (the runs taken as independent, which "
+             "they are not quite; mean ± standard error):", ""]
     for name, g in got.items():
         if len(g) > 1:
             lines.append(f"- {name} ({' + '.join(pools[name])}): {fmt(*mean_se(g), sign=True)} "
@@ -100,9 +124,7 @@ def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[st
         om, oe = mean_se(got[ref])
         for name, g in got.items():
             if name != ref and len(g) > 1:
-                m, e = mean_se(g)
-                d, de = m - om, math.hypot(e, oe)
-                lines.append(f"- {name} − {ref}: {fmt(d, de, sign=True)} ({abs(d) / de:.1f} s.e.)")
+                lines.append(versus(f"{name} − {ref}", mean_se(g), (om, oe)))
     return lines
 
 
@@ -133,14 +155,17 @@ def report(root: Path) -> str:
             a, b = cells["none"].get(s), cells["token"].get(s)
             row.append(f"{_f(a)} / {_f(b)}" + (f" / {b - a:+.2f}" if a is not None and b is not None else ""))
         lines.append(f"| {name} | " + " | ".join(row) + " |")
+    elsewhere = _elsewhere(root).get("conditions", {})
     if "official" in summary:
-        lines += ["", "Gain against the official code's (independent seeds: ± √(se₁² + se₂²)):", ""]
-        om, oe = summary["official"]
-        elsewhere = _elsewhere(root).get("conditions", {})
-        for name, (m, e) in summary.items():
+        lines += ["", "Gain against the official code's on this machine (independent runs: "
+                  "± √(se₁² + se₂²)):", ""]
+        for name in summary:
             if name != "official" and name not in elsewhere:
-                d, de = m - om, math.hypot(e, oe)
-                lines.append(f"- {name} − official: {fmt(d, de, sign=True)} ({abs(d) / de:.1f} s.e.)")
+                lines.append(versus(f"{name} − official", summary[name], summary["official"]))
+    compare = [(a, b) for a, b in _elsewhere(root).get("compare", []) if a in summary and b in summary]
+    if compare:
+        lines += ["", "Gain against the official code's on another machine (elsewhere.json):", ""]
+        lines += [versus(f"{a} − {b}", summary[a], summary[b]) for a, b in compare]
     lines += pooled(root, conds)
     here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})]
     pairs = [(a, b) for a in here for b in here if a < b]

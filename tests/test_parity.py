@@ -133,7 +133,14 @@ def test_parity_report_gains_and_pools(tmp_path):
     for seed, (n, t) in enumerate([(70.0, 74.0), (71.0, 76.0)]):
         _cell(tmp_path, "official", "none", seed, n)
         _cell(tmp_path, "official", "token", seed, t)
-    (tmp_path / "official" / "none-s2").mkdir()  # a cell still running: no DONE
+    running = tmp_path / "official" / "none-s2"  # a cell still running: a log, no DONE
+    running.mkdir()
+    (running / "log.txt").write_text(json.dumps({"epoch": 3, "test_acc1": 10.0}) + "\n")
+    _cell(tmp_path, "official", "token", 3, 80.0)  # a seed with one arm only: no gain
+    nan_last = tmp_path / "official" / "none-s3"  # finished, but its last line not evaluated
+    nan_last.mkdir()
+    (nan_last / "log.txt").write_text(json.dumps({"epoch": 119, "test_acc1": float("nan")}))
+    (nan_last / "DONE").touch()
     for seed, (n, t) in enumerate([(70.0, 75.0), (72.0, 78.0)]):
         _cell(tmp_path, "ours-a", "none", seed, n)
         _cell(tmp_path, "ours-a", "token", seed, t)
@@ -151,3 +158,13 @@ def test_parity_report_gains_and_pools(tmp_path):
     assert "- none: ours-b − ours-a: +1.00 ± 0.00 (seeds 0,1)" in text
     assert "- gain: ours-b − ours-a: -1.00 ± 0.00" in text
     assert "official-x −" not in text and "ours-a − official-x" not in text
+    assert "10.00" not in text and "80.00 / +" not in text
+    # one run a side: no standard error, no count of them
+    (tmp_path / "elsewhere.json").write_text(json.dumps({
+        "conditions": {"ours-x": {"source": "s", "none": {"0": 70.0}, "token": {"0": 77.0}},
+                       "official-x": {"source": "s", "none": {"0": 70.0}, "token": {"0": 76.0}}},
+        "compare": [["ours-x", "official-x"]]}))
+    assert "- ours-x − official-x: +1.00 (one run)\n" in report(tmp_path)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({"pools": {"p": ["ours-typo"]}}))
+    with pytest.raises(SystemExit, match="pool 'p' names no condition 'ours-typo'"):
+        report(tmp_path)
