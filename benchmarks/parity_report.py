@@ -12,6 +12,13 @@ seeds. Between conditions: the difference of the means, ± the square root of th
 squared standard errors (independent arms), or paired by seed where both conditions ran
 the same seeds and the label says so.
 
+`ours-<pipeline>` and `ours-<pipeline>-epoch` (pipeline `pil` or `tensor`; `-epoch` for
+`--set schedule.step=epoch`) form a 2 × 2 design, which the last section reads by factor:
+each factor's effect paired by seed within each level of the other, the pairs of both levels
+together (taken as free of interaction, whose estimate is printed beside), with Student's t,
+its two-sided p, and the 90 % interval: where it lies within ±1 point, the two one-sided tests
+at 5 % show the factor's effect smaller than a point (equivalence at the 1-point level).
+
 `FOLDER/elsewhere.json`, where present, adds conditions run on another machine:
 `{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "compare":
 [[NAME, OFFICIAL_NAME], ...], "pools": {NAME: [CONDITION, ...]}}`. `compare` sets a
@@ -184,7 +191,73 @@ def report(root: Path) -> str:
         if len(common) > 1:
             d = [gb[s] - ga[s] for s in common]
             lines.append(f"- gain: {b} − {a}: {fmt(*mean_se(d), sign=True)}")
+    lines += factors({c: conds[c] for c in here})
     return "\n".join(lines) + "\n"
+
+
+def t_cdf(t: float, df: int) -> float:
+    """Student's t distribution function: Simpson's rule on its density (error < 1e-9)."""
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    a, n = abs(t), 4000
+    h = a / n
+    f = [c * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(n + 1)]
+    area = h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+    return 0.5 + math.copysign(area, t)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The t value below which a share `p` (0.5 < p < 1) of the distribution lies."""
+    lo, hi = 0.0, 1e3
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def paired_test(d: list[float]) -> str:
+    """Mean ± s.e. of paired differences, t, two-sided p, and the 90 % interval with whether
+    it lies within ±1 (equivalence at 1 point by two one-sided tests at 5 %)."""
+    m, se = mean_se(d)
+    df = len(d) - 1
+    if df < 1 or not se > 0:
+        return fmt(m, se, sign=True) + f" ({len(d)} pairs)"
+    t = m / se
+    p = 2 * (1 - t_cdf(abs(t), df))
+    q = t_quantile(0.95, df)
+    eq = "yes" if abs(m) + q * se < 1 else "no"
+    return (f"{fmt(m, se, sign=True)} ({len(d)} pairs; t {t:+.2f}, {df} d.f., p {p:.3f}; "
+            f"90 % interval {m - q * se:+.2f} to {m + q * se:+.2f}, within ±1: {eq})")
+
+
+def factors(conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """The 2 × 2 design (pipeline × LR stepping) of our conditions on this machine."""
+    cell = {(pipe, step): conds.get(f"ours-{pipe}" + ("-epoch" if step == "epoch" else ""))
+            for pipe in ("pil", "tensor") for step in ("iter", "epoch")}
+    if any(c is None for c in cell.values()):
+        return []
+
+    def arm(c: dict[str, dict[int, float]], name: str) -> dict[int, float]:
+        return gains(c) if name == "gain" else c[name]
+
+    lines = ["", "By factor, on this machine (pairs of the same seed; pipeline × LR stepping):",
+             ""]
+    for factor, levels, others in (("LR stepping, epoch − iter", ("iter", "epoch"), ("pil", "tensor")),
+                                   ("pipeline, tensor − pil", ("pil", "tensor"), ("iter", "epoch"))):
+        for name in ("none", "token", "gain"):
+            per_level = []
+            for other in others:
+                key = (lambda lv, o=other: (o, lv)) if factor.startswith("LR") else \
+                      (lambda lv, o=other: (lv, o))
+                a, b = arm(cell[key(levels[0])], name), arm(cell[key(levels[1])], name)
+                per_level.append([b[s] - a[s] for s in sorted(set(a) & set(b))])
+            pooled = [x for d in per_level for x in d]
+            line = f"- {factor}, {name}: {paired_test(pooled)}"
+            if all(len(d) > 1 for d in per_level):
+                (m1, e1), (m2, e2) = (mean_se(d) for d in per_level)
+                line += (f"; on {others[0]} {m1:+.2f}, on {others[1]} {m2:+.2f}, their difference "
+                         f"{fmt(m2 - m1, math.hypot(e1, e2), sign=True)}")
+            lines.append(line)
+    return lines
 
 
 def _all_seeds(conds: dict[str, dict[str, dict[int, float]]]) -> list[int]:

@@ -168,3 +168,48 @@ def test_parity_report_gains_and_pools(tmp_path):
     (tmp_path / "elsewhere.json").write_text(json.dumps({"pools": {"p": ["ours-typo"]}}))
     with pytest.raises(SystemExit, match="pool 'p' names no condition 'ours-typo'"):
         report(tmp_path)
+
+
+def test_parity_report_t_distribution():
+    """The report's Student t against published quantiles and a closed form (df 1: Cauchy)."""
+    from benchmarks.parity_report import t_cdf, t_quantile
+
+    assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
+    assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
+    assert t_quantile(0.95, 3) == pytest.approx(2.353, abs=1e-3)
+    assert t_cdf(1.0, 1) == pytest.approx(0.75, abs=1e-9)  # 1/2 + atan(1)/π
+    assert t_cdf(-2.0, 5) == pytest.approx(1 - t_cdf(2.0, 5), abs=1e-12)
+
+
+def test_parity_report_factors(tmp_path):
+    """The 2 × 2 section: each factor's paired effects over both levels of the other, its t
+    and p, its 90 % interval against ±1 point, and the interaction; absent when a corner of the
+    design is missing."""
+    from benchmarks.parity_report import report
+
+    # none: epoch adds 2 on pil, 0 on tensor; token: tensor adds 0.5 everywhere (+ seed jitter)
+    base = {0: (70.0, 75.0), 1: (71.0, 75.5), 2: (72.0, 77.0)}
+    for cond, dn, dt in (("ours-pil", 0.0, 0.0), ("ours-pil-epoch", 2.0, 0.0),
+                         ("ours-tensor", 0.0, 0.5), ("ours-tensor-epoch", 0.0, 0.5)):
+        for seed, (n, t) in base.items():
+            jitter = 0.1 * seed if cond == "ours-tensor" else 0.0
+            _cell(tmp_path, cond, "none", seed, n + dn)
+            _cell(tmp_path, cond, "token", seed, t + dt + jitter)
+    text = report(tmp_path)
+    lines = {line.split(":", 1)[0]: line for line in text.splitlines() if line.startswith("- ")}
+    step_none = lines["- LR stepping, epoch − iter, none"]
+    # pairs +2 +2 +2 (pil) and 0 0 0 (tensor): mean 1, sd 1.095, se 0.447, t 2.24 on 5 d.f.
+    assert "+1.00 ± 0.45 (6 pairs; t +2.24, 5 d.f., p 0.076; 90 % interval +0.10 to +1.90, " \
+        "within ±1: no)" in step_none
+    assert "on pil +2.00, on tensor +0.00, their difference -2.00 ± 0.00" in step_none
+    pipe_tok = lines["- pipeline, tensor − pil, token"]
+    # pairs 0.5 0.6 0.7 (iter) and 0.5 0.5 0.5 (epoch): mean 0.55, within ±1 at 90 %
+    assert pipe_tok.startswith("- pipeline, tensor − pil, token: +0.55 ± 0.03 (6 pairs")
+    assert pipe_tok.endswith("within ±1: yes); on iter +0.60, on epoch +0.50, their difference "
+                             "-0.10 ± 0.06")
+    # gains: pil −2 −2 −2, tensor 0 −0.1 −0.2: mean −1.05, the interval beyond −1
+    assert lines["- LR stepping, epoch − iter, gain"].startswith(
+        "- LR stepping, epoch − iter, gain: -1.05 ± 0.43 (6 pairs")
+    import shutil
+    shutil.rmtree(tmp_path / "ours-tensor-epoch")
+    assert "By factor" not in report(tmp_path)
