@@ -78,7 +78,12 @@ def _init_stats(model: torch.nn.Module) -> dict[str, tuple[float, float]]:
             for k, v in model.state_dict().items()}
 
 
-def test_deit_initialisation_is_the_official_one():
+@pytest.mark.parametrize("shape", [
+    dict(img_size=224, patch_size=16, embed_dim=192, depth=2, num_heads=3, num_classes=1000),
+    # the quickstart's and the parity study's student (recipes/fmnist/deit_token.yaml)
+    dict(img_size=28, patch_size=7, embed_dim=128, depth=4, num_heads=4, num_classes=10,
+         in_chans=1)], ids=["patch16-dim192", "fmnist-patch7-dim128"])
+def test_deit_initialisation_is_the_official_one(shape):
     """Every tensor of our DeiT⚗ starts from the same distribution as in the official code:
     timm's VisionTransformer (the class-token twin; DeiT's DistilledVisionTransformer
     subclasses it) for every key they share, and DeiT's rules for the rest:
@@ -88,7 +93,6 @@ def test_deit_initialisation_is_the_official_one():
 
     from distill.registry import STUDENTS
 
-    shape = dict(img_size=224, patch_size=16, embed_dim=192, depth=2, num_heads=3, num_classes=1000)
     torch.manual_seed(0)
     ours = _init_stats(STUDENTS.build("deit_tiny_distilled_patch16_224", **shape))
     torch.manual_seed(0)
