@@ -84,7 +84,8 @@ def _init_stats(model: torch.nn.Module) -> dict[str, tuple[float, float]]:
     dict(img_size=28, patch_size=7, embed_dim=128, depth=4, num_heads=4, num_classes=10,
          in_chans=1)], ids=["patch16-dim192", "fmnist-patch7-dim128"])
 def test_deit_initialisation_is_the_official_one(shape):
-    """Every tensor of our DeiT⚗ starts from the same distribution as in the official code:
+    """Every tensor of our DeiT⚗ and of its twin starts from the same distribution as in the
+    official code:
     timm's VisionTransformer (the class-token twin; DeiT's DistilledVisionTransformer
     subclasses it) for every key they share, and DeiT's rules for the rest:
     `trunc_normal_(dist_token, std=.02)`, `trunc_normal_(pos_embed, std=.02)`,
@@ -109,6 +110,13 @@ def test_deit_initialisation_is_the_official_one(shape):
     assert ours["head_dist.weight"][1] == pytest.approx(0.02, rel=0.05)
     assert ours["head_dist.bias"] == (0.0, 0.0)
     assert ours["cls_token"][1] < 1e-5  # timm: normal_(cls_token, std=1e-6)
+    # the twin (the `none` arm's student) is timm's VisionTransformer key for key
+    torch.manual_seed(0)
+    twin = _init_stats(STUDENTS.build("deit_tiny_patch16_224", **shape))
+    assert set(twin) == set(theirs)
+    for key, (mean, std) in theirs.items():
+        assert twin[key][0] == pytest.approx(mean, abs=max(2e-3, 0.1 * std)), key
+        assert twin[key][1] == pytest.approx(std, rel=0.1, abs=1e-9), key
 
 
 def _cell(root, cond, arm, seed, top1):
