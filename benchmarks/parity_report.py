@@ -19,6 +19,9 @@ together (taken as free of interaction, whose estimate is printed beside), with 
 its two-sided p, and the 90 % interval: where it lies within ±1 point, the two one-sided tests
 at 5 % show the factor's effect smaller than a point (equivalence at the 1-point level).
 
+`gain's s.d.` is the standard deviation of one run's gain over the seeds: the run-to-run
+spread that a standard error of few seeds rests on.
+
 `FOLDER/elsewhere.json`, where present, adds conditions run on another machine:
 `{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "compare":
 [[NAME, OFFICIAL_NAME], ...], "pools": {NAME: [CONDITION, ...]}}`. `compare` sets a
@@ -141,8 +144,8 @@ def gains(cells: dict[str, dict[int, float]]) -> dict[int, float]:
 
 def report(root: Path) -> str:
     conds = conditions(root)
-    lines = ["| condition | seeds | no teacher | DeiT⚗ (token) | gain token − none |",
-             "|---|---|---|---|---|"]
+    lines = ["| condition | seeds | no teacher | DeiT⚗ (token) | gain token − none | gain's s.d. |",
+             "|---|---|---|---|---|---|"]
     summary: dict[str, tuple[float, float]] = {}
     for name, cells in conds.items():
         g = gains(cells)
@@ -151,8 +154,9 @@ def report(root: Path) -> str:
         none_m = mean_sd([cells["none"][s] for s in g])
         tok_m = mean_sd([cells["token"][s] for s in g])
         summary[name] = mean_se(list(g.values())) if len(g) > 1 else (next(iter(g.values())), math.nan)
+        spread = mean_sd(list(g.values()))[1]
         lines.append(f"| {name} | {','.join(map(str, sorted(g)))} | {fmt(*none_m)} | {fmt(*tok_m)} "
-                     f"| **{fmt(*summary[name], sign=True)}** |")
+                     f"| **{fmt(*summary[name], sign=True)}** | {_f(spread)} |")
     lines += ["", "Per seed (top-1 %, none / token / gain):", "",
               "| condition | " + " | ".join(f"seed {s}" for s in _all_seeds(conds)) + " |",
               "|---|" + "---|" * len(_all_seeds(conds))]
@@ -265,7 +269,7 @@ def _all_seeds(conds: dict[str, dict[str, dict[int, float]]]) -> list[int]:
 
 
 def _f(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"
+    return "–" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
 if __name__ == "__main__":

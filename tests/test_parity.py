@@ -164,7 +164,7 @@ def test_parity_report_gains_and_pools(tmp_path):
         "pools": {"off": ["official", "official-x"], "a": ["ours-a"]}}))
     text = report(tmp_path)
     # official gains 4, 5 (+6 elsewhere): pooled 5 ± 1/sqrt(3); ours-a gains 5, 6: 5.5 ± 0.5
-    assert "| official | 0,1 | 70.50 ± 0.71 | 75.00 ± 1.41 | **+4.50 ± 0.50** |" in text
+    assert "| official | 0,1 | 70.50 ± 0.71 | 75.00 ± 1.41 | **+4.50 ± 0.50** | 0.71 |" in text
     assert "- off (official + official-x): +5.00 ± 0.58 over 3 runs" in text
     assert "- a − off: +0.50 ± 0.76 (0.7 s.e.)" in text
     assert "- none: ours-b − ours-a: +1.00 ± 0.00 (seeds 0,1)" in text
