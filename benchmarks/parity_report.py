@@ -22,10 +22,16 @@ at 5 % show the factor's effect smaller than a point (equivalence at the 1-point
 `gain's s.d.` is the standard deviation of one run's gain over the seeds: the run-to-run
 spread that a standard error of few seeds rests on.
 
+`official-*/` folders (the official code's layout) are ablations run by the official code,
+such as `official-ourtwin/` (its `main.py` training our class-token DeiT); they may hold one
+arm only, and appear in the per-arm section.
+
 `FOLDER/elsewhere.json`, where present, adds conditions run on another machine:
 `{"conditions": {NAME: {"source": TEXT, "none": {SEED: TOP1}, "token": {...}}}, "compare":
-[[NAME, OFFICIAL_NAME], ...], "pools": {NAME: [CONDITION, ...]}}`. `compare` sets a
-condition against the official code's run on its own machine. A pool puts its conditions'
+[[NAME, OFFICIAL_NAME], ...], "pools": {NAME: [CONDITION, ...]}, "pool_compare": [[POOL,
+POOL], ...]}`. `compare` sets a condition against the official code's run on its own
+machine; `pool_compare` says which pools to set against which (by default each against the
+pool that holds `official`). A pool puts its conditions'
 gains together as if independent: a rough figure only (runs of one seed share their
 initialisation and data order across machines, and the machines' teachers and commits
 differ), printed apart from the comparisons on one machine.
@@ -95,6 +101,9 @@ def conditions(root: Path) -> dict[str, dict[str, dict[int, float]]]:
     found = {}
     if (root / "official").is_dir():
         found["official"] = _official(root / "official")
+    for folder in sorted(root.glob("official-*")):  # ablations run by the official code
+        if folder.is_dir():
+            found[folder.name] = _official(folder)
     for folder in sorted(root.glob("ours-*")):
         found[folder.name] = _ours(folder)
     for name, cond in _elsewhere(root).get("conditions", {}).items():
@@ -123,18 +132,52 @@ def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[st
             raise SystemExit(f"elsewhere.json: pool '{name}' names no condition '{unknown[0]}'")
     got = {name: [g for c in members for g in gains(conds[c]).values()]
            for name, members in pools.items()}
-    lines = ["", "Pooled over machines, a rough figure (the runs taken as independent, which "
-             "they are not quite; mean ± standard error):", ""]
+    lines = ["", "Pools of conditions (each pool's runs taken as independent; over two "
+             "machines a rough figure, as runs of one seed share their initialisation and data "
+             "order there; mean ± standard error):", ""]
     for name, g in got.items():
         if len(g) > 1:
             lines.append(f"- {name} ({' + '.join(pools[name])}): {fmt(*mean_se(g), sign=True)} "
                          f"over {len(g)} runs")
-    ref = next((n for n, members in pools.items() if "official" in members), None)
-    if ref is not None and len(got[ref]) > 1:
-        om, oe = mean_se(got[ref])
-        for name, g in got.items():
-            if name != ref and len(g) > 1:
-                lines.append(versus(f"{name} − {ref}", mean_se(g), (om, oe)))
+    pairs = _elsewhere(root).get("pool_compare")
+    if pairs is None:  # each pool against the one holding the official code's cells here
+        ref = next((n for n, members in pools.items() if "official" in members), None)
+        pairs = [[name, ref] for name in got if ref is not None and name != ref]
+    for a, b in pairs:
+        if a not in got or b not in got:
+            raise SystemExit(f"elsewhere.json: pool_compare names no pool '{a if a not in got else b}'")
+        if len(got[a]) > 1 and len(got[b]) > 1:
+            lines.append(versus(f"{a} − {b}", mean_se(got[a]), mean_se(got[b])))
+    return lines
+
+
+def arms(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """Each arm alone: every condition's mean ± s.e. of each arm, each condition of this
+    machine against the official code's, arm by arm, and the pools of `pool_compare` arm by
+    arm (all the runs of an arm, those without the other arm too)."""
+    if "official" not in conds:
+        return []
+    elsewhere = _elsewhere(root)
+    lines = ["", "Each arm alone (top-1 %, mean ± standard error over all its runs; against the "
+             "official code's on this machine as independent runs):", ""]
+    for arm in ARMS:
+        ref = list(conds["official"][arm].values())
+        for name, cells in conds.items():
+            xs = list(cells[arm].values())
+            if name == "official" or name in elsewhere.get("conditions", {}) or not xs:
+                continue
+            if len(ref) > 1:
+                lines.append(versus(f"{arm}: {name} ({len(xs)} runs) − official ({len(ref)})",
+                                    mean_se(xs) if len(xs) > 1 else (xs[0], math.nan),
+                                    mean_se(ref)))
+    pools = elsewhere.get("pools", {})
+    for a, b in elsewhere.get("pool_compare", []):
+        for arm in ARMS:
+            xa = [v for c in pools.get(a, []) for v in conds[c][arm].values()]
+            xb = [v for c in pools.get(b, []) for v in conds[c][arm].values()]
+            if len(xa) > 1 and len(xb) > 1:
+                lines.append(versus(f"{arm}: {a} ({len(xa)} runs) − {b} ({len(xb)})",
+                                    mean_se(xa), mean_se(xb)))
     return lines
 
 
@@ -177,6 +220,7 @@ def report(root: Path) -> str:
     if compare:
         lines += ["", "Gain against the official code's on another machine (elsewhere.json):", ""]
         lines += [versus(f"{a} − {b}", summary[a], summary[b]) for a, b in compare]
+    lines += arms(root, conds)
     lines += pooled(root, conds)
     here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})]
     pairs = [(a, b) for a in here for b in here if a < b]

@@ -171,12 +171,34 @@ def test_parity_report_gains_and_pools(tmp_path):
     assert "- gain: ours-b − ours-a: -1.00 ± 0.00" in text
     assert "official-x −" not in text and "ours-a − official-x" not in text
     assert "10.00" not in text and "80.00 / +" not in text
+    # each arm alone, every run of it (official token: 74, 76 and seed 3's 80)
+    assert "- none: ours-b (2 runs) − official (2): +1.50 ± 1.12 (1.3 s.e.)" in text
+    assert "- token: ours-a (2 runs) − official (3): -0.17 ± 2.32 (0.1 s.e.)" in text
+    ablation = tmp_path / "official-mine" / "none-s0"  # an official-layout ablation, one arm
+    ablation.mkdir(parents=True)
+    (ablation / "log.txt").write_text(json.dumps({"epoch": 119, "test_acc1": 69.0}))
+    (ablation / "DONE").touch()
+    text = report(tmp_path)
+    assert "- none: official-mine (1 runs) − official (2): -1.50 ± 0.50 (one run)" not in text
+    assert "- none: official-mine (1 runs) − official (2): -1.50 (one run)" in text
+    assert "| official-mine | 0 |" not in text  # no gain without its token arm,
+    assert "| official-mine | 69.00 / – |" in text  # but its run in the per-seed table
+    import shutil
+    shutil.rmtree(tmp_path / "official-mine")
     # one run a side: no standard error, no count of them
     (tmp_path / "elsewhere.json").write_text(json.dumps({
         "conditions": {"ours-x": {"source": "s", "none": {"0": 70.0}, "token": {"0": 77.0}},
                        "official-x": {"source": "s", "none": {"0": 70.0}, "token": {"0": 76.0}}},
         "compare": [["ours-x", "official-x"]]}))
     assert "- ours-x − official-x: +1.00 (one run)\n" in report(tmp_path)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({
+        "pools": {"o": ["official"], "ab": ["ours-a", "ours-b"]}, "pool_compare": [["ab", "o"]]}))
+    # ours-a gains 5, 6 and ours-b 4, 5: 5 ± 0.41 against the official 4.5 ± 0.5
+    assert "- ab − o: +0.50 ± 0.65 (0.8 s.e.)" in report(tmp_path)
+    (tmp_path / "elsewhere.json").write_text(json.dumps({
+        "pools": {"o": ["official"]}, "pool_compare": [["o", "x"]]}))
+    with pytest.raises(SystemExit, match="pool_compare names no pool 'x'"):
+        report(tmp_path)
     (tmp_path / "elsewhere.json").write_text(json.dumps({"pools": {"p": ["ours-typo"]}}))
     with pytest.raises(SystemExit, match="pool 'p' names no condition 'ours-typo'"):
         report(tmp_path)

@@ -14,7 +14,11 @@ Shims, applied before deit's main.py is imported (nothing in deit's files is edi
     depth 4, 4 heads, 1 channel, qkv_bias, LayerNorm eps 1e-6 as deit's own registrations;
     fmnist_resnet8 (deit-distill's cifar_resnet8, width 2, the quickstart teacher).
  6. engine.evaluate runs every EVAL_EVERY epochs and at the last one (else returns NaN).
-Usage: python run_official.py [deit main.py arguments]  (env DEIT_DIR, RECIPE, EVAL_EVERY)
+An ablation, not a shim: with STUDENT=ours, fmnist_deit and fmnist_deit_distilled are
+deit-distill's own DeiT classes (students/deit.py) at the same shape, so that the official
+training loop trains our model.
+Usage: python run_official.py [deit main.py arguments]  (env DEIT_DIR, RECIPE, EVAL_EVERY,
+STUDENT)
 """
 import gzip
 import math
@@ -99,13 +103,32 @@ def _model_kwargs(kwargs):
     return {k: v for k, v in kwargs.items() if k not in drop}
 
 
+def _ours(name, kwargs):
+    from distill.registry import STUDENTS
+    kwargs = _model_kwargs(kwargs)
+    if kwargs.get("drop_rate", 0.0):
+        raise SystemExit("STUDENT=ours: --drop is not supported")
+    return STUDENTS.build(name, img_size=kwargs.get("img_size", 28), patch_size=7, embed_dim=128,
+                          depth=4, num_heads=4, in_chans=1,
+                          num_classes=kwargs.get("num_classes", 10),
+                          drop_path_rate=kwargs.get("drop_path_rate", 0.0))
+
+
+OURS = os.environ.get("STUDENT", "official") == "ours"
+print(f"students: {'deit-distill students/deit.py' if OURS else 'timm / deit models.py'}")
+
+
 @register_model
 def fmnist_deit(pretrained=False, **kwargs):
+    if OURS:
+        return _ours("deit_tiny_patch16_224", kwargs)
     return VisionTransformer(**_ARCH, **_model_kwargs(kwargs))
 
 
 @register_model
 def fmnist_deit_distilled(pretrained=False, **kwargs):
+    if OURS:
+        return _ours("deit_tiny_distilled_patch16_224", kwargs)
     return deit_models.DistilledVisionTransformer(**_ARCH, **_model_kwargs(kwargs))
 
 
