@@ -181,6 +181,57 @@ def arms(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]
     return lines
 
 
+def _curve_rows(root: Path, name: str, arm: str) -> list[list[dict]]:
+    """Each finished run of one arm: its per-epoch rows as {epoch (1-based), top1 or None,
+    loss}; from deit's log.txt or our metrics.jsonl."""
+    runs = []
+    if name.startswith("official"):
+        for cell in sorted((root / name).glob(f"{arm}-s*")):
+            if (cell / "DONE").exists() and (cell / "log.txt").is_file():
+                rows = [json.loads(x) for x in (cell / "log.txt").read_text().splitlines() if x.strip()]
+                runs.append([{"epoch": r["epoch"] + 1, "loss": r.get("train_loss"),
+                              "top1": None if math.isnan(r["test_acc1"]) else r["test_acc1"]}
+                             for r in rows])
+    else:
+        for summary in sorted((root / name).glob(f"cells/{arm}-*/summary.json")):
+            metrics = summary.parent / "metrics.jsonl"
+            if not metrics.is_file():
+                continue
+            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            runs.append([{"epoch": r["epoch"] + 1, "loss": r.get("train_loss"), "top1": r.get("top1")}
+                         for r in rows if r.get("kind") == "epoch"])
+    return runs
+
+
+def curves(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """Each arm's test top-1 at the epochs both codes evaluate, mean over its runs, and
+    its mean training loss over the last 20 epochs: when in training two conditions part."""
+    if "official" not in conds:
+        return []
+    names = [n for n in conds if (root / n).is_dir()]
+    lines = []
+    for arm in ARMS:
+        runs = {n: _curve_rows(root, n, arm) for n in names}
+        runs = {n: r for n, r in runs.items() if r}
+        if "official" not in runs:
+            continue
+        epochs = sorted({row["epoch"] for row in runs["official"][0] if row["top1"] is not None})
+        lines += ["", f"`{arm}` arm: test top-1 by epoch (mean over runs) and training loss over "
+                  "the last 20 epochs (mean over runs):", "",
+                  "| condition | runs | " + " | ".join(f"epoch {e}" for e in epochs)
+                  + " | loss, last 20 |", "|---|---|" + "---|" * (len(epochs) + 1)]
+        for name, rs in runs.items():
+            cells = []
+            for e in epochs:
+                xs = [row["top1"] for r in rs for row in r if row["epoch"] == e and row["top1"] is not None]
+                cells.append(f"{sum(xs) / len(xs):.2f}" if xs else "–")
+            loss = [sum(x) / len(x) for r in rs
+                    if (x := [row["loss"] for row in r[-20:] if row["loss"] is not None])]
+            lines.append(f"| {name} | {len(rs)} | " + " | ".join(cells)
+                         + (f" | {sum(loss) / len(loss):.3f} |" if loss else " | – |"))
+    return lines
+
+
 def gains(cells: dict[str, dict[int, float]]) -> dict[int, float]:
     return {s: cells["token"][s] - cells["none"][s] for s in cells["none"] if s in cells["token"]}
 
@@ -221,6 +272,7 @@ def report(root: Path) -> str:
         lines += ["", "Gain against the official code's on another machine (elsewhere.json):", ""]
         lines += [versus(f"{a} − {b}", summary[a], summary[b]) for a, b in compare]
     lines += arms(root, conds)
+    lines += curves(root, conds)
     lines += pooled(root, conds)
     here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})]
     pairs = [(a, b) for a in here for b in here if a < b]

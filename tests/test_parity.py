@@ -247,3 +247,31 @@ def test_parity_report_factors(tmp_path):
     import shutil
     shutil.rmtree(tmp_path / "ours-tensor-epoch")
     assert "By factor" not in report(tmp_path)
+
+
+def test_parity_report_curves(tmp_path):
+    """The per-epoch table: the official code's evaluated epochs (NaN between them left out),
+    our runs' top-1 at those epochs, each run's training loss over its last 20 epochs."""
+    import json
+
+    from benchmarks.parity_report import report
+
+    for seed, last in enumerate([70.0, 72.0]):
+        d = tmp_path / "official" / f"none-s{seed}"
+        d.mkdir(parents=True)
+        rows = [{"epoch": e, "train_loss": 2.0 - e / 100, "test_acc1": float("nan")} for e in range(40)]
+        rows[19]["test_acc1"], rows[39]["test_acc1"] = 50.0 + seed, last
+        (d / "log.txt").write_text("\n".join(json.dumps(r) for r in rows))
+        (d / "DONE").touch()
+        _cell(tmp_path, "official", "token", seed, last + 4)
+        c = tmp_path / "ours-a" / "cells" / f"none-no_teacher-x-s{seed}"
+        c.mkdir(parents=True)
+        (c / "summary.json").write_text(json.dumps({"top1": 60.0}))
+        (c / "metrics.jsonl").write_text("\n".join(json.dumps(
+            {"kind": "epoch", "epoch": e, "train_loss": 1.0, **({"top1": 60.0} if e in (19, 39) else {})})
+            for e in range(40)))
+    text = report(tmp_path)
+    assert "| condition | runs | epoch 20 | epoch 40 | loss, last 20 |" in text
+    # official loss over epochs 20..39: 2 − (20..39)/100, mean 1.705
+    assert "| official | 2 | 50.50 | 71.00 | 1.705 |" in text
+    assert "| ours-a | 2 | 60.00 | 60.00 | 1.000 |" in text
