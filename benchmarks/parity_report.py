@@ -274,7 +274,8 @@ def report(root: Path) -> str:
     lines += arms(root, conds)
     lines += curves(root, conds)
     lines += pooled(root, conds)
-    here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})]
+    here = [c for c in conds if c.startswith("ours") and c not in _elsewhere(root).get("conditions", {})
+            and gains(conds[c])]  # one-arm ablations (another model class) pair with nothing
     pairs = [(a, b) for a in here for b in here if a < b]
     if pairs:
         lines += ["", "Between our conditions on this machine, paired by seed (same seeds, same "

@@ -9,7 +9,7 @@ COMMON="--batch-size 128 --epochs 120 --lr 8e-3 --weight-decay 0.05 --warmup-epo
  --aa rand-m9-mstd0.5-inc1 --drop-path 0.0 --no-model-ema --input-size 28 --data-set CIFAR
  --data-path unused --device cpu --num_workers 0 --no-pin-mem --no-repeated-aug"
 for seed in ${SEEDS:-1 2}; do
-  for arm in none token; do
+  for arm in ${ARMS:-none token}; do
     d=$O/$arm-s$seed; [ -e $d/DONE ] && continue; mkdir -p $d
     if [ $arm = none ]; then A="--model fmnist_deit --distillation-type none"
     else A="--model fmnist_deit_distilled --distillation-type hard --distillation-alpha 0.5
