@@ -342,14 +342,14 @@ def factors(conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
 
     lines = ["", "By factor, on this machine (pairs of the same seed; pipeline × LR stepping):",
              ""]
-    for factor, levels, others in (("LR stepping, epoch − iter", ("iter", "epoch"), ("pil", "tensor")),
-                                   ("pipeline, tensor − pil", ("pil", "tensor"), ("iter", "epoch"))):
+    for factor, levels, others, by_step in (
+            ("LR stepping, epoch − iter", ("iter", "epoch"), ("pil", "tensor"), True),
+            ("pipeline, tensor − pil", ("pil", "tensor"), ("iter", "epoch"), False)):
         for name in ("none", "token", "gain"):
             per_level = []
             for other in others:
-                key = (lambda lv, o=other: (o, lv)) if factor.startswith("LR") else \
-                      (lambda lv, o=other: (lv, o))
-                a, b = arm(cell[key(levels[0])], name), arm(cell[key(levels[1])], name)
+                lo, hi = (((other, lv) if by_step else (lv, other)) for lv in levels)
+                a, b = arm(cell[lo], name), arm(cell[hi], name)
                 per_level.append([b[s] - a[s] for s in sorted(set(a) & set(b))])
             pooled = [x for d in per_level for x in d]
             line = f"- {factor}, {name}: {paired_test(pooled)}"
