@@ -119,6 +119,57 @@ def test_deit_initialisation_is_the_official_one(shape):
         assert twin[key][1] == pytest.approx(std, rel=0.1, abs=1e-9), key
 
 
+
+@pytest.mark.parametrize("distilled", [False, True], ids=["twin", "distilled"])
+def test_deit_trains_bitwise_as_timm(distilled):
+    """Loaded with the same weights, our DeiT and timm's class (VisionTransformer for the twin,
+    VisionTransformerDistilled for DeiT⚗) take the same AdamW steps bit for bit: the same loss,
+    gradients, parameter groups (timm's create_optimizer_v2, as deit's main.py builds them) and
+    weights after each step. So the class alone cannot move top-1 (parity study, issue 26)."""
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+    from timm.optim import create_optimizer_v2
+
+    from distill.registry import STUDENTS
+
+    shape = dict(img_size=28, patch_size=7, embed_dim=32, depth=2, num_heads=4, num_classes=10,
+                 in_chans=1)
+    torch.manual_seed(0)
+    cls = VisionTransformerDistilled if distilled else VisionTransformer
+    theirs = cls(**shape, qkv_bias=True, norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
+    if distilled:
+        theirs.set_distilled_training(True)
+    ours = STUDENTS.build("deit_tiny_distilled_patch16_224" if distilled else "deit_tiny_patch16_224",
+                          **shape)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    opts = [create_optimizer_v2(m, "adamw", lr=2e-3, weight_decay=0.05) for m in (theirs, ours)]
+    groups = []
+    for model, opt in zip((theirs, ours), opts):
+        names = {id(p): n for n, p in model.named_parameters()}
+        groups.append([(g["weight_decay"], sorted(names[id(p)] for p in g["params"]))
+                       for g in opt.param_groups])
+    assert groups[0] == groups[1]
+    no_decay = next(names for wd, names in groups[1] if wd == 0.0)
+    assert {"cls_token", "pos_embed", "norm.weight", "head.bias"} <= set(no_decay)
+    assert ("dist_token" in no_decay) == distilled
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    for _ in range(3):
+        losses = []
+        for model, opt in zip((theirs, ours), opts):
+            model.train()
+            out = model(x)
+            out = out if isinstance(out, tuple) else (out,)
+            loss = sum(torch.nn.functional.cross_entropy(o, y) for o in out)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss)
+        assert torch.equal(losses[0], losses[1])
+        mine = dict(ours.named_parameters())
+        for name, p in theirs.named_parameters():
+            assert torch.equal(p.grad, mine[name].grad), name
+            assert torch.equal(p, mine[name]), name
+
 def _cell(root, cond, arm, seed, top1):
     import json
     if cond == "official":

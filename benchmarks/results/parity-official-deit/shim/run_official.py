@@ -17,8 +17,16 @@ Shims, applied before deit's main.py is imported (nothing in deit's files is edi
 An ablation, not a shim: with STUDENT=ours, fmnist_deit and fmnist_deit_distilled are
 deit-distill's own DeiT classes (students/deit.py) at the same shape, so that the official
 training loop trains our model.
+With STUDENT=ours-sameinit, timm's / deit's class is built first, as in the official run (so
+the random stream after it is the official run's), and our class, built under a forked
+random state, is loaded with its weights: the official run with only the class swapped.
 Usage: python run_official.py [deit main.py arguments]  (env DEIT_DIR, RECIPE, EVAL_EVERY,
-STUDENT)
+STUDENT, PY_SEED)
+
+Found on the way (not a shim): deit's main.py seeds torch and NumPy but leaves Python's
+`random.seed` commented out, and timm's PIL transforms (RandomResizedCrop, flip, RandAugment,
+erasing) draw from Python's `random`; so two official runs at one --seed differ. PY_SEED=1 seeds
+Python's `random` with --seed as well (a diagnostic: every recorded official cell runs without).
 """
 import gzip
 import math
@@ -114,22 +122,40 @@ def _ours(name, kwargs):
                           drop_path_rate=kwargs.get("drop_path_rate", 0.0))
 
 
-OURS = os.environ.get("STUDENT", "official") == "ours"
-print(f"students: {'deit-distill students/deit.py' if OURS else 'timm / deit models.py'}")
+STUDENT = os.environ.get("STUDENT", "official")
+if STUDENT not in ("official", "ours", "ours-sameinit"):
+    raise SystemExit(f"STUDENT={STUDENT}: expected official, ours or ours-sameinit")
+OURS = STUDENT == "ours"
+print(f"students: {'deit-distill students/deit.py' if STUDENT != 'official' else 'timm / deit models.py'}"
+      f"{', initialised from timm/deit class' if STUDENT == 'ours-sameinit' else ''}")
+
+
+def _same_init(name, official, kwargs):
+    # Our class, built without touching the random stream, takes the official model's weights.
+    with torch.random.fork_rng(devices=[]):
+        ours = _ours(name, kwargs)
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return ours
 
 
 @register_model
 def fmnist_deit(pretrained=False, **kwargs):
     if OURS:
         return _ours("deit_tiny_patch16_224", kwargs)
-    return VisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+    official = VisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+    if STUDENT == "ours-sameinit":
+        return _same_init("deit_tiny_patch16_224", official, kwargs)
+    return official
 
 
 @register_model
 def fmnist_deit_distilled(pretrained=False, **kwargs):
     if OURS:
         return _ours("deit_tiny_distilled_patch16_224", kwargs)
-    return deit_models.DistilledVisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+    official = deit_models.DistilledVisionTransformer(**_ARCH, **_model_kwargs(kwargs))
+    if STUDENT == "ours-sameinit":
+        return _same_init("deit_tiny_distilled_patch16_224", official, kwargs)
+    return official
 
 
 @register_model
@@ -169,4 +195,8 @@ if __name__ == "__main__":
     EPOCHS = args.epochs
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
+    if os.environ.get("PY_SEED") == "1":
+        import random
+        random.seed(args.seed)
+        print(f"PY_SEED=1: random.seed({args.seed})")
     deit_main.main(args)
