@@ -167,7 +167,8 @@ def arms(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]
             if name == "official" or name in elsewhere.get("conditions", {}) or not xs:
                 continue
             if len(ref) > 1:
-                lines.append(versus(f"{arm}: {name} ({len(xs)} runs) − official ({len(ref)})",
+                runs = f"{len(xs)} run{'s' if len(xs) > 1 else ''}"
+                lines.append(versus(f"{arm}: {name} ({runs}) − official ({len(ref)})",
                                     mean_se(xs) if len(xs) > 1 else (xs[0], math.nan),
                                     mean_se(ref)))
     pools = elsewhere.get("pools", {})

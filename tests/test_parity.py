@@ -230,8 +230,8 @@ def test_parity_report_gains_and_pools(tmp_path):
     (ablation / "log.txt").write_text(json.dumps({"epoch": 119, "test_acc1": 69.0}))
     (ablation / "DONE").touch()
     text = report(tmp_path)
-    assert "- none: official-mine (1 runs) − official (2): -1.50 ± 0.50 (one run)" not in text
-    assert "- none: official-mine (1 runs) − official (2): -1.50 (one run)" in text
+    assert "- none: official-mine (1 run) − official (2): -1.50 ± 0.50 (one run)" not in text
+    assert "- none: official-mine (1 run) − official (2): -1.50 (one run)" in text
     assert "| official-mine | 0 |" not in text  # no gain without its token arm,
     assert "| official-mine | 69.00 / – |" in text  # but its run in the per-seed table
     import shutil

@@ -1,0 +1,1 @@
+SEEDS="8" bash /work/parity-out/queue/09-official.sh

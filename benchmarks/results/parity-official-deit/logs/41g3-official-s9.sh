@@ -1,0 +1,1 @@
+SEEDS="9" bash /work/parity-out/queue/09-official.sh
