@@ -24,9 +24,11 @@ Usage: python run_official.py [deit main.py arguments]  (env DEIT_DIR, RECIPE, E
 STUDENT, PY_SEED)
 
 Found on the way (not a shim): deit's main.py seeds torch and NumPy but leaves Python's
-`random.seed` commented out, and timm's PIL transforms (RandomResizedCrop, flip, RandAugment,
-erasing) draw from Python's `random`; so two official runs at one --seed differ. PY_SEED=1 seeds
-Python's `random` with --seed as well (a diagnostic: every recorded official cell runs without).
+`random.seed` commented out. timm's RandomResizedCrop, RandAugment's magnitudes and
+probabilities, and RandomErasing's boxes draw from Python's `random`; with --num_workers 0, as
+here, nothing seeds it (worker processes would be seeded from torch), so two official runs at
+one --seed differ. PY_SEED=1 seeds Python's `random` with --seed as well (a diagnostic: every
+other recorded official cell runs without).
 """
 import gzip
 import math
