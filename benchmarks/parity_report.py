@@ -34,7 +34,10 @@ machine; `pool_compare` says which pools to set against which (by default each a
 pool that holds `official`). A pool puts its conditions'
 gains together as if independent: a rough figure only (runs of one seed share their
 initialisation and data order across machines, and the machines' teachers and commits
-differ), printed apart from the comparisons on one machine.
+differ), printed apart from the comparisons on one machine. Each `pool_compare` pair is also
+set side by side arm by arm (every run of each arm, those without the other arm too), and by
+the gain taken from the arms' means (token's mean − none's mean, the four sets of runs as
+independent): the figure that counts a pool's one-arm runs, such as an ablation's twins.
 """
 
 from __future__ import annotations
@@ -173,12 +176,22 @@ def arms(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]
                                     mean_se(ref)))
     pools = elsewhere.get("pools", {})
     for a, b in elsewhere.get("pool_compare", []):
+        runs = {}
         for arm in ARMS:
             xa = [v for c in pools.get(a, []) for v in conds[c][arm].values()]
             xb = [v for c in pools.get(b, []) for v in conds[c][arm].values()]
+            runs[arm] = (xa, xb)
             if len(xa) > 1 and len(xb) > 1:
                 lines.append(versus(f"{arm}: {a} ({len(xa)} runs) − {b} ({len(xb)})",
                                     mean_se(xa), mean_se(xb)))
+        if all(len(x) > 1 for pair in runs.values() for x in pair):
+            # token's mean − none's mean on each side, all four sets of runs independent
+            (na, nb), (ta, tb) = runs["none"], runs["token"]
+            side = []
+            for n, t in ((na, ta), (nb, tb)):
+                (mn, en), (mt, et) = mean_se(n), mean_se(t)
+                side.append((mt - mn, math.hypot(en, et)))
+            lines.append(versus(f"gain from the arms' means, unpaired: {a} − {b}", *side))
     return lines
 
 

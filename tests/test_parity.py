@@ -251,7 +251,12 @@ def test_parity_report_gains_and_pools(tmp_path):
     (tmp_path / "elsewhere.json").write_text(json.dumps({
         "pools": {"o": ["official"], "ab": ["ours-a", "ours-b"]}, "pool_compare": [["ab", "o"]]}))
     # ours-a gains 5, 6 and ours-b 4, 5: 5 ± 0.41 against the official 4.5 ± 0.5
-    assert "- ab − o: +0.50 ± 0.65 (0.8 s.e.)" in report(tmp_path)
+    text = report(tmp_path)
+    assert "- ab − o: +0.50 ± 0.65 (0.8 s.e.)" in text
+    # arm by arm, every run of the pool: ab's none 70, 72, 71, 73 (71.50 ± 0.65) and token
+    # 75, 78, 75, 78 (76.50 ± 0.87); o's none 70, 71 (70.50 ± 0.50) and token 74, 76, 80
+    # (76.67 ± 1.76): gains 5.00 ± 1.08 and 6.17 ± 1.83
+    assert "- gain from the arms' means, unpaired: ab − o: -1.17 ± 2.13 (0.5 s.e.)" in text
     (tmp_path / "elsewhere.json").write_text(json.dumps({
         "pools": {"o": ["official"]}, "pool_compare": [["o", "x"]]}))
     with pytest.raises(SystemExit, match="pool_compare names no pool 'x'"):
