@@ -57,12 +57,17 @@ def _official(folder: Path) -> dict[str, dict[int, float]]:
         log = cell / "log.txt"
         if arm not in out or not (cell / "DONE").exists() or not log.is_file():
             continue
-        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        rows = _jsonl(log)
         last = max(rows, key=lambda r: r["epoch"]) if rows else {}
         top1 = float(last.get("test_acc1", math.nan))
         if math.isfinite(top1):  # the last epoch's evaluation (deit logs NaN between them)
             out[arm][int(seed)] = top1
     return out
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file (deit's log.txt, our metrics.jsonl)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _ours(folder: Path) -> dict[str, dict[int, float]]:
@@ -124,15 +129,27 @@ def _elsewhere(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
-    """Each pool's gain over all its conditions' seeds, and each against the official pool."""
-    pools = _elsewhere(root).get("pools", {})
-    if not pools:
-        return []
+def _pools(root: Path, conds: dict) -> tuple[dict[str, list[str]], list[list[str]] | None]:
+    """elsewhere.json's pools and its `pool_compare` pairs (None where it gives none), each
+    name checked: one line naming what is wrong, not a KeyError."""
+    elsewhere = _elsewhere(root)
+    pools = elsewhere.get("pools", {})
     for name, members in pools.items():
         unknown = [c for c in members if c not in conds]
         if unknown:
             raise SystemExit(f"elsewhere.json: pool '{name}' names no condition '{unknown[0]}'")
+    pairs = elsewhere.get("pool_compare")
+    for a, b in pairs or []:
+        if a not in pools or b not in pools:
+            raise SystemExit(f"elsewhere.json: pool_compare names no pool '{a if a not in pools else b}'")
+    return pools, pairs
+
+
+def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]:
+    """Each pool's gain over all its conditions' seeds, and each against the official pool."""
+    pools, pairs = _pools(root, conds)
+    if not pools:
+        return []
     got = {name: [g for c in members for g in gains(conds[c]).values()]
            for name, members in pools.items()}
     lines = ["", "Pools of conditions (each pool's runs taken as independent; over two "
@@ -142,13 +159,10 @@ def pooled(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[st
         if len(g) > 1:
             lines.append(f"- {name} ({' + '.join(pools[name])}): {fmt(*mean_se(g), sign=True)} "
                          f"over {len(g)} runs")
-    pairs = _elsewhere(root).get("pool_compare")
     if pairs is None:  # each pool against the one holding the official code's cells here
         ref = next((n for n, members in pools.items() if "official" in members), None)
         pairs = [[name, ref] for name in got if ref is not None and name != ref]
     for a, b in pairs:
-        if a not in got or b not in got:
-            raise SystemExit(f"elsewhere.json: pool_compare names no pool '{a if a not in got else b}'")
         if len(got[a]) > 1 and len(got[b]) > 1:
             lines.append(versus(f"{a} − {b}", mean_se(got[a]), mean_se(got[b])))
     return lines
@@ -174,12 +188,12 @@ def arms(root: Path, conds: dict[str, dict[str, dict[int, float]]]) -> list[str]
                 lines.append(versus(f"{arm}: {name} ({runs}) − official ({len(ref)})",
                                     mean_se(xs) if len(xs) > 1 else (xs[0], math.nan),
                                     mean_se(ref)))
-    pools = elsewhere.get("pools", {})
-    for a, b in elsewhere.get("pool_compare", []):
+    pools, pairs = _pools(root, conds)
+    for a, b in pairs or []:
         runs = {}
         for arm in ARMS:
-            xa = [v for c in pools.get(a, []) for v in conds[c][arm].values()]
-            xb = [v for c in pools.get(b, []) for v in conds[c][arm].values()]
+            xa = [v for c in pools[a] for v in conds[c][arm].values()]
+            xb = [v for c in pools[b] for v in conds[c][arm].values()]
             runs[arm] = (xa, xb)
             if len(xa) > 1 and len(xb) > 1:
                 lines.append(versus(f"{arm}: {a} ({len(xa)} runs) − {b} ({len(xb)})",
@@ -202,7 +216,7 @@ def _curve_rows(root: Path, name: str, arm: str) -> list[list[dict]]:
     if name.startswith("official"):
         for cell in sorted((root / name).glob(f"{arm}-s*")):
             if (cell / "DONE").exists() and (cell / "log.txt").is_file():
-                rows = [json.loads(x) for x in (cell / "log.txt").read_text().splitlines() if x.strip()]
+                rows = _jsonl(cell / "log.txt")
                 runs.append([{"epoch": r["epoch"] + 1, "loss": r.get("train_loss"),
                               "top1": None if math.isnan(r["test_acc1"]) else r["test_acc1"]}
                              for r in rows])
@@ -211,7 +225,7 @@ def _curve_rows(root: Path, name: str, arm: str) -> list[list[dict]]:
             metrics = summary.parent / "metrics.jsonl"
             if not metrics.is_file():
                 continue
-            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            rows = _jsonl(metrics)
             runs.append([{"epoch": r["epoch"] + 1, "loss": r.get("train_loss"), "top1": r.get("top1")}
                          for r in rows if r.get("kind") == "epoch"])
     return runs

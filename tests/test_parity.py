@@ -264,6 +264,11 @@ def test_parity_report_gains_and_pools(tmp_path):
     (tmp_path / "elsewhere.json").write_text(json.dumps({"pools": {"p": ["ours-typo"]}}))
     with pytest.raises(SystemExit, match="pool 'p' names no condition 'ours-typo'"):
         report(tmp_path)
+    # a typo in a pool that pool_compare sets against another: the same one line, not a KeyError
+    (tmp_path / "elsewhere.json").write_text(json.dumps({
+        "pools": {"p": ["ours-typo"], "o": ["official"]}, "pool_compare": [["p", "o"]]}))
+    with pytest.raises(SystemExit, match="pool 'p' names no condition 'ours-typo'"):
+        report(tmp_path)
 
 
 def test_parity_report_t_distribution():
